@@ -1,0 +1,187 @@
+"""Settings from environment variables, validated at start-up.
+
+Every service reads its configuration through :class:`Env`. A bad value raises
+:class:`SettingsError` whose message is one line naming the variable, the value
+and what was expected; :func:`exit_on_bad_settings` turns it into that one line
+on stderr and exit status 2, with no traceback.
+
+    env = Env()
+    host = env.str("HOST", "127.0.0.1")
+    port = env.port("PORT", 8080)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import NoReturn, TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+# Builtins under other names: Env has methods called str/int/float/bool.
+_Text = str
+_Int = int
+_Float = float
+_Bool = bool
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot start with."""
+
+    def __init__(self, name: str, value: str, expected: str) -> None:
+        super().__init__(f"invalid setting {name}={value!r}: expected {expected}")
+        self.name = name
+        self.value = value
+        self.expected = expected
+
+
+class Env:
+    """Typed, validated access to environment variables.
+
+    An unset or empty variable takes the default; a set one must parse and be in
+    range, or :class:`SettingsError` names it.
+    """
+
+    def __init__(self, environ: Mapping[_Text, _Text] | None = None) -> None:
+        self._environ = os.environ if environ is None else environ
+
+    def raw(self, name: _Text) -> _Text | None:
+        value = self._environ.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def str(
+        self,
+        name: _Text,
+        default: _Text,
+        *,
+        choices: tuple[_Text, ...] | None = None,
+        max_length: _Int = 4096,
+    ) -> _Text:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if choices is not None and value not in choices:
+            raise SettingsError(name, value, "one of " + ", ".join(choices))
+        if len(value) > max_length:
+            raise SettingsError(name, value[:40] + "...", f"at most {max_length} characters")
+        return value
+
+    def optional_str(self, name: _Text) -> _Text | None:
+        return self.raw(name)
+
+    def int(
+        self,
+        name: _Text,
+        default: _Int,
+        *,
+        minimum: _Int | None = None,
+        maximum: _Int | None = None,
+    ) -> int:
+        return self._number(name, default, _Int, "an integer", minimum, maximum)
+
+    def float(
+        self,
+        name: _Text,
+        default: _Float,
+        *,
+        minimum: _Float | None = None,
+        maximum: _Float | None = None,
+    ) -> float:
+        return self._number(name, default, _Float, "a number", minimum, maximum)
+
+    def port(self, name: _Text, default: _Int) -> _Int:
+        return self.int(name, default, minimum=1, maximum=65535)
+
+    def bool(self, name: _Text, default: _Bool) -> _Bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise SettingsError(name, value, "true or false")
+
+    def path(self, name: _Text, default: Path | _Text) -> Path:
+        value = self.raw(name)
+        path = Path(default if value is None else value).expanduser()
+        if "\x00" in str(path):
+            raise SettingsError(name, str(path), "a file-system path")
+        return path
+
+    def url(
+        self, name: _Text, default: _Text, *, schemes: tuple[_Text, ...] = ("http", "https")
+    ) -> _Text:
+        value = self.raw(name) or default
+        parts = urlsplit(value)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in schemes or not parts.hostname or port == -1:
+            raise SettingsError(name, value, "a URL like " + f"{schemes[0]}://host:port")
+        return value.rstrip("/")
+
+    def address(self, name: _Text, default: _Text) -> _Text:
+        """A ``host:port`` address, as gRPC targets are written."""
+        value = self.raw(name) or default
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise SettingsError(name, value, "host:port")
+        return value
+
+    def _number(
+        self,
+        name: _Text,
+        default: T,
+        parse: Callable[[_Text], T],
+        kind: _Text,
+        minimum: object,
+        maximum: object,
+    ) -> T:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = parse(value)
+        except ValueError:
+            raise SettingsError(name, value, _range_text(kind, minimum, maximum)) from None
+        if (minimum is not None and number < minimum) or (  # type: ignore[operator]
+            maximum is not None and number > maximum  # type: ignore[operator]
+        ):
+            raise SettingsError(name, value, _range_text(kind, minimum, maximum))
+        return number
+
+
+def _range_text(kind: str, minimum: object, maximum: object) -> str:
+    if minimum is not None and maximum is not None:
+        return f"{kind} from {minimum} to {maximum}"
+    if minimum is not None:
+        return f"{kind} >= {minimum}"
+    if maximum is not None:
+        return f"{kind} <= {maximum}"
+    return kind
+
+
+def exit_on_bad_settings(error: SettingsError, program: str) -> NoReturn:
+    """Print the one-line reason to stderr and exit with status 2."""
+    print(f"{program}: {error}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def load_or_exit(loader: Callable[[], T], program: str) -> T:
+    """Call ``loader``; on :class:`SettingsError` print one line and exit 2."""
+    try:
+        return loader()
+    except SettingsError as error:
+        exit_on_bad_settings(error, program)
