@@ -1,0 +1,173 @@
+"""Helpers for tests and benchmarks that run services as real processes.
+
+Not used by the services themselves. One place for "start this console script
+on a free loopback port, wait until it is ready, stop it", so every test suite
+and bench script does it the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def console_script(name: str) -> str:
+    """Path of a workspace console script in the running interpreter's venv."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+class ServiceProcess:
+    """A service started as a subprocess, its output captured to a log file.
+
+    >>> with ServiceProcess(["books"], {"PORT": "9000"}) as proc:
+    ...     proc.wait_http_ready("http://127.0.0.1:9000/readyz")
+    """
+
+    def __init__(
+        self,
+        command: list[str],
+        env: Mapping[str, str] | None = None,
+        *,
+        name: str | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.command = [console_script(command[0]), *command[1:]]
+        self.name = name or command[0]
+        self.env = {**os.environ, "DD_TRACE_ENABLED": "false", **(env or {})}
+        self.cwd = cwd or REPO_ROOT
+        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
+            prefix=f"{self.name}-", suffix=".log", delete=False
+        )
+        self.log_path = Path(self._log.name)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        self.process = subprocess.Popen(
+            self.command,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not started"
+        return self.process.pid
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def wait_http_ready(self, url: str, timeout: float = 30.0) -> None:
+        """Poll ``url`` until it answers 200; fail fast if the process exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._fail_if_exited()
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.name} not ready at {url} after {timeout}s:\n{self.output()}")
+
+    def wait_grpc_ready(self, address: str, timeout: float = 30.0) -> None:
+        """Poll the standard gRPC health service until it says SERVING."""
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                self._fail_if_exited()
+                with contextlib.suppress(grpc.RpcError):
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                time.sleep(0.05)
+        raise TimeoutError(f"{self.name} not SERVING at {address} after {timeout}s")
+
+    def wait_exit(self, timeout: float = 15.0) -> int:
+        assert self.process is not None, "not started"
+        return self.process.wait(timeout=timeout)
+
+    def terminate(self, timeout: float = 15.0) -> int:
+        """SIGTERM, wait for a graceful exit; SIGKILL the group if it hangs."""
+        assert self.process is not None, "not started"
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return int(self.process.wait())
+
+    def kill(self) -> None:
+        """SIGKILL the process and everything it started."""
+        assert self.process is not None, "not started"
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.terminate()
+        # Anything the service started in its own process group goes too.
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self._log.close()
+
+    def _fail_if_exited(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(
+                f"{self.name} exited with status {self.process.returncode}:\n{self.output()}"
+            )
+
+    def __enter__(self) -> ServiceProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def running(
+    command: list[str], env: Mapping[str, str] | None = None, *, ready_url: str | None = None
+) -> Iterator[ServiceProcess]:
+    """Start a service, wait for ``ready_url`` (if given), stop it afterwards."""
+    with ServiceProcess(command, env) as proc:
+        if ready_url:
+            proc.wait_http_ready(ready_url)
+        yield proc
