@@ -1,0 +1,64 @@
+"""One JSON access-log line per HTTP request, as a plain ASGI wrapper.
+
+Wraps the whole application (outside Litestar's router) so that 404s and 405s
+are logged too. Field names are Datadog standard attributes: ``http.method``,
+``http.url`` (path and query), ``http.status_code``, ``http.route`` (the route
+template, when one matched), ``duration`` (nanoseconds) and
+``network.client.ip``. Kept deliberately small: one closure and one log call
+per request.
+"""
+
+from __future__ import annotations
+
+import logging
+from time import perf_counter_ns
+from typing import Any
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+
+access_logger = logging.getLogger("servicekit.access")
+
+
+class AccessLogMiddleware:
+    """ASGI middleware that logs each HTTP request once it has been answered."""
+
+    def __init__(self, app: ASGIApp, logger: logging.Logger = access_logger) -> None:
+        self.app = app
+        self.logger = logger
+        # Forward attribute access (e.g. ``.openapi_schema``) by keeping a handle.
+        self.wrapped = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or not self.logger.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        start = perf_counter_ns()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            self._log(scope, status, perf_counter_ns() - start)
+
+    def _log(self, scope: HTTPScope, status: int, duration_ns: int) -> None:
+        query: bytes = scope.get("query_string", b"")
+        path: str = scope["path"]
+        client = scope.get("client")
+        extra: dict[str, Any] = {
+            "http.method": scope["method"],
+            "http.url": f"{path}?{query.decode('latin-1')}" if query else path,
+            "http.status_code": status,
+            "duration": duration_ns,
+            "network.client.ip": client[0] if client else None,
+        }
+        route = scope.get("path_template")
+        if route:
+            extra["http.route"] = route
+        self.logger.info("%s %s %d", scope["method"], path, status, extra=extra)
