@@ -71,7 +71,7 @@ def _validation_detail(exc: ValidationException) -> tuple[str, str]:
             continue
         message = str(item.get("message", "invalid value"))
         key = item.get("key")
-        source = item.get("source")
+        source = getattr(item.get("source"), "value", item.get("source"))
         where = f"{source} parameter '{key}'" if source and key else (f"'{key}'" if key else "")
         parts.append(f"{where}: {message}" if where else message)
     detail = "; ".join(parts) if parts else str(exc.detail)

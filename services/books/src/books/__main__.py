@@ -1,0 +1,26 @@
+"""``books`` console script: ``uv run books``."""
+
+from __future__ import annotations
+
+from servicekit.http import serve
+from servicekit.logs import configure_logging
+from servicekit.settings import load_or_exit
+
+from books.app import create_app
+from books.settings import Settings, load_settings, prepare_db_path
+
+
+def _load() -> Settings:
+    settings = load_settings()
+    prepare_db_path(settings)
+    return settings
+
+
+def main() -> None:
+    settings = load_or_exit(_load, "books")
+    configure_logging("books")
+    serve(create_app(settings), settings.host, settings.port)
+
+
+if __name__ == "__main__":
+    main()

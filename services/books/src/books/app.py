@@ -1,0 +1,35 @@
+"""The books Litestar application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from servicekit.http import healthz_route, json_api, readiness_route
+
+from books.repository import BookStore
+from books.routes import book_routes
+from books.settings import Settings
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(settings: Settings) -> Litestar:
+    """The app; the database is opened (and migrated) at start-up, closed at shutdown."""
+    store = BookStore(settings.db_path, settings.db_synchronous)
+
+    @asynccontextmanager
+    async def database(_: Litestar) -> AsyncIterator[None]:
+        await store.open()
+        try:
+            yield
+        finally:
+            await store.close()
+
+    return json_api(
+        [book_routes(store), healthz_route(), readiness_route(store.ping)],
+        title="books",
+        max_body_bytes=MAX_BODY_BYTES,
+        lifespan=[database],
+    )

@@ -1,0 +1,115 @@
+"""HTTP routes of the books API.
+
+Handlers are built around one :class:`BookStore` (closures, no per-request
+dependency injection). Responses carry JSON produced by SQLite; the handler
+annotations still name :class:`Book` so the OpenAPI schema describes it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from litestar import MediaType, Response, Router, delete, get, patch, post, put
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import Parameter
+
+from books.models import MAX_ID, Book, BookIn, BookPatch
+from books.repository import BookStore
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+
+IdParam = Annotated[
+    str,
+    Parameter(
+        title="id",
+        description=f"book id: an integer from 1 to {MAX_ID}",
+    ),
+]
+Limit = Annotated[
+    int, Parameter(ge=1, le=MAX_LIMIT, description=f"page size, 1-{MAX_LIMIT} (default 100)")
+]
+Offset = Annotated[
+    int, Parameter(ge=0, le=MAX_ID, description="number of books to skip (default 0)")
+]
+
+
+def parse_id(raw: str) -> int:
+    """The ``{book_id}`` path segment as an id, or a 400 naming the problem."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= 19:
+        value = int(raw)
+        if 1 <= value <= MAX_ID:
+            return value
+    raise ValidationException(
+        detail=f"path parameter 'id' must be an integer from 1 to {MAX_ID}, got {raw[:40]!r}"
+    )
+
+
+def _json(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response[Book]:
+    # The body is already JSON (from SQLite): Litestar sends bytes as they are.
+    return cast(
+        "Response[Book]",
+        Response(content=body, status_code=status, media_type=MediaType.JSON, headers=headers),
+    )
+
+
+def _not_found(book_id: int) -> NotFoundException:
+    return NotFoundException(detail=f"no book with id {book_id}")
+
+
+def book_routes(store: BookStore) -> Router:
+    """``/books`` CRUD routes bound to ``store``."""
+
+    @post("/", summary="Create a book", sync_to_thread=False)
+    async def create_book(data: BookIn) -> Response[Book]:
+        book_id, body = await store.create_json(data)
+        return _json(body, 201, {"Location": f"/books/{book_id}"})
+
+    @get("/", summary="List books ordered by id", sync_to_thread=False)
+    def list_books(limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> Response[list[Book]]:
+        return cast("Response[list[Book]]", _json(store.list_json(limit, offset)))
+
+    @get("/{book_id:str}", summary="Get a book", sync_to_thread=False)
+    def get_book(book_id: IdParam) -> Response[Book]:
+        parsed = parse_id(book_id)
+        body = store.get_json(parsed)
+        if body is None:
+            raise _not_found(parsed)
+        return _json(body)
+
+    @put("/{book_id:str}", summary="Replace a book", sync_to_thread=False)
+    async def replace_book(book_id: IdParam, data: BookIn) -> Response[Book]:
+        parsed = parse_id(book_id)
+        body = await store.replace_json(parsed, data)
+        if body is None:
+            raise _not_found(parsed)
+        return _json(body)
+
+    @patch("/{book_id:str}", summary="Change some fields of a book", sync_to_thread=False)
+    async def patch_book(book_id: IdParam, data: BookPatch) -> Response[Book]:
+        parsed = parse_id(book_id)
+        if data.is_empty():
+            raise ValidationException(
+                detail="PATCH body must set at least one of title, author, description"
+            )
+        body = await store.patch_json(parsed, data)
+        if body is None:
+            raise _not_found(parsed)
+        return _json(body)
+
+    @delete("/{book_id:str}", summary="Delete a book", sync_to_thread=False)
+    async def delete_book(book_id: IdParam) -> None:
+        parsed = parse_id(book_id)
+        if not await store.delete(parsed):
+            raise _not_found(parsed)
+
+    handlers: list[HTTPRouteHandler] = [
+        create_book,
+        list_books,
+        get_book,
+        replace_book,
+        patch_book,
+        delete_book,
+    ]
+    return Router(path="/books", route_handlers=handlers, tags=["books"])
