@@ -1,0 +1,80 @@
+"""Tracing, log-trace correlation and profiling for every process, set up once.
+
+Call :func:`configure_telemetry` first thing in ``main()`` (before the app or
+any client is built), and pass a Litestar app through :func:`instrument_app`
+in ``create_app``::
+
+    def main() -> None:
+        configure_telemetry("books", version=__version__)
+        configure_logging("books")
+        ...
+
+Modes (see :mod:`servicekit.telemetry.config`): Datadog by default (ddtrace,
+to the agent at ``DD_TRACE_AGENT_URL`` / ``DD_AGENT_HOST``), OTLP when
+``DD_TRACE_ENABLED=false`` and ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, else off.
+Unified service tags come from ``DD_SERVICE`` / ``DD_ENV`` / ``DD_VERSION`` when
+set, otherwise from the arguments (env defaults to ``local``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from servicekit.settings import Env, SettingsError, exit_on_bad_settings
+from servicekit.telemetry import spans
+from servicekit.telemetry.config import TelemetrySettings, TraceMode, load_telemetry_settings
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+__all__ = [
+    "TelemetrySettings",
+    "TraceMode",
+    "configure_telemetry",
+    "current_mode",
+    "instrument_app",
+    "spans",
+]
+
+# The settings this process was configured with (one entry, once configured).
+_configured: list[TelemetrySettings] = []
+
+
+def configure_telemetry(
+    service: str, *, version: str | None = None, env: Env | None = None
+) -> TelemetrySettings:
+    """Start tracing for this process (idempotent). Bad DD_* value: one stderr line, exit 2."""
+    if _configured:
+        return _configured[0]
+    try:
+        settings = load_telemetry_settings(service, version, env)
+    except SettingsError as error:
+        exit_on_bad_settings(error, service)
+    if settings.mode is TraceMode.DATADOG:
+        from servicekit.telemetry.datadog import start_datadog
+
+        start_datadog(settings)
+    elif settings.mode is TraceMode.OTLP:
+        from servicekit.telemetry.otlp import start_otlp
+
+        start_otlp(settings)
+    from servicekit.telemetry.correlation import install_log_correlation
+
+    install_log_correlation(settings)
+    _configured.append(settings)
+    return settings
+
+
+def current_mode() -> TraceMode:
+    """The mode chosen by :func:`configure_telemetry`, ``OFF`` if it was not called."""
+    return _configured[0].mode if _configured else TraceMode.OFF
+
+
+def instrument_app(app: Litestar) -> Litestar:
+    """Trace each request of a Litestar app (no-op unless telemetry is configured)."""
+    mode = current_mode()
+    if mode is TraceMode.OFF:
+        return app
+    from servicekit.telemetry.asgi import instrument_litestar
+
+    return instrument_litestar(app, mode)

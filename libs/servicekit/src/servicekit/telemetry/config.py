@@ -1,0 +1,61 @@
+"""Which tracing mode a process runs in, decided once from the environment.
+
+- ``datadog`` (default): ddtrace traces to a Datadog agent (or the APM test
+  agent) at ``DD_TRACE_AGENT_URL`` / ``DD_AGENT_HOST``; OpenTelemetry API spans
+  become Datadog spans.
+- ``otlp``: ``DD_TRACE_ENABLED=false`` and ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
+  ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) set: the OpenTelemetry SDK exports
+  over OTLP/HTTP; no ddtrace is loaded.
+- ``off``: ``DD_TRACE_ENABLED=false`` and no OTLP endpoint: nothing is loaded,
+  the OpenTelemetry API stays a no-op.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from servicekit.settings import Env
+
+
+class TraceMode(enum.Enum):
+    DATADOG = "datadog"
+    OTLP = "otlp"
+    OFF = "off"
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    mode: TraceMode
+    service: str
+    env: str
+    version: str
+    logs_injection: bool
+    profiling: bool
+    otlp_endpoint: str | None
+
+
+def load_telemetry_settings(
+    service: str, version: str | None = None, env: Env | None = None
+) -> TelemetrySettings:
+    """Read the standard DD_* / OTEL_* variables; explicit env values win over code defaults."""
+    env = env or Env()
+    dd_enabled = env.bool("DD_TRACE_ENABLED", True)
+    otlp_endpoint = env.optional_str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.optional_str(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if dd_enabled:
+        mode = TraceMode.DATADOG
+    elif otlp_endpoint:
+        mode = TraceMode.OTLP
+    else:
+        mode = TraceMode.OFF
+    return TelemetrySettings(
+        mode=mode,
+        service=env.str("DD_SERVICE", service, max_length=100),
+        env=env.str("DD_ENV", "local", max_length=100),
+        version=env.str("DD_VERSION", version or "dev", max_length=100),
+        logs_injection=env.bool("DD_LOGS_INJECTION", True),
+        profiling=env.bool("DD_PROFILING_ENABLED", False),
+        otlp_endpoint=otlp_endpoint,
+    )
