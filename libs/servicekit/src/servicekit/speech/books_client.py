@@ -1,0 +1,63 @@
+"""The books API as the fronts see it: one pooled HTTP client, a deadline per call."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import msgspec
+
+from servicekit.speech.errors import BookNotFound, BooksUnavailable
+
+log = logging.getLogger("servicekit.speech.books")
+
+
+class Book(msgspec.Struct):
+    id: int
+    title: str
+    author: str
+    description: str | None = None
+
+
+def book_text(book: Book) -> str:
+    """What is said for a book: its title, "by", its author, and its description if any."""
+    text = f"{book.title.strip()} by {book.author.strip()}."
+    if book.description and book.description.strip():
+        text += " " + book.description.strip()
+    return text
+
+
+_decoder = msgspec.json.Decoder(Book)
+
+
+class BooksClient:
+    def __init__(self, base_url: str, timeout_s: float, *, retry_after_s: int = 1) -> None:
+        self._timeout_s = timeout_s
+        self._retry_after_s = retry_after_s
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+
+    async def get_book(self, book_id: int) -> Book:
+        try:
+            response = await self._client.get(f"/books/{book_id}")
+        except httpx.TimeoutException as exc:
+            raise self._unavailable(f"books API did not answer within {self._timeout_s}s") from exc
+        except httpx.HTTPError as exc:
+            raise self._unavailable(f"books API unreachable ({type(exc).__name__})") from exc
+        if response.status_code == 404:
+            raise BookNotFound(f"book {book_id} not found")
+        if response.status_code != 200:
+            raise self._unavailable(f"books API answered {response.status_code}")
+        try:
+            return _decoder.decode(response.content)
+        except msgspec.DecodeError as exc:
+            raise self._unavailable(f"books API sent an unexpected body ({exc})") from exc
+
+    def _unavailable(self, message: str) -> BooksUnavailable:
+        return BooksUnavailable(message, retry_after_s=self._retry_after_s)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,24 @@
+"""``main()`` of a front: settings or exit 2, JSON logs, serve until SIGTERM."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from litestar import Litestar
+
+from servicekit.http import serve
+from servicekit.logs import configure_logging
+from servicekit.settings import load_or_exit
+from servicekit.speech.settings import FrontSettings
+
+SERVICE_NAME = "text-to-speech"  # one service, two versions (DD_VERSION v1/v2)
+
+
+def run_front(
+    program: str,
+    load_settings: Callable[[], FrontSettings],
+    create_app: Callable[[FrontSettings], Litestar],
+) -> None:
+    settings = load_or_exit(load_settings, program)
+    configure_logging(SERVICE_NAME)
+    serve(create_app(settings), settings.host, settings.port)

@@ -1,0 +1,16 @@
+"""``uv run tts-v2``."""
+
+from __future__ import annotations
+
+from servicekit.speech.main import run_front
+
+from tts_v2.app import create_app
+from tts_v2.settings import load_settings
+
+
+def main() -> None:
+    run_front("tts-v2", load_settings, create_app)
+
+
+if __name__ == "__main__":
+    main()
