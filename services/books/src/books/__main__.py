@@ -5,6 +5,7 @@ from __future__ import annotations
 from servicekit.http import serve
 from servicekit.logs import configure_logging
 from servicekit.settings import load_or_exit
+from servicekit.telemetry import configure_telemetry
 
 from books.app import create_app
 from books.settings import Settings, load_settings, prepare_db_path
@@ -18,6 +19,7 @@ def _load() -> Settings:
 
 def main() -> None:
     settings = load_or_exit(_load, "books")
+    configure_telemetry("books")
     configure_logging("books")
     serve(create_app(settings), settings.host, settings.port)
 

@@ -24,9 +24,11 @@ from typing import Any
 
 from granian.constants import HTTPModes, Interfaces
 from granian.server.embed import Server
+from litestar import Litestar
 from litestar.types import ASGIApp
 
 from servicekit.http.access_log import AccessLogMiddleware
+from servicekit.telemetry import instrument_app
 
 log = logging.getLogger("servicekit.http")
 
@@ -71,6 +73,8 @@ async def serve_async(
 ) -> None:
     """The coroutine behind :func:`serve`, for callers that own the event loop."""
     target: ASGIApp = app() if factory else app  # type: ignore[call-arg,assignment]
+    if isinstance(target, Litestar):
+        instrument_app(target)  # request spans, when configure_telemetry() turned tracing on
     if access_log:
         target = AccessLogMiddleware(target)
     server = Server(

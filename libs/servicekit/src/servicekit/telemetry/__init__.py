@@ -43,11 +43,15 @@ _configured: list[TelemetrySettings] = []
 def configure_telemetry(
     service: str, *, version: str | None = None, env: Env | None = None
 ) -> TelemetrySettings:
-    """Start tracing for this process (idempotent). Bad DD_* value: one stderr line, exit 2."""
+    """Start tracing for this process (idempotent). Bad DD_* value: one stderr line, exit 2.
+
+    ``version`` defaults to the installed version of the distribution named
+    ``service`` (``books`` -> 0.1.0); ``DD_VERSION`` overrides either.
+    """
     if _configured:
         return _configured[0]
     try:
-        settings = load_telemetry_settings(service, version, env)
+        settings = load_telemetry_settings(service, version or _package_version(service), env)
     except SettingsError as error:
         exit_on_bad_settings(error, service)
     if settings.mode is TraceMode.DATADOG:
@@ -63,6 +67,15 @@ def configure_telemetry(
     install_log_correlation(settings)
     _configured.append(settings)
     return settings
+
+
+def _package_version(distribution: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
 
 
 def current_mode() -> TraceMode:

@@ -108,6 +108,8 @@ class _OtelServerSpan:
 
 
 def instrument_litestar(app: Litestar, mode: TraceMode) -> Litestar:
+    if getattr(app.asgi_handler, "servicekit_traced", False):
+        return app  # already wrapped (create_app and serve() may both ask)
     if mode is TraceMode.DATADOG:
         from ddtrace.contrib.asgi import TraceMiddleware
 
@@ -117,8 +119,10 @@ def instrument_litestar(app: Litestar, mode: TraceMode) -> Litestar:
         # Datadog's API-security catalogue; mark it done at class level instead.
         type(app)._datadog_endpoints_collected = True  # type: ignore[attr-defined]
         handler: Any = TraceMiddleware(_NameDatadogSpanAfterRouting(app.asgi_handler))  # type: ignore[no-untyped-call]
+        handler.servicekit_traced = True
         app.asgi_handler = handler
     elif mode is TraceMode.OTLP:
         otel_handler: Any = _OtelServerSpan(app.asgi_handler)
+        otel_handler.servicekit_traced = True
         app.asgi_handler = otel_handler
     return app
