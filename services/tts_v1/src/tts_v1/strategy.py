@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from servicekit.speech.strategy import Produced, SpeechDeps, SpeechJob
+from servicekit.telemetry import spans
 
 
 class SynthesizeEveryTime:
@@ -13,7 +14,11 @@ class SynthesizeEveryTime:
 
     async def produce(self, job: SpeechJob) -> Produced:
         self._deps.record_backend_synthesis(job, "Synthesize")
-        synthesis = await self._deps.backend.synthesize(job.text, job.voice)
+        with spans.synthesis(engine=job.engine, voice=job.voice, text_length=len(job.text)) as span:
+            synthesis = await self._deps.backend.synthesize(job.text, job.voice)
+            spans.record_engine(span, synthesis.engine)
         job = job.for_engine(synthesis.engine)
-        stored = await asyncio.to_thread(self._deps.store.write_wav, job.id, synthesis.wav)
+        with spans.audio_write(size_bytes=len(synthesis.wav)) as span:
+            stored = await asyncio.to_thread(self._deps.store.write_wav, job.id, synthesis.wav)
+            spans.record_audio(span, duration_s=stored.duration_ms / 1000, size_bytes=stored.size)
         return Produced(job, stored, cached=False)

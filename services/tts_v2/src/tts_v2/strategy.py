@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 
 from servicekit.speech.singleflight import SingleFlight
+from servicekit.speech.storage import StoredAudio
 from servicekit.speech.strategy import Produced, SpeechDeps, SpeechJob
+from servicekit.telemetry import spans
 
 
 class CachedStreaming:
@@ -31,7 +33,9 @@ class CachedStreaming:
         return produced
 
     async def _cached(self, job: SpeechJob) -> Produced | None:
-        stored = await asyncio.to_thread(self._deps.store.lookup, job.id)
+        with spans.cache_lookup(job.id) as span:
+            stored = await asyncio.to_thread(self._deps.store.lookup, job.id)
+            spans.record_cache_hit(span, stored is not None)
         if stored is None:
             return None
         self._deps.counters.cache_hits += 1
@@ -43,6 +47,14 @@ class CachedStreaming:
         if hit is not None:
             return hit
         self._deps.record_backend_synthesis(job, "StreamSynthesize")
+        # One span for the streamed synthesis, whose chunks are written as they come.
+        with spans.synthesis(engine=job.engine, voice=job.voice, text_length=len(job.text)) as span:
+            stored, job = await self._stream_to_disk(job)
+            spans.record_engine(span, job.engine)
+            spans.record_audio(span, duration_s=stored.duration_ms / 1000, size_bytes=stored.size)
+        return Produced(job, stored, cached=False)
+
+    async def _stream_to_disk(self, job: SpeechJob) -> tuple[StoredAudio, SpeechJob]:
         stream = await self._deps.backend.open_stream(job.text, job.voice)
         job = job.for_engine(stream.format.engine)
         store = self._deps.store
@@ -54,10 +66,11 @@ class CachedStreaming:
         try:
             async for chunk in stream.chunks():
                 await asyncio.to_thread(writer.write, chunk)
-            stored = await asyncio.to_thread(writer.commit)
+            with spans.audio_write(size_bytes=writer.data_size):
+                stored = await asyncio.to_thread(writer.commit)
         except BaseException:
             stream.cancel()
             raise
         finally:
             writer.abort()  # removes the temp file unless committed
-        return Produced(job, stored, cached=False)
+        return stored, job

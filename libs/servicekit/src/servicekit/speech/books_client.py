@@ -8,6 +8,7 @@ import httpx
 import msgspec
 
 from servicekit.speech.errors import BookNotFound, BooksUnavailable
+from servicekit.telemetry import spans
 
 log = logging.getLogger("servicekit.speech.books")
 
@@ -41,6 +42,10 @@ class BooksClient:
         )
 
     async def get_book(self, book_id: int) -> Book:
+        with spans.book_fetch(book_id):
+            return await self._get_book(book_id)
+
+    async def _get_book(self, book_id: int) -> Book:
         try:
             response = await self._client.get(f"/books/{book_id}")
         except httpx.TimeoutException as exc:

@@ -10,6 +10,7 @@ from servicekit.http import serve
 from servicekit.logs import configure_logging
 from servicekit.settings import load_or_exit
 from servicekit.speech.settings import FrontSettings
+from servicekit.telemetry import configure_telemetry
 
 SERVICE_NAME = "text-to-speech"  # one service, two versions (DD_VERSION v1/v2)
 
@@ -20,5 +21,6 @@ def run_front(
     create_app: Callable[[FrontSettings], Litestar],
 ) -> None:
     settings = load_or_exit(load_settings, program)
+    configure_telemetry(SERVICE_NAME, version=settings.version)
     configure_logging(SERVICE_NAME)
     serve(create_app(settings), settings.host, settings.port)

@@ -67,8 +67,18 @@ def record_cache_hit(span: Span, hit: bool) -> None:
 
 
 def synthesis(*, engine: str, voice: str, text_length: int) -> AbstractContextManager[Span]:
-    attributes: dict[str, str | int] = {ENGINE: engine, VOICE: voice, TEXT_LENGTH: text_length}
+    attributes: dict[str, str | int] = {
+        ENGINE: engine,
+        VOICE: voice or "default",
+        TEXT_LENGTH: text_length,
+    }
     return work("tts.synthesize", **attributes)
+
+
+def record_engine(span: Span, engine: str) -> None:
+    """The engine that actually answered (may differ from the one asked for)."""
+    if engine:
+        span.set_attribute(ENGINE, engine)
 
 
 def record_audio(span: Span, *, duration_s: float, size_bytes: int | None = None) -> None:
