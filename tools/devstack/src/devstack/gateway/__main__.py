@@ -1,0 +1,50 @@
+"""``local-gateway``: the local stand-in for the Istio ingress gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from servicekit.logs import configure_logging
+from servicekit.settings import load_or_exit
+
+from devstack.gateway.istio import IstioConfigError, load_gateway_config
+from devstack.gateway.server import MissingUpstreamError, build_proxy, serve
+from devstack.gateway.settings import load_settings
+
+PROGRAM = "local-gateway"
+
+
+def main() -> None:
+    configure_logging(PROGRAM)
+    log = logging.getLogger("devstack.gateway")
+    settings = load_or_exit(load_settings, PROGRAM)
+    try:
+        config = load_gateway_config(settings.istio_dir, settings.gateway_name)
+        proxy = build_proxy(config, settings)
+    except IstioConfigError as error:
+        for problem in error.problems:
+            print(f"{PROGRAM}: {problem}", file=sys.stderr)
+        print(f"{PROGRAM}: refusing to start ({settings.istio_dir})", file=sys.stderr)
+        raise SystemExit(2) from None
+    except MissingUpstreamError as error:
+        print(f"{PROGRAM}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    for warning in config.warnings:
+        log.warning(warning)
+    log.info(
+        "routes loaded",
+        extra={
+            "istio_dir": str(settings.istio_dir),
+            "gateways": config.gateways,
+            "virtual_services": config.virtual_services,
+            "routes": [route.name for route in config.table.routes],
+            "upstreams": {d.key: url for d, url in proxy.upstreams.items()},
+        },
+    )
+    asyncio.run(serve(proxy, settings))
+
+
+if __name__ == "__main__":
+    main()

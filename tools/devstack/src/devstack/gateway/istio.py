@@ -1,0 +1,438 @@
+"""Build the gateway's routing from the Istio resources in a directory (pure: text in, model out).
+
+Reads every ``*.yaml``/``*.yml`` file under the directory, keeps the Gateway(s)
+selecting ``istio: ingressgateway`` (or the one named), the VirtualServices bound
+to them, and the DestinationRules' subsets. Every field is classified:
+
+- supported: applied with Istio/Envoy semantics;
+- not applicable locally (e.g. DestinationRule ``tls``): a warning naming it;
+- unsupported (e.g. ``fault``, ``uri.regex``): an error naming it; the gateway
+  refuses to start, so a route is never silently different from the cluster's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from devstack.gateway.durations import parse_duration
+from devstack.gateway.outlier import OutlierPolicy
+from devstack.gateway.retry import (
+    DEFAULT_RETRY_POLICY,
+    NO_RETRY_POLICY,
+    RetryPolicy,
+    parse_retry_on,
+)
+from devstack.gateway.routing import (
+    Destination,
+    MatchRequest,
+    Rewrite,
+    Route,
+    RouteTable,
+    StringMatch,
+    VirtualHost,
+    WeightedDestination,
+)
+
+INGRESS_SELECTOR = {"istio": "ingressgateway"}
+# What Istio applies when `retries` is given without `retryOn`.
+ISTIO_DEFAULT_RETRY_ON = (
+    "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+)
+
+# Istio kinds in the directory that do not shape routing at the ingress gateway:
+# each one is named in a warning at start-up.
+_IGNORED_ISTIO_KINDS = {
+    "AuthorizationPolicy",
+    "PeerAuthentication",
+    "RequestAuthentication",
+    "Telemetry",
+    "Sidecar",
+    "EnvoyFilter",
+    "ServiceEntry",
+    "WorkloadEntry",
+    "WasmPlugin",
+    "ProxyConfig",
+    "IstioOperator",
+}
+
+_VS_SPEC = {"hosts", "gateways", "http"}
+_VS_SPEC_NOT_APPLICABLE = {"exportTo"}
+_HTTP_ROUTE = {"name", "match", "route", "rewrite", "timeout", "retries"}
+_MATCH = {"name", "uri", "headers", "gateways"}
+_STRING_MATCH = {"exact", "prefix"}
+_ROUTE_DESTINATION = {"destination", "weight"}
+_DESTINATION = {"host", "subset", "port"}
+_REWRITE = {"uri", "authority"}
+_RETRIES = {"attempts", "perTryTimeout", "retryOn"}
+_RETRIES_NOT_APPLICABLE = {"retryRemoteLocalities"}
+_DR_SPEC = {"host", "subsets", "trafficPolicy"}
+_DR_SPEC_NOT_APPLICABLE = {"exportTo", "workloadSelector"}
+_SUBSET = {"name", "labels", "trafficPolicy"}
+_TRAFFIC_POLICY = {"outlierDetection"}
+_TRAFFIC_POLICY_NOT_APPLICABLE = {"tls", "connectionPool", "loadBalancer", "portLevelSettings"}
+_OUTLIER = {
+    "consecutive5xxErrors",
+    "consecutiveGatewayErrors",
+    "baseEjectionTime",
+    "interval",
+    "maxEjectionPercent",
+}
+# Each local destination is a single address: no pool whose healthy share matters.
+_OUTLIER_NOT_APPLICABLE = {"minHealthPercent"}
+
+
+class IstioConfigError(Exception):
+    """The Istio resources cannot be served faithfully; ``problems`` names each field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class GatewayConfig:
+    table: RouteTable
+    outlier: dict[Destination, OutlierPolicy]
+    gateways: list[str]
+    virtual_services: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+
+def short_host(host: str) -> str:
+    """``text-to-speech.apps.svc.cluster.local`` -> ``text-to-speech``."""
+    return str(host).split(".", 1)[0]
+
+
+def load_documents(directory: Path) -> list[dict[str, Any]]:
+    if not directory.is_dir():
+        raise IstioConfigError([f"Istio directory {directory} does not exist"])
+    documents: list[dict[str, Any]] = []
+    paths = sorted(p for p in directory.rglob("*") if p.suffix in {".yaml", ".yml"})
+    for path in paths:
+        try:
+            loaded = list(yaml.safe_load_all(path.read_text()))
+        except yaml.YAMLError as error:
+            raise IstioConfigError([f"{path}: not valid YAML: {error}"]) from None
+        documents.extend(d for d in loaded if isinstance(d, dict))
+    return documents
+
+
+def load_gateway_config(directory: Path, gateway_name: str | None = None) -> GatewayConfig:
+    return build_gateway_config(load_documents(directory), gateway_name, source=str(directory))
+
+
+def build_gateway_config(
+    documents: Iterable[Mapping[str, Any]],
+    gateway_name: str | None = None,
+    *,
+    source: str = "the documents",
+) -> GatewayConfig:
+    builder = _Builder()
+    docs = list(documents)
+    gateways = _ingress_gateways(docs, gateway_name)
+    if not gateways:
+        wanted = (
+            f"named {gateway_name!r}" if gateway_name else "with selector istio: ingressgateway"
+        )
+        raise IstioConfigError([f"no Gateway {wanted} in {source}"])
+    subsets = builder.destination_rules([d for d in docs if d.get("kind") == "DestinationRule"])
+    routes: list[Route] = []
+    by_domain: dict[str, list[Route]] = {}
+    bound: list[str] = []
+    for doc in docs:
+        kind = doc.get("kind")
+        if kind in _IGNORED_ISTIO_KINDS:
+            builder.warnings.append(f"{kind} {_name(doc)}: not applied by the local gateway")
+        if kind != "VirtualService":
+            continue
+        spec = doc.get("spec") or {}
+        if not _binds(spec.get("gateways") or [], _namespace(doc), gateways):
+            continue
+        where = f"VirtualService {_name(doc)}"
+        bound.append(_name(doc))
+        vs_routes = builder.virtual_service(spec, where, gateways, subsets)
+        routes.extend(vs_routes)
+        for host in spec.get("hosts") or ["*"]:
+            domain = _fqdn(str(host), _namespace(doc))
+            by_domain.setdefault(domain, []).extend(vs_routes)
+    if not bound:
+        builder.errors.append(f"no VirtualService in {source} is bound to Gateway {gateways[0]}")
+    for route in routes:
+        for weighted in route.destinations:
+            dest = weighted.destination
+            if dest.subset is not None and dest.subset not in subsets.get(dest.host, {}):
+                builder.errors.append(
+                    f"route {route.name}: subset {dest.subset!r} of host {dest.host!r} "
+                    "is not declared in any DestinationRule"
+                )
+    if builder.errors:
+        raise IstioConfigError(builder.errors)
+    return GatewayConfig(
+        table=RouteTable(tuple(VirtualHost(d, tuple(r)) for d, r in by_domain.items())),
+        outlier=builder.outlier_for(routes),
+        gateways=gateways,
+        virtual_services=bound,
+        warnings=builder.warnings,
+    )
+
+
+def _fqdn(host: str, namespace: str | None) -> str:
+    """Istio expands a short host name with the VirtualService's namespace."""
+    host = host.lower()
+    if host.startswith("*") or "." in host or namespace is None:
+        return host
+    return f"{host}.{namespace}.svc.cluster.local"
+
+
+def _name(doc: Mapping[str, Any]) -> str:
+    meta = doc.get("metadata") or {}
+    namespace = meta.get("namespace")
+    name = str(meta.get("name", "?"))
+    return f"{namespace}/{name}" if namespace else name
+
+
+def _namespace(doc: Mapping[str, Any]) -> str | None:
+    namespace = (doc.get("metadata") or {}).get("namespace")
+    return str(namespace) if namespace else None
+
+
+def _ingress_gateways(docs: list[Mapping[str, Any]], wanted: str | None) -> list[str]:
+    names: list[str] = []
+    for doc in docs:
+        if doc.get("kind") != "Gateway":
+            continue
+        name = _name(doc)
+        if wanted is not None:
+            if wanted in {name, name.rsplit("/", 1)[-1]}:
+                names.append(name)
+            continue
+        selector = (doc.get("spec") or {}).get("selector") or {}
+        if all(selector.get(k) == v for k, v in INGRESS_SELECTOR.items()):
+            names.append(name)
+    return names
+
+
+def _binds(references: list[Any], vs_namespace: str | None, gateways: list[str]) -> bool:
+    """Does a ``gateways:`` list (``name`` or ``namespace/name``) name one of ours?"""
+    for reference in references:
+        text = str(reference)
+        if text == "mesh":
+            continue
+        ref_ns, _, ref_name = text.rpartition("/")
+        for gateway in gateways:
+            gw_ns, _, gw_name = gateway.rpartition("/")
+            if ref_name != gw_name:
+                continue
+            namespace = ref_ns or vs_namespace
+            if not gw_ns or not namespace or namespace == gw_ns:
+                return True
+    return False
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+        self._outlier: dict[Destination, OutlierPolicy] = {}
+        self._host_outlier: dict[str, OutlierPolicy] = {}
+
+    def check(
+        self,
+        value: Any,
+        where: str,
+        supported: Collection[str],
+        not_applicable: Collection[str] = (),
+    ) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            self.errors.append(f"{where}: expected a mapping, got {type(value).__name__}")
+            return {}
+        for key in value:
+            if key in supported:
+                continue
+            if key in not_applicable:
+                self.warnings.append(f"{where}.{key}: not applied by the local gateway")
+            else:
+                self.errors.append(f"{where}.{key}: not supported by the local gateway")
+        return dict(value)
+
+    # --- DestinationRules ---------------------------------------------------
+    def destination_rules(self, rules: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        subsets: dict[str, dict[str, Any]] = {}
+        for rule in rules:
+            where = f"DestinationRule {_name(rule)}"
+            spec = self.check(rule.get("spec") or {}, where, _DR_SPEC, _DR_SPEC_NOT_APPLICABLE)
+            host = short_host(spec.get("host", ""))
+            host_policy = self.traffic_policy(spec.get("trafficPolicy"), f"{where}.trafficPolicy")
+            if host_policy is not None:
+                self._host_outlier[host] = host_policy
+            for index, subset in enumerate(spec.get("subsets") or []):
+                sub_where = f"{where}.subsets[{index}]"
+                subset_spec = self.check(subset, sub_where, _SUBSET)
+                name = str(subset_spec.get("name", ""))
+                subsets.setdefault(host, {})[name] = subset_spec.get("labels") or {}
+                policy = self.traffic_policy(
+                    subset_spec.get("trafficPolicy"), f"{sub_where}.trafficPolicy"
+                )
+                if policy is not None:
+                    self._outlier[Destination(host, name)] = policy
+        return subsets
+
+    def traffic_policy(self, value: Any, where: str) -> OutlierPolicy | None:
+        if value is None:
+            return None
+        policy = self.check(value, where, _TRAFFIC_POLICY, _TRAFFIC_POLICY_NOT_APPLICABLE)
+        detection = policy.get("outlierDetection")
+        if detection is None:
+            return None
+        spec = self.check(detection, f"{where}.outlierDetection", _OUTLIER, _OUTLIER_NOT_APPLICABLE)
+        gateway_errors = self.integer(spec, "consecutiveGatewayErrors", where, 0)
+        errors_5xx = self.integer(spec, "consecutive5xxErrors", where, 5)
+        if self.integer(spec, "maxEjectionPercent", where, 10) == 0:
+            return None  # Envoy: 0% means no host may be ejected
+        return OutlierPolicy(
+            consecutive_5xx=errors_5xx or None,
+            consecutive_gateway=gateway_errors or None,
+            base_ejection_s=self.duration(spec.get("baseEjectionTime"), where, 30.0) or 30.0,
+        )
+
+    def outlier_for(self, routes: list[Route]) -> dict[Destination, OutlierPolicy]:
+        result: dict[Destination, OutlierPolicy] = {}
+        for route in routes:
+            for weighted in route.destinations:
+                dest = weighted.destination
+                policy = self._outlier.get(dest) or self._host_outlier.get(dest.host)
+                if policy is not None:
+                    result[dest] = policy
+        return result
+
+    # --- VirtualServices ----------------------------------------------------
+    def virtual_service(
+        self,
+        raw_spec: Any,
+        where: str,
+        gateways: list[str],
+        subsets: dict[str, dict[str, Any]],
+    ) -> list[Route]:
+        spec = self.check(raw_spec, where, _VS_SPEC, _VS_SPEC_NOT_APPLICABLE)
+        routes: list[Route] = []
+        for index, http in enumerate(spec.get("http") or []):
+            route = self.http_route(http, f"{where}.http[{index}]", gateways)
+            if route is not None:
+                routes.append(route)
+        return routes
+
+    def http_route(self, raw: Any, where: str, gateways: list[str]) -> Route | None:
+        http = self.check(raw, where, _HTTP_ROUTE)
+        raw_matches = http.get("match") or []
+        matches: list[MatchRequest] = []
+        for index, raw_match in enumerate(raw_matches):
+            match = self.match_request(raw_match, f"{where}.match[{index}]", gateways)
+            if match is not None:
+                matches.append(match)
+        if raw_matches and not matches:
+            return None  # every match is for other gateways (e.g. only `mesh`)
+        destinations = [
+            self.route_destination(d, f"{where}.route[{i}]")
+            for i, d in enumerate(http.get("route") or [])
+        ]
+        if not destinations:
+            self.errors.append(f"{where}.route: missing (the local gateway needs a destination)")
+            return None
+        if len(destinations) == 1 and destinations[0].weight == 0:
+            destinations[0] = WeightedDestination(destinations[0].destination, 100)
+        rewrite = None
+        if "rewrite" in http:
+            spec = self.check(http["rewrite"], f"{where}.rewrite", _REWRITE)
+            rewrite = Rewrite(uri=spec.get("uri"), authority=spec.get("authority"))
+        timeout = self.duration(http.get("timeout"), f"{where}.timeout", None)
+        return Route(
+            name=str(http.get("name") or where),
+            destinations=tuple(destinations),
+            matches=tuple(matches),
+            rewrite=rewrite,
+            timeout_s=timeout or None,
+            retry=self.retries(http["retries"], f"{where}.retries")
+            if "retries" in http
+            else DEFAULT_RETRY_POLICY,
+        )
+
+    def match_request(self, raw: Any, where: str, gateways: list[str]) -> MatchRequest | None:
+        spec = self.check(raw, where, _MATCH)
+        if "gateways" in spec and not _binds(list(spec["gateways"] or []), None, gateways):
+            return None
+        uri = self.string_match(spec["uri"], f"{where}.uri") if "uri" in spec else None
+        headers: list[tuple[str, StringMatch]] = []
+        raw_headers = spec.get("headers") or {}
+        if not isinstance(raw_headers, Mapping):
+            self.errors.append(f"{where}.headers: expected a mapping")
+            raw_headers = {}
+        for name, value in raw_headers.items():
+            header = self.string_match(value, f"{where}.headers.{name}")
+            if header is not None:
+                headers.append((str(name).lower(), header))
+        return MatchRequest(uri=uri, headers=tuple(headers))
+
+    def string_match(self, raw: Any, where: str) -> StringMatch | None:
+        spec = self.check(raw, where, _STRING_MATCH)
+        kinds = [k for k in ("exact", "prefix") if k in spec]
+        if len(kinds) != 1:
+            if len(spec) == len(kinds):  # not already reported as unsupported
+                self.errors.append(f"{where}: expected exactly one of exact, prefix")
+            return None
+        value = spec[kinds[0]]
+        if not isinstance(value, str):
+            self.errors.append(f"{where}.{kinds[0]}: expected a string, got {value!r}")
+            return None
+        return StringMatch(kinds[0], value)
+
+    def route_destination(self, raw: Any, where: str) -> WeightedDestination:
+        spec = self.check(raw, where, _ROUTE_DESTINATION)
+        destination = self.check(
+            spec.get("destination") or {}, f"{where}.destination", _DESTINATION
+        )
+        host = short_host(destination.get("host", ""))
+        if not host:
+            self.errors.append(f"{where}.destination.host: missing")
+        subset = destination.get("subset")
+        weight = self.integer(spec, "weight", where, 0)
+        return WeightedDestination(Destination(host, str(subset) if subset else None), weight)
+
+    def retries(self, raw: Any, where: str) -> RetryPolicy:
+        spec = self.check(raw, where, _RETRIES, _RETRIES_NOT_APPLICABLE)
+        attempts = self.integer(spec, "attempts", where, 0)
+        if attempts == 0:
+            return NO_RETRY_POLICY
+        conditions, codes, not_applicable, unsupported = parse_retry_on(
+            spec.get("retryOn", ISTIO_DEFAULT_RETRY_ON)
+        )
+        for token in not_applicable:
+            self.warnings.append(f"{where}.retryOn: {token} cannot occur locally (HTTP/1.1)")
+        for token in unsupported:
+            self.errors.append(f"{where}.retryOn: {token} not supported by the local gateway")
+        return RetryPolicy(
+            attempts=attempts,
+            per_try_timeout_s=self.duration(spec.get("perTryTimeout"), where, None) or None,
+            retry_on=conditions,
+            status_codes=codes,
+        )
+
+    def integer(self, spec: Mapping[str, Any], key: str, where: str, default: int) -> int:
+        value = spec.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            self.errors.append(f"{where}.{key}: expected a non-negative integer, got {value!r}")
+            return default
+        return value
+
+    def duration(self, value: Any, where: str, default: float | None) -> float | None:
+        if value is None:
+            return default
+        try:
+            return parse_duration(str(value))
+        except ValueError as error:
+            self.errors.append(f"{where}: {error}")
+            return default

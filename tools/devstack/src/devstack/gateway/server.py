@@ -1,0 +1,75 @@
+"""Build the proxy from settings and serve it until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from devstack.gateway.istio import GatewayConfig
+from devstack.gateway.outlier import OutlierDetector
+from devstack.gateway.proxy import Proxy
+from devstack.gateway.routing import Destination
+from devstack.gateway.settings import GatewaySettings
+
+log = logging.getLogger("devstack.gateway")
+
+
+class MissingUpstreamError(Exception):
+    """A destination of the routes has no local address."""
+
+
+def resolve_upstreams(config: GatewayConfig, upstreams: dict[str, str]) -> dict[Destination, str]:
+    resolved: dict[Destination, str] = {}
+    missing: list[str] = []
+    for destination in sorted(config.table.destinations(), key=lambda d: d.key):
+        url = upstreams.get(destination.key)
+        if url is None:
+            missing.append(destination.key)
+        else:
+            resolved[destination] = url
+    if missing:
+        raise MissingUpstreamError(
+            "no local address for destination " + ", ".join(missing) + " (set GATEWAY_UPSTREAMS)"
+        )
+    return resolved
+
+
+def build_proxy(config: GatewayConfig, settings: GatewaySettings) -> Proxy:
+    return Proxy(
+        config.table,
+        resolve_upstreams(config, settings.upstreams),
+        OutlierDetector(config.outlier),
+        max_body_bytes=settings.max_body_bytes,
+        access_log=settings.log_requests,
+    )
+
+
+async def serve(proxy: Proxy, settings: GatewaySettings) -> None:
+    """Listen until SIGTERM or SIGINT, then drain and close."""
+    await proxy.start()
+    runner = web.ServerRunner(web.Server(proxy.handle), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as error:
+        await runner.cleanup()
+        await proxy.close()
+        raise SystemExit(
+            f"local-gateway: cannot listen on {settings.host}:{settings.port}: {error.strerror}"
+        ) from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info(
+        "listening",
+        extra={"url": f"http://{settings.host}:{settings.port}"},
+    )
+    await stop.wait()
+    log.info("stopping")
+    await runner.cleanup()
+    await proxy.close()

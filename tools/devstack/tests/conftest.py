@@ -1,0 +1,60 @@
+"""Fixtures for the devstack tests: small real HTTP upstreams and an in-process gateway."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from devstack.gateway.istio import load_gateway_config
+from devstack.gateway.outlier import OutlierDetector
+from devstack.gateway.proxy import Proxy
+from devstack.gateway.server import resolve_upstreams
+from devstack.testing import Upstream, write_istio_dir
+from servicekit.testing import free_port
+
+
+@pytest.fixture
+async def upstreams() -> AsyncIterator[Callable[[str], Awaitable[Upstream]]]:
+    started: list[Upstream] = []
+
+    async def start(name: str) -> Upstream:
+        upstream = Upstream(name)
+        await upstream.start()
+        started.append(upstream)
+        return upstream
+
+    yield start
+    for upstream in started:
+        await upstream.stop()
+
+
+GatewayFactory = Callable[[str, dict[str, str]], Awaitable[str]]
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
+    """Start the real proxy in this event loop from VirtualService YAML; returns its URL."""
+    runners: list[tuple[web.ServerRunner, Proxy]] = []
+
+    async def start(virtual_service: str, upstream_urls: dict[str, str]) -> str:
+        directory = write_istio_dir(tmp_path / f"istio{len(runners)}", virtual_service)
+        config = load_gateway_config(directory)
+        proxy = Proxy(
+            config.table,
+            resolve_upstreams(config, upstream_urls),
+            OutlierDetector(config.outlier),
+        )
+        await proxy.start()
+        runner = web.ServerRunner(web.Server(proxy.handle), handle_signals=False)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runners.append((runner, proxy))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for runner, proxy in runners:
+        await runner.cleanup()
+        await proxy.close()
