@@ -105,6 +105,10 @@ def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
     elif status == 413:
         limit = request.route_handler.resolve_request_max_body_size()
         detail = f"request body is larger than the limit of {limit} bytes"
+        # The rest of the body was not read: the connection cannot be reused.
+        return error_response(
+            status, detail, headers={**(exc.headers or {}), "Connection": "close"}
+        )
     headers = exc.headers or None
     return error_response(status, detail, headers=headers)
 
