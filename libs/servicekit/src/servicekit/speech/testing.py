@@ -1,0 +1,146 @@
+"""Run the text-to-speech fronts (and the backend they need) as real processes.
+
+For the fronts' tests and the bench script; not used by the services.
+
+    with running_backend() as backend, running_books(db) as books:
+        with running_front("v2", books.url, backend.address, audio_dir) as front:
+            httpx.post(f"{front.url}/speech", json={"text": "hi"})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from servicekit.testing import ServiceProcess, console_script, free_port
+
+FRONT_COMMANDS = {"v1": "tts-v1", "v2": "tts-v2"}
+
+
+@dataclass
+class BackendServer:
+    """A started tts-backend process and its loopback address."""
+
+    process: ServiceProcess
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start_again(self) -> None:
+        """A fresh process on the same port (after stop/kill)."""
+        self.process.stop()
+        self.process = _backend_process(self.port, self.env).start()
+        self.process.wait_grpc_ready(self.address)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """SIGSTOP the backend: connections stay open, nothing answers (a slow backend)."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.process.pid, signal.SIGCONT)
+
+
+def _backend_process(port: int, env: Mapping[str, str]) -> ServiceProcess:
+    environ = {"TTS_WORKERS": "1", **env, "HOST": "127.0.0.1", "PORT": str(port)}
+    return ServiceProcess(["tts-backend"], environ, name="tts-backend")
+
+
+@contextlib.contextmanager
+def running_backend(env: Mapping[str, str] | None = None) -> Iterator[BackendServer]:
+    """Start ``tts-backend`` (eSpeak, one worker) on a free port; wait until SERVING."""
+    port = free_port()
+    server = BackendServer(_backend_process(port, env or {}).start(), port, dict(env or {}))
+    try:
+        server.process.wait_grpc_ready(server.address)
+        yield server
+    finally:
+        server.process.stop()
+
+
+@dataclass
+class FrontServer:
+    """A started text-to-speech front (v1 or v2)."""
+
+    version: str
+    process: ServiceProcess
+    port: int
+    audio_dir: Path
+    env: dict[str, str]
+    prefix: tuple[str, ...] = ()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start_again(self, *, wait_ready: bool = True) -> None:
+        self.process.stop()
+        self.process = _front_process(self.version, self.env, self.prefix).start()
+        self.wait(ready=wait_ready)
+
+    def wait(self, *, ready: bool = True) -> None:
+        """Wait for /readyz (dependencies up) or only /healthz (process serving)."""
+        self.process.wait_http_ready(f"{self.url}/{'readyz' if ready else 'healthz'}")
+
+    def backend_syntheses(self, audio_id: str | None = None) -> int:
+        """How many "backend synthesis" log lines (for ``audio_id``, if given) it wrote."""
+        count = 0
+        for line in self.process.output().splitlines():
+            if '"backend synthesis"' not in line:
+                continue
+            entry = msgspec.json.decode(line)
+            if audio_id is None or entry.get("speech.id") == audio_id:
+                count += 1
+        return count
+
+
+def _front_process(version: str, env: Mapping[str, str], prefix: tuple[str, ...]) -> ServiceProcess:
+    command = [FRONT_COMMANDS[version]]
+    if prefix:
+        # A wrapper like prlimit execs the front: give it the front's path in this venv.
+        command = [*prefix, console_script(FRONT_COMMANDS[version])]
+    return ServiceProcess(command, env, name=f"tts-{version}")
+
+
+@contextlib.contextmanager
+def running_front(
+    version: str,
+    books_url: str,
+    backend_addr: str,
+    audio_dir: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    wait_ready: bool = True,
+    prefix: tuple[str, ...] = (),
+) -> Iterator[FrontServer]:
+    """Start ``tts-v1``/``tts-v2`` on a free port; wait for /readyz (or /healthz)."""
+    port = free_port()
+    environ = {
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "BOOKS_URL": books_url,
+        "TTS_BACKEND_ADDR": backend_addr,
+        "AUDIO_DIR": str(audio_dir),
+        **(env or {}),
+    }
+    server = FrontServer(
+        version, _front_process(version, environ, prefix).start(), port, audio_dir, environ, prefix
+    )
+    try:
+        server.wait(ready=wait_ready)
+        yield server
+    finally:
+        server.process.stop()
