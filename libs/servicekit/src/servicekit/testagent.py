@@ -79,11 +79,12 @@ class ApmTestAgent:
     def spans(self) -> list[Span]:
         return [span for trace in self.traces() for span in trace]
 
-    def trace_requests(self) -> list[Any]:
-        """Every trace payload request received since the last session start."""
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request a tracer sent (traces, stats, telemetry...) since the session start."""
         reply = httpx.get(f"{self.url}/test/session/requests", timeout=5.0)
         reply.raise_for_status()
-        return [r for r in reply.json() if "/traces" in str(r.get("url", ""))]
+        received: list[dict[str, Any]] = reply.json()
+        return received
 
     def wait_for_spans(
         self, done: Callable[[list[Span]], bool], timeout: float = 20.0

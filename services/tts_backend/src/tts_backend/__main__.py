@@ -8,6 +8,7 @@ import sys
 
 from servicekit.logs import configure_logging
 from servicekit.settings import load_or_exit
+from servicekit.telemetry import configure_telemetry
 
 from tts_backend.settings import load_settings
 
@@ -16,6 +17,7 @@ SERVICE = "tts-backend"
 
 def main() -> None:
     settings = load_or_exit(load_settings, SERVICE)
+    configure_telemetry(SERVICE)
     configure_logging(SERVICE, settings.log_level)
     from tts_backend.server import serve
 

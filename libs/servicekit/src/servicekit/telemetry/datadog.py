@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -42,6 +43,9 @@ def _environment_defaults(settings: TelemetrySettings) -> dict[str, str]:
         # Client spans (httpx, grpc client, sqlite) keep the process's service
         # name; Datadog shows the peer as an inferred service from peer.service.
         "DD_TRACE_REMOVE_INTEGRATION_SERVICE_NAMES_ENABLED": "true",
+        # ddtrace's own warnings go through the root (JSON) handler, not a
+        # plain-text stderr handler of their own.
+        "DD_TRACE_LOG_STREAM_HANDLER": "false",
     }
 
 
@@ -52,6 +56,11 @@ def start_datadog(settings: TelemetrySettings) -> None:
     import ddtrace
 
     ddtrace.patch(raise_errors=False, **INTEGRATIONS)
+    # ddtrace cannot parse the status of a finished grpc.aio *streaming* call
+    # and warns on every one (the span is still recorded); keep it out of the logs.
+    logging.getLogger("ddtrace.contrib.internal.grpc.aio_client_interceptor").setLevel(
+        logging.ERROR
+    )
     _carry_context_into_aiosqlite()
     _map_opentelemetry_api()
     if settings.profiling:
