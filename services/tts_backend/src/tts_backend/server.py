@@ -89,8 +89,17 @@ async def serve(settings: Settings) -> None:
         else:
             starting.cancel()
         stopping.cancel()
-        log.info("shutting down", extra={"grace_period_s": settings.grace_period_s})
+        log.info(
+            "shutting down",
+            extra={
+                "drain_delay_s": settings.drain_delay_s,
+                "grace_period_s": settings.grace_period_s,
+            },
+        )
         await _set_health(health_servicer, health_pb2.HealthCheckResponse.NOT_SERVING)
+        # Load balancers (probes, the mesh) see NOT_SERVING and move new calls
+        # elsewhere; until then new calls are still served.
+        await asyncio.sleep(settings.drain_delay_s)
         await server.stop(settings.grace_period_s)
     finally:
         await server.stop(0)

@@ -26,7 +26,8 @@ class Settings:
     max_text_chars: int
     segment_chars: int  # longest text segment synthesized (and streamed) at once
     pipeline_depth: int  # segments of one request synthesized ahead of the reader
-    grace_period_s: float
+    grace_period_s: float  # in-flight calls may finish within this after SIGTERM
+    drain_delay_s: float  # NOT_SERVING but still accepting calls, before the grace period
     default_voice: str  # "" = engine default
     max_receive_bytes: int
     max_send_bytes: int
@@ -55,6 +56,7 @@ def load_settings(env: Env | None = None) -> Settings:
         segment_chars=env.int("TTS_SEGMENT_CHARS", 400, minimum=20, maximum=5000),
         pipeline_depth=env.int("TTS_PIPELINE_DEPTH", 2, minimum=1, maximum=16),
         grace_period_s=env.float("TTS_GRACE_PERIOD_S", 10.0, minimum=0.0, maximum=300.0),
+        drain_delay_s=env.float("TTS_DRAIN_DELAY_S", 0.0, minimum=0.0, maximum=300.0),
         default_voice=env.str("TTS_DEFAULT_VOICE", "", max_length=200),
         max_receive_bytes=env.int("TTS_MAX_RECEIVE_BYTES", 1 * MiB, minimum=4096),
         max_send_bytes=env.int("TTS_MAX_SEND_BYTES", 64 * MiB, minimum=4 * MiB),

@@ -1,17 +1,26 @@
-"""WAV (RIFF) container for 16-bit PCM: write a header, parse and check a file."""
+"""WAV (RIFF) for the backend: the header of mono 16-bit PCM, and a strict reader.
+
+The header layout itself lives once in :mod:`servicekit.speech.wav`; this
+module adds the backend's fixed format and a reader that rejects anything
+inconsistent (used on Google's responses and by the tests).
+"""
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
 
-HEADER_SIZE = 44
-_HEADER = struct.Struct("<4sI4s4sIHHIIHH4sI")
+from servicekit.speech.wav import HEADER_SIZE, PcmFormat
+from servicekit.speech.wav import parse_wav as _parse_header
+from servicekit.speech.wav import wav_header as _header
+
+__all__ = ["HEADER_SIZE", "WavAudio", "WavError", "read_wav", "wav_header"]
+
 _PCM_FORMAT = 1
 
 
 class WavError(ValueError):
-    """The bytes are not a WAV file this module understands."""
+    """The bytes are not a consistent PCM WAV file."""
 
 
 @dataclass(frozen=True)
@@ -30,65 +39,34 @@ class WavAudio:
         return self.frames / self.sample_rate
 
 
-def wav_header(data_size: int, sample_rate: int, channels: int = 1, bits: int = 16) -> bytes:
-    """The canonical 44-byte header for ``data_size`` bytes of PCM."""
-    block_align = channels * bits // 8
-    return _HEADER.pack(
-        b"RIFF",
-        36 + data_size,
-        b"WAVE",
-        b"fmt ",
-        16,
-        _PCM_FORMAT,
-        channels,
-        sample_rate,
-        sample_rate * block_align,
-        block_align,
-        bits,
-        b"data",
-        data_size,
-    )
+def wav_header(data_size: int, sample_rate: int) -> bytes:
+    """The 44-byte header for ``data_size`` bytes of mono 16-bit PCM."""
+    return _header(PcmFormat(sample_rate, 1, 16), data_size)
 
 
-def to_wav(pcm: bytes, sample_rate: int) -> bytes:
-    """A complete mono 16-bit WAV file around ``pcm``."""
-    return wav_header(len(pcm), sample_rate) + pcm
+def read_wav(blob: bytes) -> WavAudio:
+    """PCM and format of a complete WAV file; WavError unless every size adds up.
 
-
-def parse_wav(data: bytes) -> WavAudio:
-    """Walk the RIFF chunks; check sizes and format; return the PCM.
-
-    Accepts extra chunks (LIST, fact...) before ``data``, as other encoders
-    (Google's) may write them.
+    Checks: RIFF size = file size - 8, a PCM ``fmt `` chunk, and a ``data``
+    chunk that is the last chunk and ends exactly at the end of the file, holding
+    whole frames.
     """
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise WavError("not a RIFF/WAVE file")
-    riff_size = struct.unpack_from("<I", data, 4)[0]
-    if riff_size + 8 != len(data):
-        raise WavError(f"RIFF size {riff_size} does not match file size {len(data)}")
-    offset = 12
-    fmt: tuple[int, int, int, int] | None = None
-    while offset + 8 <= len(data):
-        chunk_id, size = struct.unpack_from("<4sI", data, offset)
-        body = offset + 8
-        if body + size > len(data):
-            raise WavError(f"chunk {chunk_id!r} overruns the file")
-        if chunk_id == b"fmt ":
-            if size < 16:
-                raise WavError("fmt chunk too short")
-            audio_format, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", data, body)
-            fmt = (audio_format, channels, rate, bits)
-        elif chunk_id == b"data":
-            if fmt is None:
-                raise WavError("data chunk before fmt chunk")
-            audio_format, channels, rate, bits = fmt
-            if audio_format != _PCM_FORMAT:
-                raise WavError(f"not PCM (format {audio_format})")
-            if channels < 1 or rate < 1 or bits not in (8, 16, 24, 32):
-                raise WavError("bad fmt values")
-            pcm = data[body : body + size]
-            if len(pcm) % (channels * bits // 8):
-                raise WavError("data is not a whole number of frames")
-            return WavAudio(rate, channels, bits, pcm)
-        offset = body + size + (size & 1)
-    raise WavError("no data chunk")
+    info = _parse_header(blob)
+    if info is None:
+        raise WavError("not a RIFF/WAVE file with fmt and data chunks")
+    (riff_size,) = struct.unpack_from("<I", blob, 4)
+    if riff_size + 8 != len(blob):
+        raise WavError(f"RIFF size {riff_size} does not match file size {len(blob)}")
+    data_start = len(blob) - info.data_size
+    if data_start < 20 or blob[data_start - 8 : data_start - 4] != b"data":
+        raise WavError("data chunk size does not match the end of the file")
+    fmt_start = blob.find(b"fmt ", 12)
+    (audio_format,) = struct.unpack_from("<H", blob, fmt_start + 8)
+    if audio_format != _PCM_FORMAT:
+        raise WavError(f"not PCM (format {audio_format})")
+    fmt = info.fmt
+    if fmt.channels < 1 or fmt.sample_rate_hz < 1 or fmt.bits_per_sample not in (8, 16, 24, 32):
+        raise WavError("bad fmt values")
+    if info.data_size % fmt.block_align:
+        raise WavError("data is not a whole number of frames")
+    return WavAudio(fmt.sample_rate_hz, fmt.channels, fmt.bits_per_sample, blob[data_start:])

@@ -15,6 +15,7 @@ only for a local fake server in tests.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import warnings
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -29,7 +30,7 @@ from tts_backend.engines.base import (
 )
 from tts_backend.pipeline import run_ahead
 from tts_backend.text_split import split_sentences
-from tts_backend.wav import WavError, parse_wav
+from tts_backend.wav import WavError, read_wav
 
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.api_core\..*")
 
@@ -108,7 +109,23 @@ class GoogleEngine:
                 self._client = gtts.TextToSpeechAsyncClient(client_options=options)
             except DefaultCredentialsError as error:
                 raise RuntimeError(f"google engine needs credentials: {error}") from error
+        await self._wait_reachable()
         log.info("google engine ready", extra={"endpoint": self._endpoint or "default"})
+
+    async def _wait_reachable(self) -> None:
+        """One ListVoices call must succeed before the server reports SERVING."""
+        delay = 0.2
+        while True:
+            try:
+                await self.list_voices(DEFAULT_LANGUAGE)
+                return
+            except EngineError as error:
+                log.warning(
+                    "google not reachable yet",
+                    extra={"grpc.code": error.code, "error.message": error.message},
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     async def close(self) -> None:
         if self._channel is not None:
@@ -185,7 +202,7 @@ class GoogleEngine:
             )
         )
         try:
-            audio = parse_wav(response.audio_content)
+            audio = read_wav(response.audio_content)
         except WavError as error:
             raise EngineError("UNAVAILABLE", f"google returned bad audio: {error}") from error
         if (audio.sample_rate, audio.channels, audio.bits_per_sample) != (
