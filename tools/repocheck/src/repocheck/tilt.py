@@ -624,6 +624,8 @@ def _image_problems(repo_root: Path, image: ImageBuild) -> list[str]:
                 )
     seen_sync = False
     for step in image.live_update:
+        if not isinstance(step, Mapping):
+            continue  # a step whose call was already reported as wrong
         kind = step.get("__tilt_step__")
         if kind == "sync":
             seen_sync = True

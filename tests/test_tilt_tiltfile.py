@@ -1,0 +1,186 @@
+"""The Tiltfile, evaluated against Tilt's real API without Tilt (repocheck.tilt)."""
+
+from __future__ import annotations
+
+import posixpath
+
+import pytest
+import yaml
+from repocheck import dockerfiles, tilt
+from repocheck.tilt import IMAGE_PREFIX, SERVICE_IMAGES, TiltfileResult
+
+ROOT = tilt.REPO_ROOT
+FRONTS = ("text-to-speech-v1", "text-to-speech-v2")
+
+
+@pytest.fixture(scope="module")
+def evaluated() -> TiltfileResult:
+    return tilt.evaluate_tiltfile(ROOT)
+
+
+def _resource(result: TiltfileResult, workload: str) -> dict[str, object]:
+    calls = [c.args for c in result.called("k8s_resource") if c.args.get("workload") == workload]
+    assert len(calls) == 1, f"expected one k8s_resource({workload!r}), got {len(calls)}"
+    return calls[0]
+
+
+def test_the_tiltfile_passes_every_check(evaluated: TiltfileResult) -> None:
+    assert evaluated.failure is None
+    assert tilt.check_tiltfile(ROOT, evaluated) == []
+
+
+def test_every_service_image_is_built_from_its_own_dockerfile(evaluated: TiltfileResult) -> None:
+    by_ref = {image.ref: image for image in evaluated.images}
+    assert set(by_ref) == {IMAGE_PREFIX + name for name in SERVICE_IMAGES}
+    for name, folder in SERVICE_IMAGES.items():
+        image = by_ref[IMAGE_PREFIX + name]
+        assert image.context == "."
+        assert image.dockerfile == f"services/{folder}/Dockerfile"
+        assert (ROOT / image.dockerfile).is_file()
+
+
+def test_every_image_the_rendered_manifests_use_is_built(evaluated: TiltfileResult) -> None:
+    # Rendered here independently of the Tiltfile: what `kubectl apply -k k8s` would use.
+    rendered = [d for d in yaml.safe_load_all(tilt.render_kustomize(ROOT / "k8s")) if d]
+    used = tilt.manifest_images(rendered)
+    assert used, "the rendered manifests use no image at all"
+    assert used <= tilt.built_images(ROOT, evaluated)
+
+
+def test_live_update_syncs_sources_into_the_editable_install_and_restarts(
+    evaluated: TiltfileResult,
+) -> None:
+    for image in evaluated.images:
+        folder = SERVICE_IMAGES[image.ref.removeprefix(IMAGE_PREFIX)]
+        steps = list(image.live_update)
+        syncs = {s["local_path"]: s["remote_path"] for s in steps if s["__tilt_step__"] == "sync"}
+        assert syncs == {
+            f"services/{folder}/src": f"/app/services/{folder}/src",
+            "libs/servicekit/src": "/app/libs/servicekit/src",
+            "protos/src": "/app/protos/src",
+        }
+        fall_back = [s for s in steps if s["__tilt_step__"] == "fall_back_on"]
+        assert fall_back and steps[0] is fall_back[0], "fall_back_on must come first"
+        assert {"uv.lock", "pyproject.toml", f"services/{folder}/pyproject.toml"} <= set(
+            fall_back[0]["paths"]
+        )
+        assert image.restart, "restart through the restart_process extension"
+        assert not any(s["__tilt_step__"] == "restart_container" for s in steps)
+
+
+def test_restart_entrypoint_is_the_dockerfile_entrypoint(evaluated: TiltfileResult) -> None:
+    for image in evaluated.images:
+        text = (ROOT / image.dockerfile).read_text()
+        final = dockerfiles.stages(text)[-1]
+        entrypoint = [s for s in final if s.keyword == "ENTRYPOINT"][-1]
+        assert image.entrypoint == yaml.safe_load(entrypoint.arguments)
+        # The extension's restart file is created at build time by the image's
+        # user (uid 10001 owns /app) and must not sit under a volume mount.
+        assert image.restart_file is not None
+        assert posixpath.dirname(image.restart_file) == "/app"
+
+
+def test_the_build_context_is_narrowed_with_only(evaluated: TiltfileResult) -> None:
+    for image in evaluated.images:
+        assert image.only, f"{image.ref}: no only="
+        assert "." not in image.only
+        assert not any(entry.startswith(("k8s", "tests", ".git")) for entry in image.only)
+
+
+def test_resources_have_labels_deps_and_port_forwards(evaluated: TiltfileResult) -> None:
+    for workload in ("books", "tts-backend", *FRONTS, "client"):
+        assert _resource(evaluated, workload)["labels"], f"{workload}: no labels"
+    for front in FRONTS:
+        deps = _resource(evaluated, front)["resource_deps"]
+        assert isinstance(deps, list)
+        assert {"books", "tts-backend"} <= set(deps)
+        forwards = _resource(evaluated, front)["port_forwards"]
+        assert isinstance(forwards, list)
+        assert [f["container_port"] for f in forwards] == [8080]
+    books_links = _resource(evaluated, "books")["links"]
+    assert isinstance(books_links, list)
+    assert any(link["url"] == "http://localhost/" for link in books_links)
+
+
+def test_gateway_ip_from_the_environment_becomes_a_link() -> None:
+    result = tilt.evaluate_tiltfile(ROOT, env={"GATEWAY_IP": "172.18.255.205"})
+    links = _resource(result, "text-to-speech-v1")["links"]
+    assert isinstance(links, list)
+    assert "http://172.18.255.205/" in [link["url"] for link in links]
+
+
+def test_protos_are_regenerated_when_the_contract_changes(evaluated: TiltfileResult) -> None:
+    (codegen,) = evaluated.called("local_resource")
+    assert "protos/generate.py" in codegen.args["cmd"]
+    assert (ROOT / "protos" / "generate.py").is_file()
+    deps = codegen.args["deps"]
+    assert any((ROOT / dep / "v1" / "tts.proto").is_file() for dep in deps)
+    assert "protos-codegen" in _resource(evaluated, "tts-backend")["resource_deps"]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("context", ["gke_prod_europe", "docker-desktop", "kind-other", ""])
+def test_any_context_but_the_local_kind_cluster_is_refused(context: str) -> None:
+    result = tilt.evaluate_tiltfile(ROOT, kube_context=context)
+    assert result.failure is not None
+    assert "refusing kube context" in result.failure
+    assert not result.images
+
+
+def test_the_kind_context_is_allowed_explicitly(evaluated: TiltfileResult) -> None:
+    (allowed,) = evaluated.called("allow_k8s_contexts")
+    assert allowed.args["contexts"] == tilt.default_kube_context(ROOT) == "kind-speech-mesh"
+
+
+def test_live_update_can_write_into_the_containers(evaluated: TiltfileResult) -> None:
+    for obj in evaluated.manifests:
+        for container in tilt._containers(obj):
+            if str(container.get("image", "")).startswith(IMAGE_PREFIX):
+                assert container["securityContext"]["readOnlyRootFilesystem"] is False
+
+
+def test_no_datadog_turns_tracing_off_and_drops_the_envoy_telemetry() -> None:
+    plain = tilt.evaluate_tiltfile(ROOT)
+    result = tilt.evaluate_tiltfile(ROOT, flags={"no-datadog": True})
+    assert result.failure is None
+    assert any(o["kind"] == "Telemetry" for o in plain.manifests)
+    assert not any(o["kind"] == "Telemetry" for o in result.manifests)
+    workloads = [o for o in result.manifests if o["kind"] == "Deployment"]
+    assert workloads
+    for obj in workloads:
+        for container in tilt._containers(obj):
+            env = {e["name"]: e.get("value") for e in container.get("env", [])}
+            assert env["DD_TRACE_ENABLED"] == "false"
+
+
+def _v1_v2_splits(result: TiltfileResult) -> list[dict[str, int]]:
+    splits = []
+    for obj in result.manifests:
+        if obj["kind"] != "VirtualService":
+            continue
+        for rule in obj["spec"].get("http", []):
+            routes = rule.get("route", [])
+            weights = {r["destination"].get("subset"): r.get("weight") for r in routes}
+            if set(weights) == {"v1", "v2"}:
+                splits.append(weights)
+    return splits
+
+
+def test_canary_weight_overrides_every_v1_v2_split() -> None:
+    default = _v1_v2_splits(tilt.evaluate_tiltfile(ROOT))
+    assert default and all(s == {"v1": 70, "v2": 30} for s in default)
+    result = tilt.evaluate_tiltfile(ROOT, flags={"canary-weight": "50"})
+    assert result.failure is None
+    overridden = _v1_v2_splits(result)
+    assert len(overridden) == len(default)
+    assert all(s == {"v1": 50, "v2": 50} for s in overridden)
+
+
+@pytest.mark.parametrize("weight", ["150", "-5", "half"])
+def test_a_bad_canary_weight_stops_the_tiltfile(weight: str) -> None:
+    result = tilt.evaluate_tiltfile(ROOT, flags={"canary-weight": weight})
+    assert result.failure is not None
+    assert "--canary-weight" in result.failure
+
+
+def test_built_images_is_what_other_checks_call() -> None:
+    assert tilt.built_images() == {IMAGE_PREFIX + name for name in SERVICE_IMAGES}
