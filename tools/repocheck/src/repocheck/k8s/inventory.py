@@ -1,0 +1,110 @@
+"""Everything the cluster will hold, as far as the repository can tell.
+
+The objects of every kustomization under ``k8s/``, plus what the bootstrap
+creates outside kustomize and the manifests may still reference:
+
+- the Istio ingress gateway (``k8s/istio/install/istio-operator.yaml``, read
+  by ``istioctl install``): its Service and its ServiceAccount, which istioctl
+  names ``<gateway>-service-account``;
+- the Secrets that ``scripts/cluster-up`` creates from the environment, listed
+  with placeholder values in ``k8s/secrets/secrets.example.yaml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from repocheck.k8s import manifests
+from repocheck.k8s.manifests import Obj
+
+ISTIO_OPERATOR_FILE = "k8s/istio/install/istio-operator.yaml"
+SECRETS_EXAMPLE_FILE = "k8s/secrets/secrets.example.yaml"
+KIND_CONFIG_FILE = "k8s/kind/cluster.yaml"
+ISTIO_NAMESPACE = "istio-system"
+
+
+@dataclass
+class Inventory:
+    """Objects by source; the checks read it, never the files."""
+
+    objects: list[Obj]
+    provided: list[Obj] = field(default_factory=list)
+    built_images: frozenset[str] | None = None
+
+    @property
+    def everything(self) -> list[Obj]:
+        """The rendered objects and the ones the bootstrap provides."""
+        return [*self.objects, *self.provided]
+
+    def find(self, kind: str, namespace: str, name: str) -> Obj | None:
+        for obj in self.everything:
+            if (
+                manifests.kind(obj) == kind
+                and manifests.namespace(obj) == namespace
+                and manifests.name(obj) == name
+            ):
+                return obj
+        return None
+
+    def of_kind(self, *kinds: str) -> list[Obj]:
+        return manifests.of_kind(self.objects, *kinds)
+
+
+def render_all(k8s_root: Path) -> dict[Path, list[Obj]]:
+    """Each kustomization under ``k8s_root`` rendered once."""
+    return {d: manifests.render(d) for d in manifests.kustomization_dirs(k8s_root)}
+
+
+def istio_provided_objects(operator: Mapping[str, Any]) -> list[Obj]:
+    """The gateway Services and ServiceAccounts ``istioctl install`` creates."""
+    provided: list[Obj] = []
+    components = (operator.get("spec") or {}).get("components") or {}
+    for gateway in components.get("ingressGateways") or []:
+        if gateway.get("enabled") is False:
+            continue
+        name = str(gateway["name"])
+        ns = str(gateway.get("namespace") or ISTIO_NAMESPACE)
+        labels = dict(gateway.get("label") or {})
+        service = ((gateway.get("k8s") or {}).get("service")) or {}
+        provided.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "namespace": ns, "labels": labels},
+                "spec": {"type": service.get("type"), "ports": service.get("ports") or []},
+            }
+        )
+        provided.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": f"{name}-service-account", "namespace": ns},
+            }
+        )
+    return provided
+
+
+def load_inventory(
+    repo_root: Path,
+    rendered: Mapping[Path, list[Obj]] | None = None,
+    built_images: Iterable[str] | None = None,
+) -> Inventory:
+    """The inventory of a repository (or of a broken copy of it, in tests)."""
+    rendered = rendered if rendered is not None else render_all(repo_root / manifests.K8S_DIR)
+    objects = manifests.unique(o for objs in rendered.values() for o in objs)
+    provided: list[Obj] = []
+    operator_file = repo_root / ISTIO_OPERATOR_FILE
+    if operator_file.is_file():
+        for operator in manifests.load_file(operator_file):
+            provided.extend(istio_provided_objects(operator))
+    secrets_file = repo_root / SECRETS_EXAMPLE_FILE
+    if secrets_file.is_file():
+        provided.extend(manifests.of_kind(manifests.load_file(secrets_file), "Secret"))
+    return Inventory(
+        objects=objects,
+        provided=provided,
+        built_images=frozenset(built_images) if built_images is not None else None,
+    )

@@ -1,0 +1,102 @@
+"""Render kustomizations and load Kubernetes objects from YAML."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Obj = dict[str, Any]
+
+REPO_ROOT = Path(__file__).resolve().parents[5]
+K8S_DIR = "k8s"
+
+
+class RenderError(Exception):
+    """A kustomization does not render (or kubectl is missing)."""
+
+
+def kubectl() -> str:
+    found = shutil.which("kubectl")
+    if found is None:
+        raise RenderError("kubectl is not on PATH: it is needed to render kustomizations")
+    return found
+
+
+def render(directory: Path) -> list[Obj]:
+    """The objects ``kubectl kustomize DIRECTORY`` produces, in its order."""
+    completed = subprocess.run(
+        [kubectl(), "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RenderError(f"kubectl kustomize {directory}: {completed.stderr.strip()}")
+    return parse_documents(completed.stdout, source=str(directory))
+
+
+def parse_documents(text: str, *, source: str) -> list[Obj]:
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as error:
+        raise RenderError(f"{source}: not valid YAML: {error}") from None
+    return [d for d in documents if isinstance(d, dict)]
+
+
+def load_file(path: Path) -> list[Obj]:
+    return parse_documents(path.read_text(), source=str(path))
+
+
+def kustomization_dirs(k8s_root: Path) -> list[Path]:
+    """Every directory under ``k8s_root`` (itself included) with a kustomization."""
+    names = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+    return sorted({p.parent for name in names for p in k8s_root.rglob(name)})
+
+
+def kind(obj: Mapping[str, Any]) -> str:
+    return str(obj.get("kind", ""))
+
+
+def name(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
+
+
+def namespace(obj: Mapping[str, Any], default: str = "") -> str:
+    return str((obj.get("metadata") or {}).get("namespace") or default)
+
+
+def group(obj: Mapping[str, Any]) -> str:
+    """API group: ``networking.istio.io`` for ``networking.istio.io/v1``, "" for ``v1``."""
+    api_version = str(obj.get("apiVersion", ""))
+    return api_version.rpartition("/")[0]
+
+
+def describe(obj: Mapping[str, Any]) -> str:
+    """How messages name an object: ``Deployment apps/books``."""
+    ns = namespace(obj)
+    return f"{kind(obj)} {ns}/{name(obj)}" if ns else f"{kind(obj)} {name(obj)}"
+
+
+def identity(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    return (group(obj), kind(obj), namespace(obj), name(obj))
+
+
+def unique(objects: Iterable[Obj]) -> list[Obj]:
+    """``objects`` without repeats (the same object rendered by two kustomizations)."""
+    seen: set[tuple[str, str, str, str]] = set()
+    kept: list[Obj] = []
+    for obj in objects:
+        key = identity(obj)
+        if key not in seen:
+            seen.add(key)
+            kept.append(obj)
+    return kept
+
+
+def of_kind(objects: Iterable[Obj], *kinds: str) -> list[Obj]:
+    return [o for o in objects if kind(o) in kinds]

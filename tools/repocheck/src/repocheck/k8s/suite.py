@@ -1,0 +1,68 @@
+"""The Kubernetes checks, by name, and one call that runs them all."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from repocheck.k8s import images, istio, pods, references, served, services
+from repocheck.k8s.inventory import Inventory, load_inventory, render_all
+from repocheck.k8s.manifests import K8S_DIR, Obj
+from repocheck.k8s.schemas import CrdSchemas, validate
+
+Check = Callable[[Inventory], list[str]]
+
+CROSS_CHECKS: dict[str, Check] = {
+    "service-selectors": services.service_selectors_match_pods,
+    "service-target-ports": services.service_target_ports_match_containers,
+    "env-addresses": services.env_addresses_point_at_services,
+    "virtualservice-hosts": istio.virtual_service_hosts_exist,
+    "subsets": istio.subsets_exist_and_match_pods,
+    "route-weights": istio.route_weights_sum_to_100,
+    "mirrored-routes": istio.gateway_catch_all_mirrors_mesh_routes,
+    "authorization-principals": istio.authorization_principals_are_service_accounts,
+    "references": references.referenced_objects_exist,
+    "app-settings": served.app_settings_accept_env,
+    "probe-paths": served.probe_paths_are_served,
+    "mesh-paths": served.mesh_paths_are_served,
+    "images": images.images_are_built_by_tilt,
+    "pod-security": pods.pod_security,
+    "service-tagging": pods.unified_service_tagging,
+}
+
+
+@dataclass
+class Report:
+    """Problems by check name ("schema:<dir>" for schema validation)."""
+
+    problems: dict[str, list[str]]
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.problems.values())
+
+
+def schema_problems(
+    rendered: dict[Path, list[Obj]], schemas: CrdSchemas, repo_root: Path
+) -> dict[str, list[str]]:
+    """Schema violations per kustomization, keyed ``schema:k8s/<dir>``."""
+    return {
+        f"schema:{directory.relative_to(repo_root)}": validate(objects, schemas)
+        for directory, objects in rendered.items()
+    }
+
+
+def run(repo_root: Path, schemas: CrdSchemas | None = None, *, with_tilt: bool = True) -> Report:
+    """Render every kustomization once, validate every object, run every cross-check."""
+    rendered = render_all(repo_root / K8S_DIR)
+    built: set[str] | None = None
+    if with_tilt:
+        from repocheck.tilt import built_images
+
+        built = built_images(repo_root)
+    inventory = load_inventory(repo_root, rendered, built)
+    problems = schema_problems(rendered, schemas or CrdSchemas(), repo_root)
+    for name, check in CROSS_CHECKS.items():
+        problems[name] = check(inventory)
+    return Report(problems)
