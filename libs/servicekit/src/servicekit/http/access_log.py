@@ -61,4 +61,17 @@ class AccessLogMiddleware:
         route = scope.get("path_template")
         if route:
             extra["http.route"] = route
-        self.logger.info("%s %s %d", scope["method"], path, status, extra=extra)
+        # makeRecord + handle is logger.info without the caller lookup (a stack
+        # walk per request); handlers, filters and record hooks still apply.
+        record = self.logger.makeRecord(
+            self.logger.name,
+            logging.INFO,
+            __file__,
+            0,
+            "%s %s %d",
+            (scope["method"], path, status),
+            None,
+            None,
+            extra,
+        )
+        self.logger.handle(record)
