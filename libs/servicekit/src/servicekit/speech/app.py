@@ -50,12 +50,8 @@ def create_speech_app(
         except SpeechError as exc:
             # Not fatal: /readyz reports it and requests get a 503 until it is fixed.
             log.warning("audio directory unusable: %s", exc.message)
-        books = BooksClient(
-            settings.books_url, settings.books_timeout_s, retry_after_s=settings.retry_after_s
-        )
-        backend = BackendClient(
-            settings.backend_addr, settings.tts_timeout_s, retry_after_s=settings.retry_after_s
-        )
+        books = BooksClient(settings.books_url, settings.books_timeout_s)
+        backend = BackendClient(settings.backend_addr, settings.tts_timeout_s)
         deps = SpeechDeps(backend=backend, store=store)
         front = Front(settings, banner, books, deps, strategy_factory(deps))
         app.state.front = front

@@ -73,10 +73,7 @@ class SynthesisStream:
             while True:
                 message = await self._call.read()
                 if message is grpc.aio.EOF:
-                    raise BackendUnavailable(
-                        "backend stream ended without a summary",
-                        retry_after_s=self._client.retry_after_s,
-                    )
+                    raise BackendUnavailable("backend stream ended without a summary")
                 payload = message.WhichOneof("payload")
                 if payload == "audio_chunk":
                     yield message.audio_chunk
@@ -90,10 +87,9 @@ class SynthesisStream:
 
 
 class BackendClient:
-    def __init__(self, address: str, timeout_s: float, *, retry_after_s: int = 1) -> None:
+    def __init__(self, address: str, timeout_s: float) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        self.retry_after_s = retry_after_s
         self._channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
         self._stub = tts_pb2_grpc.TextToSpeechStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
@@ -109,9 +105,7 @@ class BackendClient:
         except grpc.aio.AioRpcError as exc:
             raise self.error_for(exc) from exc
         if parse_wav(reply.audio) is None:
-            raise BackendUnavailable(
-                "backend sent audio that is not a WAV file", retry_after_s=self.retry_after_s
-            )
+            raise BackendUnavailable("backend sent audio that is not a WAV file")
         return Synthesis(wav=reply.audio, engine=reply.engine, voice=reply.voice)
 
     async def open_stream(self, text: str, voice: str) -> SynthesisStream:
@@ -123,16 +117,11 @@ class BackendClient:
             raise self.error_for(exc) from exc
         if first is grpc.aio.EOF or first.WhichOneof("payload") != "format":
             call.cancel()
-            raise BackendUnavailable(
-                "backend stream did not start with the audio format",
-                retry_after_s=self.retry_after_s,
-            )
+            raise BackendUnavailable("backend stream did not start with the audio format")
         fmt = first.format
         if fmt.audio_encoding not in (tts_pb2.AUDIO_ENCODING_UNSPECIFIED, tts_pb2.LINEAR16):
             call.cancel()
-            raise BackendUnavailable(
-                "backend stream is not LINEAR16", retry_after_s=self.retry_after_s
-            )
+            raise BackendUnavailable("backend stream is not LINEAR16")
         pcm = PcmFormat(
             sample_rate_hz=fmt.sample_rate_hertz,
             channels=fmt.channels or 1,
@@ -159,7 +148,7 @@ class BackendClient:
             message = f"backend unreachable at {self.address}"
         else:
             message = f"backend failed ({code.name}: {details})"
-        return BackendUnavailable(message, retry_after_s=self.retry_after_s)
+        return BackendUnavailable(message)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -32,9 +32,8 @@ _decoder = msgspec.json.Decoder(Book)
 
 
 class BooksClient:
-    def __init__(self, base_url: str, timeout_s: float, *, retry_after_s: int = 1) -> None:
+    def __init__(self, base_url: str, timeout_s: float) -> None:
         self._timeout_s = timeout_s
-        self._retry_after_s = retry_after_s
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout_s),
@@ -49,20 +48,17 @@ class BooksClient:
         try:
             response = await self._client.get(f"/books/{book_id}")
         except httpx.TimeoutException as exc:
-            raise self._unavailable(f"books API did not answer within {self._timeout_s}s") from exc
+            raise BooksUnavailable(f"books API did not answer within {self._timeout_s}s") from exc
         except httpx.HTTPError as exc:
-            raise self._unavailable(f"books API unreachable ({type(exc).__name__})") from exc
+            raise BooksUnavailable(f"books API unreachable ({type(exc).__name__})") from exc
         if response.status_code == 404:
             raise BookNotFound(f"book {book_id} not found")
         if response.status_code != 200:
-            raise self._unavailable(f"books API answered {response.status_code}")
+            raise BooksUnavailable(f"books API answered {response.status_code}")
         try:
             return _decoder.decode(response.content)
         except msgspec.DecodeError as exc:
-            raise self._unavailable(f"books API sent an unexpected body ({exc})") from exc
-
-    def _unavailable(self, message: str) -> BooksUnavailable:
-        return BooksUnavailable(message, retry_after_s=self._retry_after_s)
+            raise BooksUnavailable(f"books API sent an unexpected body ({exc})") from exc
 
     async def aclose(self) -> None:
         await self._client.aclose()

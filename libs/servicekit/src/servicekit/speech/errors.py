@@ -40,15 +40,9 @@ class SpeechError(Exception):
     status_code = 500
     error = "internal_error"
 
-    def __init__(self, message: str, *, retry_after_s: int | None = None) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        self.retry_after_s = retry_after_s
-
-    def headers(self) -> dict[str, str]:
-        if self.retry_after_s is None:
-            return {}
-        return {"Retry-After": str(self.retry_after_s)}
 
 
 class BadRequest(SpeechError):
@@ -77,12 +71,9 @@ class BackendRejected(SpeechError):
 
 
 class Unavailable(SpeechError):
-    """A dependency the request needs is down or too slow: retry later."""
+    """A dependency the request needs is down or too slow: retry later (``Retry-After``)."""
 
     status_code = 503
-
-    def __init__(self, message: str, *, retry_after_s: int = DEFAULT_RETRY_AFTER_S) -> None:
-        super().__init__(message, retry_after_s=retry_after_s)
 
 
 class BooksUnavailable(Unavailable):
@@ -115,4 +106,9 @@ def speech_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Res
                 "http.url": request.url.path,
             },
         )
-    return error_response(exc.status_code, exc.message, exc.error, exc.headers())
+    headers = {}
+    if isinstance(exc, Unavailable):
+        front = getattr(request.app.state, "front", None)
+        retry_after_s = front.settings.retry_after_s if front else DEFAULT_RETRY_AFTER_S
+        headers["Retry-After"] = str(retry_after_s)
+    return error_response(exc.status_code, exc.message, exc.error, headers)

@@ -23,6 +23,19 @@ from servicekit.testing import ServiceProcess, console_script, free_port
 FRONT_COMMANDS = {"v1": "tts-v1", "v2": "tts-v2"}
 
 
+@contextlib.contextmanager
+def frozen(process: ServiceProcess) -> Iterator[None]:
+    """SIGSTOP a service, SIGCONT it after: its sockets stay open but nothing answers.
+
+    What a caller sees of a dependency that is alive but too slow.
+    """
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+
+
 @dataclass
 class BackendServer:
     """A started tts-backend process and its loopback address."""
@@ -43,15 +56,6 @@ class BackendServer:
 
     def stop(self) -> None:
         self.process.stop()
-
-    @contextlib.contextmanager
-    def frozen(self) -> Iterator[None]:
-        """SIGSTOP the backend: connections stay open, nothing answers (a slow backend)."""
-        os.kill(self.process.pid, signal.SIGSTOP)
-        try:
-            yield
-        finally:
-            os.kill(self.process.pid, signal.SIGCONT)
 
 
 def _backend_process(port: int, env: Mapping[str, str]) -> ServiceProcess:
