@@ -1,0 +1,33 @@
+"""``client``: ``client poll ...`` and ``client compare ...``.
+
+Exit status: 0 success, 1 failure (error rate above the threshold, an
+unreachable URL, no traces), 2 bad flag or setting. A failure is one line on
+stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from polling_client.cli import PROGRAM, PollCommand, parse_command
+from polling_client.commands import compare_versions, poll
+from polling_client.errors import ClientError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    command = parse_command(argv)
+    try:
+        if isinstance(command, PollCommand):
+            return poll(command)
+        return compare_versions(command)
+    except ClientError as error:
+        print(f"{PROGRAM}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROGRAM}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,317 @@
+"""The command line: flags, their validation, and the options they make.
+
+Every bad flag gives one line (``client poll: error: --rate: ...``) and exit
+status 2; defaults of the main flags come from environment variables (see
+:mod:`polling_client.settings`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+from servicekit.settings import load_or_exit
+
+from polling_client.poll import PollOptions
+from polling_client.settings import ClientSettings, load_settings
+from polling_client.thresholds import Thresholds
+from polling_client.workload import DEFAULT_MIX, parse_mix
+
+PROGRAM = "client"
+
+
+@dataclass(frozen=True)
+class PollCommand:
+    options: PollOptions
+    max_error_rate: float
+    output_format: str
+
+
+@dataclass(frozen=True)
+class CompareCommand:
+    agent_url: str
+    service: str
+    env: str | None
+    baseline: str
+    canary: str
+    thresholds: Thresholds
+    plot: Path | None
+    include_probes: bool
+    timeout_s: float
+    output_format: str
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line, without the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _checked(kind: str, parse: Callable[[str], object]) -> Callable[[str], object]:
+    def convert(text: str) -> object:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}: {exc}") from None
+
+    convert.__name__ = kind
+    return convert
+
+
+def _url(text: str) -> str:
+    parts = urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("bad port") from None
+    del port
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected http://host[:port]")
+    return text.rstrip("/")
+
+
+def _number_in(low: float, high: float, *, integer: bool = False) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(int(text)) if integer else float(text)
+        if not low <= value <= high:
+            raise ValueError(f"expected {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``1.5m``, ``2h``, ``500ms`` -> seconds (> 0)."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError("expected a number with an optional unit ms, s, m or h")
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("must be above 0")
+    return seconds
+
+
+def _version(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,32}", text):
+        raise ValueError("expected a version name like v1")
+    return text
+
+
+def build_parser(settings: ClientSettings) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROGRAM,
+        description="Drive traffic through the entry point and compare v1 with v2.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_poll(commands, settings)
+    _add_compare(commands, settings)
+    return parser
+
+
+def _add_poll(commands: argparse._SubParsersAction[_Parser], settings: ClientSettings) -> None:
+    poll = commands.add_parser(
+        "poll",
+        help="send user traffic and tally which version answered",
+        description=(
+            "Exercise the entry point like a user (POST /books, GET /books, POST /speech,"
+            " GET the audio, GET /), tally answers per version from the x-tts-version"
+            " header, print a live line on stderr and a final table on stdout."
+            " Exit status 1 when the error rate is above --max-error-rate."
+        ),
+        epilog=(
+            "Environment defaults: GATEWAY_URL, POLL_BOOKS_URL, POLL_RATE,"
+            " POLL_CONCURRENCY, MAX_ERROR_RATE. Without --count or --duration it"
+            " polls until Ctrl-C / SIGTERM, then prints the table."
+        ),
+    )
+    poll.add_argument(
+        "--gateway",
+        default=settings.gateway_url,
+        type=_checked("a URL", _url),
+        help="entry point URL (default %(default)s)",
+    )
+    poll.add_argument(
+        "--books",
+        default=settings.books_url,
+        type=_checked("a URL", _url),
+        help="where /books lives, if not behind the gateway (default: the gateway)",
+    )
+    poll.add_argument(
+        "--rate",
+        default=settings.rate,
+        type=_checked("a rate", _number_in(0, 10_000)),
+        help="requests per second, paced by scheduled ticks; 0 = as fast as"
+        " --concurrency allows (default %(default)s)",
+    )
+    stop = poll.add_mutually_exclusive_group()
+    stop.add_argument(
+        "--duration",
+        type=_checked("a duration", parse_duration),
+        help="stop after this long: 30, 30s, 2m, 1h",
+    )
+    stop.add_argument(
+        "--count",
+        type=_checked("a count", _number_in(1, 100_000_000, integer=True)),
+        help="stop after this many requests",
+    )
+    poll.add_argument(
+        "--max-error-rate",
+        default=settings.max_error_rate,
+        type=_checked("a rate", _number_in(0, 1)),
+        help="fail (exit 1) when errors/requests is above this, 0-1 (default %(default)s)",
+    )
+    poll.add_argument(
+        "--concurrency",
+        default=settings.concurrency,
+        type=_checked("a count", _number_in(1, 1024, integer=True)),
+        help="requests in flight at most, also the connection pool size (default %(default)s)",
+    )
+    poll.add_argument(
+        "--timeout",
+        default=10.0,
+        type=_checked("a duration", parse_duration),
+        help="per-request timeout (default %(default)ss)",
+    )
+    poll.add_argument(
+        "--mix",
+        default=DEFAULT_MIX,
+        type=_checked("a mix", parse_mix),
+        help="operation weights (default %(default)s)",
+    )
+    poll.add_argument(
+        "--canary",
+        type=_checked("a version", _version),
+        help="send x-canary: VERSION to pin the text-to-speech version",
+    )
+    poll.add_argument("--format", choices=("table", "json"), default="table")
+
+
+def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: ClientSettings) -> None:
+    defaults = Thresholds()
+    compare = commands.add_parser(
+        "compare",
+        help="compare v1 and v2 from the traces the APM test agent received",
+        description=(
+            "Read the traces held by the Datadog APM test agent (GET /test/traces),"
+            " take the entry spans of the text-to-speech service, and print the"
+            " baseline and the canary side by side with a verdict."
+        ),
+        epilog=(
+            "Statistics: latency - one-sided Mann-Whitney U test (is the canary slower?);"
+            " errors - one-sided Fisher exact test (does the canary err more?)."
+            " ROLL BACK when a test is significant (p < --alpha) AND the regression is"
+            " material (median latency above baseline by more than --latency-margin, or"
+            " error rate above baseline by more than --error-margin). HOLD when a"
+            " version has fewer than --min-samples requests or a regression is"
+            " significant but within the margin. PROMOTE otherwise."
+            f" Defaults: alpha {defaults.alpha}, latency margin {defaults.latency_margin},"
+            f" error margin {defaults.error_margin}, min samples {defaults.min_samples}."
+            " Exit status 0 with a verdict, 1 when the agent is unreachable or holds no"
+            " text-to-speech traces, 2 on a bad flag."
+        ),
+    )
+    compare.add_argument(
+        "--agent",
+        default=settings.agent_url,
+        type=_checked("a URL", _url),
+        help="APM test agent URL (default %(default)s; environment AGENT_URL)",
+    )
+    compare.add_argument("--service", default="text-to-speech", help="service name (%(default)s)")
+    compare.add_argument("--env", help="only spans with this env tag (default: all)")
+    compare.add_argument(
+        "--baseline", default="v1", type=_checked("a version", _version), help="(%(default)s)"
+    )
+    compare.add_argument(
+        "--canary", default="v2", type=_checked("a version", _version), help="(%(default)s)"
+    )
+    compare.add_argument(
+        "--plot", type=Path, metavar="FILE.png", help="draw both latency distributions to a PNG"
+    )
+    compare.add_argument(
+        "--alpha",
+        default=defaults.alpha,
+        type=_checked("a probability", _number_in(1e-9, 0.5)),
+        help="significance level of each one-sided test (default %(default)s)",
+    )
+    compare.add_argument(
+        "--latency-margin",
+        default=defaults.latency_margin,
+        type=_checked("a fraction", _number_in(0, 100)),
+        help="tolerated relative increase of the median latency (default %(default)s = +10%%)",
+    )
+    compare.add_argument(
+        "--error-margin",
+        default=defaults.error_margin,
+        type=_checked("a fraction", _number_in(0, 1)),
+        help="tolerated absolute increase of the error rate (default %(default)s = +1 point)",
+    )
+    compare.add_argument(
+        "--min-samples",
+        default=defaults.min_samples,
+        type=_checked("a count", _number_in(1, 10_000_000, integer=True)),
+        help="requests needed per version before promoting (default %(default)s)",
+    )
+    compare.add_argument(
+        "--include-probes",
+        action="store_true",
+        help="keep /healthz, /readyz and /livez spans (left out by default)",
+    )
+    compare.add_argument(
+        "--timeout",
+        default=10.0,
+        type=_checked("a duration", parse_duration),
+        help="timeout of the agent request (default %(default)ss)",
+    )
+    compare.add_argument("--format", choices=("table", "json"), default="table")
+
+
+def parse_command(argv: Sequence[str] | None = None) -> PollCommand | CompareCommand:
+    settings = load_or_exit(load_settings, PROGRAM)
+    args = build_parser(settings).parse_args(argv)
+    if args.command == "poll":
+        return PollCommand(
+            options=PollOptions(
+                gateway_url=args.gateway,
+                books_url=args.books,
+                rate=float(args.rate),
+                count=None if args.count is None else int(args.count),
+                duration_s=args.duration,
+                concurrency=int(args.concurrency),
+                timeout_s=float(args.timeout),
+                mix=args.mix,
+                canary=args.canary,
+            ),
+            max_error_rate=float(args.max_error_rate),
+            output_format=args.format,
+        )
+    if args.baseline == args.canary:
+        _Parser(prog=f"{PROGRAM} compare").error("--baseline and --canary must differ")
+    if args.plot is not None and args.plot.suffix.lower() != ".png":
+        _Parser(prog=f"{PROGRAM} compare").error(f"--plot {args.plot}: expected a .png file")
+    return CompareCommand(
+        agent_url=args.agent,
+        service=args.service,
+        env=args.env,
+        baseline=args.baseline,
+        canary=args.canary,
+        thresholds=Thresholds(
+            alpha=float(args.alpha),
+            latency_margin=float(args.latency_margin),
+            error_margin=float(args.error_margin),
+            min_samples=int(args.min_samples),
+        ),
+        plot=args.plot,
+        include_probes=bool(args.include_probes),
+        timeout_s=float(args.timeout),
+        output_format=args.format,
+    )

@@ -1,0 +1,73 @@
+"""The two commands, end to end: options in, text out, exit status back."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from polling_client.cli import CompareCommand, PollCommand
+from polling_client.errors import ClientError
+from polling_client.live import LiveDisplay
+from polling_client.poll import run_poll
+from polling_client.report import compare_json, compare_table, poll_json, poll_table
+from polling_client.traces import fetch_traces, select_entry_spans
+
+
+def poll(command: PollCommand) -> int:
+    """Poll, print the table; 1 when the error rate is above the threshold."""
+    display = LiveDisplay(sys.stderr)
+    try:
+        summary = asyncio.run(
+            run_poll(
+                command.options, progress=display.update, progress_interval_s=display.interval_s
+            )
+        )
+    finally:
+        display.finish()
+    render = poll_json if command.output_format == "json" else poll_table
+    print(render(summary, command.max_error_rate))
+    if summary.requests == 0:
+        raise ClientError("no request was sent")
+    return 0 if summary.error_rate <= command.max_error_rate else 1
+
+
+def compare_versions(command: CompareCommand) -> int:
+    """Print the comparison and verdict; 1 when there is nothing to compare."""
+    # scipy and matplotlib take seconds to import: only this command needs them.
+    from polling_client.plot import plot_latencies
+    from polling_client.verdict import VersionStats, compare
+
+    traces = fetch_traces(command.agent_url, command.timeout_s)
+    selection = select_entry_spans(
+        traces, service=command.service, env=command.env, include_probes=command.include_probes
+    )
+    if not selection.spans:
+        where = f" with env {command.env}" if command.env else ""
+        raise ClientError(
+            f"the APM test agent at {command.agent_url} holds no versioned"
+            f" {command.service} entry spans{where} ({len(traces)} traces in total):"
+            " send traffic first, e.g. `uv run client poll --count 200`"
+        )
+    samples = {
+        version: VersionStats(
+            version=version,
+            latencies_ms=[s.duration_ms for s in selection.spans if s.version == version],
+            errors=sum(1 for s in selection.spans if s.version == version and s.error),
+        )
+        for version in (command.baseline, command.canary)
+    }
+    others = sorted({s.version for s in selection.spans} - set(samples))
+    notes = []
+    if others:
+        notes.append(f"versions not compared: {', '.join(others)}")
+    if selection.unversioned:
+        notes.append(f"{selection.unversioned} entry spans without a version tag left out")
+    if selection.probes:
+        notes.append(f"{selection.probes} health-probe spans left out")
+    comparison = compare(samples[command.baseline], samples[command.canary], command.thresholds)
+    render = compare_json if command.output_format == "json" else compare_table
+    print(render(comparison, source=command.agent_url, service=command.service, ignored=notes))
+    if command.plot is not None:
+        plot_latencies(comparison, command.plot)
+        print(f"plot written to {command.plot}", file=sys.stderr)
+    return 0

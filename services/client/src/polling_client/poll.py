@@ -1,0 +1,163 @@
+"""The poll loop: paced, bounded, interruptible.
+
+Requests are started on the ticks of a :class:`RateLimiter` (or as fast as the
+connection pool allows with rate 0), at most ``concurrency`` in flight, until
+``count`` requests were sent, ``duration`` elapsed, or SIGINT/SIGTERM arrived.
+Then the requests in flight are awaited (up to the request timeout) and the
+tally summarised. A second signal abandons them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from polling_client.errors import ClientError
+from polling_client.journey import UserJourney
+from polling_client.ratelimit import RateLimiter
+from polling_client.tally import PollSummary, Tally
+from polling_client.workload import MixSchedule, Operation
+
+Progress = Callable[[Tally, float], None]
+
+
+@dataclass(frozen=True)
+class PollOptions:
+    gateway_url: str
+    books_url: str | None
+    rate: float  # requests per second; 0 means unpaced
+    count: int | None
+    duration_s: float | None
+    concurrency: int
+    timeout_s: float
+    mix: dict[Operation, int]
+    canary: str | None = None
+    burst: int = 5
+
+
+async def run_poll(
+    options: PollOptions,
+    *,
+    progress: Progress | None = None,
+    progress_interval_s: float = 1.0,
+) -> PollSummary:
+    limits = httpx.Limits(
+        max_connections=options.concurrency, max_keepalive_connections=options.concurrency
+    )
+    timeout = httpx.Timeout(options.timeout_s, connect=min(options.timeout_s, 5.0))
+    async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
+        await _check_reachable(http, options)
+        journey = UserJourney(
+            http,
+            gateway_url=options.gateway_url,
+            books_url=options.books_url,
+            canary=options.canary,
+        )
+        return await _Poller(options, journey, progress, progress_interval_s).run()
+
+
+async def _check_reachable(http: httpx.AsyncClient, options: PollOptions) -> None:
+    """Fail with one clear line if an entry point does not answer at all."""
+    targets = {options.gateway_url.rstrip("/") + "/": "gateway"}
+    if options.books_url:
+        targets[options.books_url.rstrip("/") + "/books?limit=1"] = "books"
+    for url, what in targets.items():
+        try:
+            await http.get(url)
+        except httpx.HTTPError as exc:
+            raise ClientError(f"cannot reach the {what} at {url}: {type(exc).__name__}") from None
+
+
+class _Poller:
+    def __init__(
+        self,
+        options: PollOptions,
+        journey: UserJourney,
+        progress: Progress | None,
+        progress_interval_s: float,
+    ) -> None:
+        self._options = options
+        self._journey = journey
+        self._progress = progress
+        self._progress_interval_s = progress_interval_s
+        self._tally = Tally()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(options.concurrency)
+        self._started = time.monotonic()
+
+    async def run(self) -> PollSummary:
+        loop = asyncio.get_running_loop()
+        producer = asyncio.create_task(self._produce())
+        reporter = asyncio.create_task(self._report()) if self._progress else None
+
+        def on_signal() -> None:
+            if not producer.done():
+                producer.cancel()
+            else:
+                for task in self._in_flight:
+                    task.cancel()
+
+        stop_at_deadline = (
+            None
+            if self._options.duration_s is None
+            else loop.call_later(self._options.duration_s, producer.cancel)
+        )
+        signals = (signal.SIGINT, signal.SIGTERM)
+        for signum in signals:
+            loop.add_signal_handler(signum, on_signal)
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
+            if self._in_flight:
+                await asyncio.wait(self._in_flight, timeout=self._options.timeout_s + 1.0)
+            for task in self._in_flight:
+                task.cancel()
+        finally:
+            if stop_at_deadline:
+                stop_at_deadline.cancel()
+            for signum in signals:
+                loop.remove_signal_handler(signum)
+            if reporter:
+                reporter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reporter
+        elapsed = time.monotonic() - self._started
+        if self._progress:
+            self._progress(self._tally, elapsed)
+        return self._tally.summary(elapsed)
+
+    async def _produce(self) -> None:
+        options = self._options
+        schedule = MixSchedule(options.mix)
+        limiter = RateLimiter(options.rate, burst=options.burst) if options.rate > 0 else None
+        deadline = None if options.duration_s is None else self._started + options.duration_s
+        sent = 0
+        while options.count is None or sent < options.count:
+            if limiter:
+                await limiter.acquire()
+            await self._slots.acquire()
+            if deadline is not None and time.monotonic() >= deadline:
+                self._slots.release()
+                return
+            task = asyncio.create_task(self._one(schedule.next()))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            sent += 1
+
+    async def _one(self, operation: Operation) -> None:
+        try:
+            self._tally.record(await self._journey.run(operation))
+        finally:
+            self._slots.release()
+
+    async def _report(self) -> None:
+        assert self._progress is not None
+        while True:
+            await asyncio.sleep(self._progress_interval_s)
+            self._progress(self._tally, time.monotonic() - self._started)

@@ -1,0 +1,230 @@
+"""`client poll` as a real process against a real HTTP server on loopback.
+
+The server (contract_server.py) follows the services' API contract and answers
+text-to-speech requests with v2 for 3 of every 10, so the split the client
+reports can be checked exactly against what the server counted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from polling_client.__main__ import main
+from servicekit.testing import REPO_ROOT, ServiceProcess, console_script, free_port
+
+SERVER = Path(__file__).with_name("contract_server.py")
+CLIENT_ENV_VARS = ("GATEWAY_URL", "POLL_BOOKS_URL", "POLL_RATE", "MAX_ERROR_RATE", "AGENT_URL")
+
+
+def client_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in CLIENT_ENV_VARS}
+
+
+def run_client(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [console_script("client"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        env=client_env(),
+    )
+
+
+class ContractServer:
+    def __init__(self, *flags: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = ServiceProcess(
+            [sys.executable, str(SERVER), "--port", str(self.port), *flags],
+            name="contract-server",
+        )
+
+    def __enter__(self) -> ContractServer:
+        self.process.start()
+        self.process.wait_http_ready(f"{self.url}/__stats")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.stop()
+
+    def stats(self) -> dict[str, int]:
+        stats: dict[str, int] = httpx.get(f"{self.url}/__stats").json()
+        return stats
+
+
+@pytest.fixture
+def server() -> Iterator[ContractServer]:
+    with ContractServer() as running:
+        yield running
+
+
+def test_poll_tallies_the_split_by_version_header(server: ContractServer) -> None:
+    result = run_client(
+        "poll", "--gateway", server.url, "--count", "200", "--rate", "0", "--format", "json"
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    stats = server.stats()
+    versions = report["versions"]
+    assert stats["bad"] == 0  # every request followed the contract
+    assert report["requests"] == 200 and report["errors"] == 0
+    # The server also answered the start-up reachability check (request 0, a v2).
+    assert versions["v1"]["requests"] == stats["v1"]
+    assert versions["v2"]["requests"] == stats["v2"] - 1
+    assert versions["books"]["requests"] == stats["books"] == 40  # 2 of every 10
+    assert versions["v2"]["share"] == pytest.approx(0.3, abs=0.02)
+    assert versions["v1"]["p50_ms"] > 0
+
+
+def test_poll_prints_a_table_and_plain_progress_lines(server: ContractServer) -> None:
+    result = run_client("poll", "--gateway", server.url, "--count", "50", "--rate", "500")
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split()[:4] == ["version", "requests", "share", "errors"]
+    assert any(row.startswith("v1 ") for row in rows)
+    assert any(row.startswith("v2 ") for row in rows)
+    assert "error rate 0.00% <= threshold 1.00%: OK" in result.stdout
+    assert "\r" not in result.stderr  # not a terminal: plain lines
+    assert "50 req" in result.stderr.splitlines()[-1]
+
+
+def test_poll_fails_when_the_error_rate_passes_the_threshold() -> None:
+    with ContractServer("--fail-every", "5") as failing:
+        strict = run_client(
+            "poll",
+            "--gateway",
+            failing.url,
+            "--count",
+            "100",
+            "--rate",
+            "0",
+            "--max-error-rate",
+            "0.05",
+        )
+        lenient = run_client(
+            "poll",
+            "--gateway",
+            failing.url,
+            "--count",
+            "100",
+            "--rate",
+            "0",
+            "--max-error-rate",
+            "0.5",
+            "--format",
+            "json",
+        )
+    assert strict.returncode == 1, strict.stderr
+    assert "FAILED" in strict.stdout and "HTTP 503" in strict.stdout
+    assert lenient.returncode == 0, lenient.stderr
+    report = json.loads(lenient.stdout)
+    assert 0.05 < report["error_rate"] <= 0.5
+    assert report["error_reasons"]["HTTP 503"] == report["errors"]
+
+
+def test_poll_sends_books_requests_to_their_own_url() -> None:
+    with ContractServer("--role", "tts") as fronts, ContractServer("--role", "books") as books:
+        result = run_client(
+            "poll",
+            "--gateway",
+            fronts.url,
+            "--books",
+            books.url,
+            "--count",
+            "60",
+            "--rate",
+            "0",
+            "--format",
+            "json",
+        )
+        fronts_stats, books_stats = fronts.stats(), books.stats()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["errors"] == 0
+    assert books_stats["books"] == 12 + 1  # plus the reachability check
+    assert books_stats["tts"] == 0 and fronts_stats["books"] == 0
+
+
+def test_poll_with_a_duration_stops_and_never_exceeds_the_rate(server: ContractServer) -> None:
+    result = run_client(
+        "poll", "--gateway", server.url, "--duration", "1s", "--rate", "40", "--format", "json"
+    )
+    assert result.returncode == 0, result.stderr
+    requests = json.loads(result.stdout)["requests"]
+    assert 0 < requests <= 40 * 1 + 5  # the pace plus at most one burst
+
+
+def test_sigint_stops_polling_and_prints_the_table(server: ContractServer) -> None:
+    process = subprocess.Popen(
+        [console_script("client"), "poll", "--gateway", server.url, "--rate", "100"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+        env=client_env(),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while server.stats()["tts"] < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "error rate 0.00%" in stdout
+
+
+def test_an_unreachable_gateway_is_one_clear_line() -> None:
+    result = run_client("poll", "--gateway", f"http://127.0.0.1:{free_port()}", "--count", "5")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        line for line in result.stderr.strip().splitlines() if "cannot reach the gateway" in line
+    ]
+    assert "ConnectError" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rate", "-1"], "--rate"),
+        (["--count", "3", "--duration", "5s"], "not allowed with argument"),
+        (["--mix", "root=1,fly=1"], "unknown operation 'fly'"),
+        (["--gateway", "ftp://x"], "--gateway"),
+        (["--max-error-rate", "2"], "--max-error-rate"),
+        (["--duration", "soon"], "--duration"),
+        (["--concurrency", "0"], "--concurrency"),
+    ],
+)
+def test_bad_flags_give_one_line_and_status_2(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["poll", *args])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_a_bad_environment_default_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POLL_RATE", "fast")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["poll", "--count", "1"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "client: invalid setting POLL_RATE='fast': expected a number from 0.0 to 10000.0"
+    )

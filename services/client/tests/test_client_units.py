@@ -1,0 +1,215 @@
+"""Pure parts of the client: percentiles, pacing, mix, tally, span selection, flags."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+import numpy as np
+import pytest
+from polling_client.cli import parse_duration
+from polling_client.live import LiveDisplay
+from polling_client.ratelimit import RateLimiter
+from polling_client.stats import Reservoir, percentile
+from polling_client.tally import BOOKS_ROW, NO_VERSION_ROW, Outcome, Tally
+from polling_client.traces import select_entry_spans
+from polling_client.workload import MixSchedule, Operation, parse_mix
+
+
+@pytest.mark.parametrize("q", [0, 1, 25, 50, 90, 95, 99, 100])
+def test_percentile_matches_numpy_linear(q: float) -> None:
+    values = [float((i * 7919) % 1000) / 7.0 for i in range(1, 238)]
+    assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+
+
+def test_percentile_of_nothing_is_nan() -> None:
+    assert percentile([], 50) != percentile([], 50)
+
+
+def test_reservoir_keeps_everything_below_capacity_and_is_bounded_above() -> None:
+    small = Reservoir(capacity=100, seed=1)
+    for value in range(50):
+        small.add(float(value))
+    assert small.values() == [float(v) for v in range(50)]
+    big = Reservoir(capacity=100, seed=1)
+    for value in range(10_000):
+        big.add(float(value))
+    kept = big.values()
+    assert len(kept) == 100 and big.seen == 10_000
+    assert max(kept) > 5_000  # later values do get in: a sample of everything
+
+
+class FakeClock:
+    """Time that moves only when the limiter sleeps (or the test says so)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+async def test_rate_limiter_ticks_on_an_exact_schedule() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(50.0, clock=clock, sleep=clock.sleep)
+    ticks = []
+    for _ in range(100):
+        await limiter.acquire()
+        ticks.append(clock.now)
+    gaps = np.diff(ticks)
+    assert gaps == pytest.approx(np.full(99, 0.02))
+    assert ticks[-1] - ticks[0] == pytest.approx(99 / 50.0)
+
+
+async def test_rate_limiter_makes_up_at_most_burst_missed_ticks() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10.0, burst=3, clock=clock, sleep=clock.sleep)
+    await limiter.acquire()
+    clock.now += 5.0  # the caller stalled for 50 ticks
+    start_sleeps = len(clock.sleeps)
+    for _ in range(3):
+        await limiter.acquire()
+    assert len(clock.sleeps) == start_sleeps  # 3 ticks at once: the burst
+    await limiter.acquire()
+    assert clock.sleeps[-1] == pytest.approx(0.1)  # then back to the pace
+
+
+def test_rate_limiter_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        RateLimiter(0)
+    with pytest.raises(ValueError):
+        RateLimiter(1, burst=0)
+
+
+def test_mix_schedule_gives_the_exact_mix_in_every_window() -> None:
+    weights = parse_mix("root=6,create_book=1,list_books=1,speech=1,audio=1")
+    schedule = MixSchedule(weights)
+    for _ in range(5):
+        window = Counter(schedule.next() for _ in range(10))
+        assert window == Counter(weights)
+    sequence = [schedule.next() for _ in range(40)]
+    longest_root_run = max(
+        len(run) for run in "".join("r" if op is Operation.ROOT else " " for op in sequence).split()
+    )
+    assert longest_root_run <= 3  # spread out, not six roots in a row
+    first = sequence[:10]
+    # a user creates a book before asking for speech, and speech before audio
+    assert first.index(Operation.CREATE_BOOK) < first.index(Operation.SPEECH)
+    assert first.index(Operation.SPEECH) < first.index(Operation.AUDIO)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("root", "not name=weight"),
+        ("root=1,fly=2", "unknown operation 'fly'"),
+        ("root=-1", "must be an integer"),
+        ("root=0", "at least one"),
+        ("root=1,root=2", "given twice"),
+    ],
+)
+def test_parse_mix_says_what_is_wrong(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_mix(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30", 30.0), ("30s", 30.0), ("1.5m", 90.0), ("2h", 7200.0), ("250ms", 0.25)],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "abc", "5 days", "0", "-3s"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_tally_rows_shares_and_errors() -> None:
+    tally = Tally()
+    for i in range(7):
+        tally.record(Outcome(Operation.ROOT, 0.010 + i / 1000, version="v1", status=200))
+    for _ in range(3):
+        tally.record(Outcome(Operation.SPEECH, 0.050, version="v2", status=201))
+    tally.record(Outcome(Operation.SPEECH, 0.5, version="v2", status=503, error="HTTP 503"))
+    tally.record(Outcome(Operation.AUDIO, 1.0, error="ConnectError"))
+    tally.record(Outcome(Operation.CREATE_BOOK, 0.002, status=201))
+    summary = tally.summary(elapsed_s=2.0)
+    assert [row.name for row in summary.rows] == ["v1", "v2", NO_VERSION_ROW, BOOKS_ROW]
+    v1, v2, none, books = summary.rows
+    assert (v1.requests, v2.requests, none.requests, books.requests) == (7, 4, 1, 1)
+    assert v1.share == pytest.approx(7 / 12) and v2.share == pytest.approx(4 / 12)
+    assert books.share is None
+    assert v2.errors == 1 and none.errors == 1 and summary.errors == 2
+    assert summary.error_reasons == {"HTTP 503": 1, "ConnectError": 1}
+    assert v1.p50_ms == pytest.approx(13.0)
+    assert summary.rate == pytest.approx(6.5)
+
+
+def span(span_id: int, parent: int, service: str, **extra: object) -> dict[str, object]:
+    meta = extra.pop("meta", {"version": "v1", "env": "local"})
+    return {
+        "span_id": span_id,
+        "parent_id": parent,
+        "trace_id": 1,
+        "service": service,
+        "name": "request",
+        "resource": extra.pop("resource", "POST /speech"),
+        "duration": extra.pop("duration", 5_000_000),
+        "error": extra.pop("error", 0),
+        "meta": meta,
+    }
+
+
+def test_entry_spans_are_roots_or_children_of_another_service() -> None:
+    traces = [
+        [span(1, 0, "text-to-speech"), span(2, 1, "text-to-speech")],  # root + inner
+        [span(10, 0, "gateway", meta={}), span(11, 10, "text-to-speech", error=1)],
+        [span(20, 999, "text-to-speech", meta={"version": "v2", "env": "local"})],  # remote parent
+        [span(30, 0, "books")],
+        [span(40, 0, "text-to-speech", resource="GET /healthz")],
+        [span(50, 0, "text-to-speech", meta={"env": "local"})],
+        [span(60, 0, "text-to-speech", meta={"version": "v2", "env": "prod"})],
+    ]
+    selection = select_entry_spans(traces, service="text-to-speech")
+    assert [(s.version, s.error) for s in selection.spans] == [
+        ("v1", False),
+        ("v1", True),
+        ("v2", False),
+        ("v2", False),
+    ]
+    assert selection.spans[0].duration_ms == pytest.approx(5.0)
+    assert selection.probes == 1 and selection.unversioned == 1
+    local = select_entry_spans(traces, service="text-to-speech", env="local")
+    assert len(local.spans) == 3
+    with_probes = select_entry_spans(traces, service="text-to-speech", include_probes=True)
+    assert len(with_probes.spans) == 5
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_live_line_rewrites_in_place_on_a_terminal_and_prints_lines_otherwise() -> None:
+    tally = Tally()
+    tally.record(Outcome(Operation.ROOT, 0.01, version="v1", status=200))
+    tally.record(Outcome(Operation.ROOT, 0.01, version="v2", status=503, error="HTTP 503"))
+    terminal, pipe = Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        display = LiveDisplay(stream)
+        display.update(tally, 2.0)
+        display.update(tally, 4.0)
+        display.finish()
+    assert terminal.getvalue().count("\r") == 2 and terminal.getvalue().endswith("\n")
+    lines = pipe.getvalue().splitlines()
+    assert len(lines) == 2 and "\r" not in pipe.getvalue()
+    assert "2 req 0.5/s" in lines[1] and "errors 1 (50.0%)" in lines[1]
+    assert "v1 1 (50%)" in lines[1] and "v2 1 (50%)" in lines[1]
