@@ -6,12 +6,15 @@ Not used by the stack itself; imported by `tools/devstack/tests` and `bench/`.
 from __future__ import annotations
 
 import asyncio
+import re
+import shutil
 import textwrap
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
-from servicekit.testing import free_port
+from servicekit.testing import ServiceProcess, console_script, free_port
 
 GATEWAY_YAML = """
 apiVersion: networking.istio.io/v1
@@ -85,3 +88,89 @@ class Upstream:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+# --- the stack as a subprocess ------------------------------------------------
+
+STARTED_LINE = re.compile(r"started (\S+) \(pid (\d+)\)")
+
+
+def stack_command(*args: str) -> list[str]:
+    """``uv run stack up ...`` as the README says (``--no-sync``: the test's env is synced)."""
+    uv = shutil.which("uv")
+    if uv is None:
+        return [console_script("stack"), "up", *args]
+    return [uv, "run", "--no-sync", "stack", "up", *args]
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    gateway: int
+    books: int
+    tts_v1: int
+    tts_v2: int
+    tts_backend: int
+    agent: int
+    otlp_http: int
+    otlp_grpc: int
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        ports: list[int] = []
+        while len(ports) < 8:
+            port = free_port()
+            if port not in ports:
+                ports.append(port)
+        return cls(*ports)
+
+    def flags(self) -> list[str]:
+        return [f"--{name.replace('_', '-')}-port={port}" for name, port in self.__dict__.items()]
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway}"
+
+
+def wait_for_output(proc: ServiceProcess, pattern: str, timeout: float = 60.0) -> re.Match[str]:
+    """Wait until the process has printed a line matching ``pattern``; fail if it exits."""
+    regex = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = regex.search(proc.output())
+        if found:
+            return found
+        if not proc.is_running():
+            raise RuntimeError(f"{proc.name} exited before {pattern!r}:\n{proc.output()[-4000:]}")
+        time.sleep(0.05)
+    raise TimeoutError(f"no {pattern!r} after {timeout}s:\n{proc.output()[-4000:]}")
+
+
+def started_pids(output: str) -> dict[str, list[int]]:
+    """Every pid the stack reported starting, by service, in order."""
+    pids: dict[str, list[int]] = {}
+    for name, pid in STARTED_LINE.findall(output):
+        pids.setdefault(name, []).append(int(pid))
+    return pids
+
+
+def live_processes_in_groups(groups: set[int]) -> list[int]:
+    """Pids of live processes (zombies excluded) whose process group is one of ``groups``."""
+    alive: list[int] = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        state, pgid = fields[0], int(fields[2])
+        if pgid in groups and state != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

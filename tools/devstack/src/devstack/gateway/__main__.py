@@ -8,6 +8,7 @@ import sys
 
 from servicekit.logs import configure_logging
 from servicekit.settings import load_or_exit
+from servicekit.telemetry import configure_telemetry
 
 from devstack.gateway.istio import IstioConfigError, load_gateway_config
 from devstack.gateway.server import MissingUpstreamError, build_proxy, serve
@@ -17,6 +18,7 @@ PROGRAM = "local-gateway"
 
 
 def main() -> None:
+    configure_telemetry(PROGRAM, version="dev")
     configure_logging(PROGRAM)
     log = logging.getLogger("devstack.gateway")
     settings = load_or_exit(load_settings, PROGRAM)

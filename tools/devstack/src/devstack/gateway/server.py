@@ -7,6 +7,7 @@ import logging
 import signal
 
 from aiohttp import web
+from servicekit.telemetry import instrument_aiohttp_handler
 
 from devstack.gateway.istio import GatewayConfig
 from devstack.gateway.outlier import OutlierDetector
@@ -50,7 +51,8 @@ def build_proxy(config: GatewayConfig, settings: GatewaySettings) -> Proxy:
 async def serve(proxy: Proxy, settings: GatewaySettings) -> None:
     """Listen until SIGTERM or SIGINT, then drain and close."""
     await proxy.start()
-    runner = web.ServerRunner(web.Server(proxy.handle), handle_signals=False)
+    handler = instrument_aiohttp_handler(proxy.handle)  # server spans when tracing is on
+    runner = web.ServerRunner(web.Server(handler), handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_address=True)
     try:

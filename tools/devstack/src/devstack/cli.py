@@ -1,0 +1,181 @@
+"""``stack``: run the whole system locally (``uv run stack up``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+from pathlib import Path
+
+from devstack.ports import port_problems
+from devstack.services import Ports, StackConfig, build_specs
+from devstack.supervisor import Output, Stack
+
+PROGRAM = "stack"
+DEFAULT_DATA_DIR = Path("data")
+DEFAULT_ISTIO_DIR = Path("k8s/istio")
+
+DESCRIPTION = """\
+Start books, tts-backend, text-to-speech v1 and v2, the local gateway and the
+Datadog APM test agent as processes on 127.0.0.1; wait until every one is
+ready; print the gateway URL and example commands. Ctrl-C (or SIGTERM) stops
+everything. A service that dies is restarted with backoff; one that dies 5
+times within a minute stops the stack."""
+
+EPILOG = """\
+--port-base B: gateway B, books B+1, tts-v1 B+2, tts-v2 B+3, tts-backend B+4,
+agent B+5, OTLP HTTP B+6, OTLP gRPC B+7; a per-service flag overrides it."""
+
+_PORT_FLAGS = {
+    "gateway": "gateway_port",
+    "books": "books_port",
+    "tts_v1": "tts_v1_port",
+    "tts_v2": "tts_v2_port",
+    "tts_backend": "tts_backend_port",
+    "agent": "agent_port",
+    "otlp_http": "otlp_http_port",
+    "otlp_grpc": "otlp_grpc_port",
+}
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port (1-65535)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROGRAM, description="The local stack.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    up = commands.add_parser(
+        "up",
+        help="start every service and wait for Ctrl-C",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    up.add_argument(
+        "--with-client",
+        action="store_true",
+        help="also run the polling client (client poll) against the gateway",
+    )
+    up.add_argument(
+        "--client-rate", type=float, default=2.0, help="its requests per second (default 2)"
+    )
+    up.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="SQLite database and audio files, kept across runs (default data/)",
+    )
+    up.add_argument("--clean", action="store_true", help="delete the data directory first")
+    up.add_argument(
+        "--istio-dir",
+        type=Path,
+        default=DEFAULT_ISTIO_DIR,
+        help="Istio resources the gateway routes by (default k8s/istio)",
+    )
+    up.add_argument("--port-base", type=_port, help="consecutive ports from this one (below)")
+    defaults = Ports()
+    for field, dest in _PORT_FLAGS.items():
+        up.add_argument(
+            f"--{dest.replace('_', '-')}",
+            type=_port,
+            dest=dest,
+            metavar="PORT",
+            help=f"(default {getattr(defaults, field)})",
+        )
+    up.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for every service to be ready (default 60)",
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> StackConfig:
+    ports = Ports.from_base(args.port_base) if args.port_base else Ports()
+    overrides = {
+        field: getattr(args, dest)
+        for field, dest in _PORT_FLAGS.items()
+        if getattr(args, dest) is not None
+    }
+    if overrides:
+        ports = Ports(**{**ports.__dict__, **overrides})
+    return StackConfig(
+        ports=ports,
+        data_dir=args.data_dir,
+        istio_dir=args.istio_dir,
+        with_client=args.with_client,
+        client_rate=args.client_rate,
+    )
+
+
+def wipe_data_dir(path: Path) -> None:
+    """``--clean``: delete the data directory, refusing anything that looks like more."""
+    resolved = path.resolve()
+    forbidden = {Path("/").resolve(), Path.home().resolve(), Path.cwd().resolve()}
+    if resolved in forbidden or (resolved / ".git").exists() or resolved in Path.cwd().parents:
+        raise SystemExit(f"{PROGRAM}: refusing to delete {resolved} for --clean")
+    if resolved.exists():
+        shutil.rmtree(resolved)
+
+
+def banner(config: StackConfig, seconds: float, output: Output) -> None:
+    gateway = config.gateway_url
+    lines = [
+        f"all services ready in {seconds:.1f} s",
+        f"  gateway         {gateway}",
+        f"  APM test agent  {config.agent_url}",
+        f"  data            {config.data_dir.resolve()}",
+        "try:",
+        '  curl -H \'Content-Type: application/json\' -d \'{"author": "occupytheweb",'
+        f' "title": "Network Basics for Hackers"}}\' -X POST {gateway}/books',
+        '  curl -H \'Content-Type: application/json\' -d \'{"author": "occupytheweb",'
+        f' "title": "Linux Basics for Hackers"}}\' -X POST {gateway}/books',
+        f"  curl {gateway}/books",
+        f"  for i in $(seq 20); do curl -s {gateway}/; done | sort | uniq -c",
+        f"  uv run client poll --gateway {gateway} --count 200",
+        f"  uv run client compare --agent {config.agent_url}",
+        "Ctrl-C stops everything.",
+    ]
+    for line in lines:
+        output.stack(line)
+
+
+def up(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    problems = port_problems(config.ports.named())
+    if not config.istio_dir.is_dir():
+        problems.append(f"Istio directory {config.istio_dir} does not exist (--istio-dir)")
+    if problems:
+        for problem in problems:
+            print(f"{PROGRAM}: {problem}", file=sys.stderr)
+        print(f"{PROGRAM}: nothing started", file=sys.stderr)
+        return 1
+    if args.clean:
+        wipe_data_dir(config.data_dir)
+    (config.data_dir / "snapshots").mkdir(parents=True, exist_ok=True)
+    specs = build_specs(config)
+    output = Output([spec.name for spec in specs])
+    stack = Stack(
+        specs,
+        cwd=Path.cwd(),
+        ready_timeout_s=args.ready_timeout,
+        on_ready=lambda seconds: banner(config, seconds, output),
+        output=output,
+    )
+    return asyncio.run(stack.run())
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.command == "up":
+        raise SystemExit(up(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""What the stack runs: one :class:`ServiceSpec` per process, built from the stack's settings.
+
+Every child gets its ports, its peers' addresses, the unified service tags
+(``DD_SERVICE``/``DD_ENV``/``DD_VERSION``; both fronts are ``text-to-speech``,
+versions ``v1`` and ``v2``), ``DD_TRACE_AGENT_URL`` pointing at the APM test
+agent, and data paths under the one data directory.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack.gateway.upstreams import format_upstreams
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Ports:
+    gateway: int = 8000
+    books: int = 8081
+    tts_v1: int = 8082
+    tts_v2: int = 8083
+    tts_backend: int = 50051
+    agent: int = 8126
+    otlp_http: int = 4318
+    otlp_grpc: int = 4317
+
+    @classmethod
+    def from_base(cls, base: int) -> Ports:
+        """``--port-base B``: gateway B, books B+1, v1 B+2, v2 B+3, backend B+4, agent B+5..7."""
+        return cls(base, base + 1, base + 2, base + 3, base + 4, base + 5, base + 6, base + 7)
+
+    def named(self) -> dict[str, int]:
+        return {
+            "local-gateway": self.gateway,
+            "books": self.books,
+            "tts-v1": self.tts_v1,
+            "tts-v2": self.tts_v2,
+            "tts-backend": self.tts_backend,
+            "apm-test-agent": self.agent,
+            "apm-test-agent (OTLP HTTP)": self.otlp_http,
+            "apm-test-agent (OTLP gRPC)": self.otlp_grpc,
+        }
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    ports: Ports
+    data_dir: Path
+    istio_dir: Path
+    dd_env: str = "local"
+    with_client: bool = False
+    client_rate: float = 2.0
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.gateway}"
+
+    @property
+    def agent_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.agent}"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How to tell a child is ready: ``http`` (GET answers 200), ``grpc`` (health
+    SERVING) or ``tcp`` (the port accepts connections)."""
+
+    kind: str
+    target: str
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    probe: Probe | None
+    # Long-running services are restarted when they die; the polling client is not.
+    restart: bool = True
+    port: int | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def console_script(name: str) -> str:
+    """The workspace's console script next to the running interpreter (the uv venv)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def build_specs(config: StackConfig) -> list[ServiceSpec]:
+    ports = config.ports
+    data = config.data_dir.resolve()
+    books_url = f"http://{LOOPBACK}:{ports.books}"
+    backend_addr = f"{LOOPBACK}:{ports.tts_backend}"
+    tracing = {
+        "DD_ENV": config.dd_env,
+        "DD_TRACE_AGENT_URL": config.agent_url,
+        "DD_TRACE_ENABLED": "true",
+        "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false",
+        "DD_REMOTE_CONFIGURATION_ENABLED": "false",
+        "PYTHONUNBUFFERED": "1",
+        "HOST": LOOPBACK,
+    }
+    front = {
+        "BOOKS_URL": books_url,
+        "TTS_BACKEND_ADDR": backend_addr,
+        "AUDIO_DIR": str(data / "audio"),
+    }
+    upstreams = {
+        "books": books_url,
+        "text-to-speech/v1": f"http://{LOOPBACK}:{ports.tts_v1}",
+        "text-to-speech/v2": f"http://{LOOPBACK}:{ports.tts_v2}",
+    }
+    specs = [
+        ServiceSpec(
+            "apm-test-agent",
+            [
+                console_script("ddapm-test-agent"),
+                f"--host={LOOPBACK}",
+                f"--port={ports.agent}",
+                f"--otlp-http-port={ports.otlp_http}",
+                f"--otlp-grpc-port={ports.otlp_grpc}",
+                f"--snapshot-dir={data / 'snapshots'}",
+                "--log-level=WARNING",
+            ],
+            {"PYTHONUNBUFFERED": "1", "DD_TRACE_ENABLED": "false"},
+            Probe("http", f"{config.agent_url}/info"),
+            port=ports.agent,
+        ),
+        ServiceSpec(
+            "books",
+            [console_script("books")],
+            {
+                **tracing,
+                "PORT": str(ports.books),
+                "BOOKS_DB_PATH": str(data / "books.db"),
+                "DD_SERVICE": "books",
+                "DD_VERSION": "v1",
+            },
+            Probe("http", f"{books_url}/readyz"),
+            port=ports.books,
+        ),
+        ServiceSpec(
+            "tts-backend",
+            [console_script("tts-backend")],
+            {
+                **tracing,
+                "PORT": str(ports.tts_backend),
+                "DD_SERVICE": "tts-backend",
+                "DD_VERSION": "v1",
+            },
+            Probe("grpc", backend_addr),
+            port=ports.tts_backend,
+        ),
+    ]
+    for version, port in (("v1", ports.tts_v1), ("v2", ports.tts_v2)):
+        specs.append(
+            ServiceSpec(
+                f"tts-{version}",
+                [console_script(f"tts-{version}")],
+                {
+                    **tracing,
+                    **front,
+                    "PORT": str(port),
+                    "DD_SERVICE": "text-to-speech",
+                    "DD_VERSION": version,
+                },
+                Probe("http", f"http://{LOOPBACK}:{port}/readyz"),
+                port=port,
+            )
+        )
+    specs.append(
+        ServiceSpec(
+            "local-gateway",
+            [console_script("local-gateway")],
+            {
+                "PYTHONUNBUFFERED": "1",
+                "HOST": LOOPBACK,
+                "PORT": str(ports.gateway),
+                "GATEWAY_ISTIO_DIR": str(config.istio_dir.resolve()),
+                "GATEWAY_UPSTREAMS": format_upstreams(upstreams),
+            },
+            Probe("tcp", f"{LOOPBACK}:{ports.gateway}"),
+            port=ports.gateway,
+        )
+    )
+    if config.with_client:
+        specs.append(
+            ServiceSpec(
+                "client",
+                [
+                    console_script("client"),
+                    "poll",
+                    "--gateway",
+                    config.gateway_url,
+                    "--rate",
+                    str(config.client_rate),
+                ],
+                {**tracing, "DD_SERVICE": "client", "DD_VERSION": "v1"},
+                None,
+                restart=False,
+            )
+        )
+    return specs

@@ -1,0 +1,319 @@
+"""Run the stack's processes, wait until they are ready, restart the ones that die, stop them all.
+
+Why asyncio subprocesses rather than honcho: honcho (a foreman port) starts a
+thread per process to copy its output, and stops every process as soon as one
+exits; it has no readiness checks and no restarts. The stack needs readiness
+probes (HTTP and gRPC health) before it says "ready", a restart with backoff
+when a service dies (a killed canary comes back, as its Deployment would bring
+it back in a cluster), a process group per child so nothing is orphaned, and
+one place that reacts to Ctrl-C. asyncio's subprocess support does all of that
+in one event loop with no threads and no extra dependency.
+
+Restart policy: a service that exits while the stack runs is reported with its
+exit status and restarted after a backoff (0.5 s, doubling up to 8 s; back to
+0.5 s once it has stayed up a minute). A service that exits 5 times within a
+minute stops the whole stack (exit status 1). During start-up nothing is
+restarted: a service that exits or is not ready in time stops everything.
+The polling client (``--with-client``) is never restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+import aiohttp
+
+from devstack.logview import Prefixer, render
+from devstack.probes import is_ready
+from devstack.services import ServiceSpec
+
+RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+STABLE_AFTER_S = 60.0
+MAX_EXITS = 5
+EXIT_WINDOW_S = 60.0
+STOP_GRACE_S = 10.0
+PROBE_INTERVAL_S = 0.1
+LINE_LIMIT = 1024 * 1024
+_PR_SET_PDEATHSIG = 1
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"killed by {name}"
+    return f"exit status {returncode}"
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the stack itself dies (even by SIGKILL)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Output:
+    """Writes prefixed lines for the children and the stack itself."""
+
+    def __init__(self, names: list[str], stream: TextIO = sys.stdout) -> None:
+        self.stream = stream
+        self.prefixer = Prefixer(["stack", *names], colour=stream.isatty())
+
+    def line(self, name: str, text: str) -> None:
+        self.stream.write(self.prefixer.prefix(name) + text + "\n")
+        self.stream.flush()
+
+    def stack(self, text: str) -> None:
+        self.line("stack", text)
+
+
+class Child:
+    def __init__(self, spec: ServiceSpec, output: Output, cwd: Path) -> None:
+        self.spec = spec
+        self.output = output
+        self.cwd = cwd
+        self.process: asyncio.subprocess.Process | None = None
+        self.reader: asyncio.Task[None] | None = None
+        self.exit_times: deque[float] = deque(maxlen=MAX_EXITS)
+        self.started_at = 0.0
+        self.restarts = 0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            *self.spec.command,
+            env={**os.environ, **self.spec.env},
+            cwd=self.cwd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped as a whole
+            preexec_fn=_die_with_parent,
+            limit=LINE_LIMIT,
+        )
+        self.started_at = time.monotonic()
+        self.reader = asyncio.create_task(self._copy_output(self.process))
+        self.output.stack(f"started {self.name} (pid {self.process.pid})")
+
+    async def _copy_output(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        while True:
+            try:
+                raw = await process.stdout.readline()
+            except ValueError:  # a line longer than LINE_LIMIT
+                raw = await process.stdout.read(LINE_LIMIT)
+            if not raw:
+                return
+            self.output.line(self.name, render(raw.decode(errors="replace")))
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def wait(self) -> int:
+        assert self.process is not None
+        returncode = await self.process.wait()
+        if self.reader is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.reader), 1.0)
+        return returncode
+
+    def signal_group(self, signum: int) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signum)
+
+    async def stop(self) -> None:
+        """SIGTERM the service (as Kubernetes does), SIGKILL its group after the grace period.
+
+        Only the service's own process gets SIGTERM so it can shut its workers
+        down in order; whatever is left in its process group afterwards is killed.
+        """
+        if self.process is None:
+            return
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), STOP_GRACE_S)
+            except TimeoutError:
+                self.output.stack(f"{self.name} did not stop in {STOP_GRACE_S:.0f} s: SIGKILL")
+            status = describe_exit(await self.wait_killed())
+            self.output.stack(f"stopped {self.name} ({status})")
+        # Anything it started in its group (worker processes) goes too.
+        self.signal_group(signal.SIGKILL)
+        if self.reader is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.reader, 1.0)
+
+    async def wait_killed(self) -> int:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.signal_group(signal.SIGKILL)
+        return await self.process.wait()
+
+    def next_backoff(self) -> float | None:
+        """Seconds before the restart, or None when it exits too often to go on."""
+        now = time.monotonic()
+        if now - self.started_at >= STABLE_AFTER_S:
+            self.restarts = 0
+        self.exit_times.append(now)
+        if len(self.exit_times) == MAX_EXITS and now - self.exit_times[0] < EXIT_WINDOW_S:
+            return None
+        delay = RESTART_BACKOFF_S[min(self.restarts, len(RESTART_BACKOFF_S) - 1)]
+        self.restarts += 1
+        return delay
+
+
+class Stack:
+    """Starts every child, waits for all to be ready, supervises, and stops them all."""
+
+    def __init__(
+        self,
+        specs: list[ServiceSpec],
+        *,
+        cwd: Path,
+        ready_timeout_s: float,
+        on_ready: Callable[[float], None],
+        output: Output | None = None,
+    ) -> None:
+        self.output = output or Output([s.name for s in specs])
+        self.children = [Child(spec, self.output, cwd) for spec in specs]
+        self.ready_timeout_s = ready_timeout_s
+        self.on_ready = on_ready
+        self.stopping = asyncio.Event()
+        self.exit_code = 0
+        self._session: aiohttp.ClientSession | None = None
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        self._session = aiohttp.ClientSession()
+        try:
+            started = time.monotonic()
+            if await self._start_all() and await self._all_ready():
+                self.on_ready(time.monotonic() - started)
+                await self._supervise()
+        finally:
+            await self._stop_all()
+            await self._session.close()
+        return self.exit_code
+
+    def _on_signal(self, signum: int) -> None:
+        if not self.stopping.is_set():
+            self.output.stack(f"{signal.Signals(signum).name}: stopping every service")
+        self.stopping.set()
+
+    def _fail(self, message: str) -> None:
+        self.output.stack(message)
+        self.exit_code = 1
+        self.stopping.set()
+
+    async def _start_all(self) -> bool:
+        for child in self.children:
+            try:
+                await child.start()
+            except OSError as error:
+                self._fail(f"cannot start {child.name}: {error}")
+                return False
+        return True
+
+    async def _all_ready(self) -> bool:
+        waits = [
+            asyncio.create_task(self._wait_ready(c, self.ready_timeout_s)) for c in self.children
+        ]
+        stop = asyncio.create_task(self.stopping.wait())
+        pending: set[asyncio.Task[object]] = {*waits, stop}
+        try:
+            while True:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if stop in done:
+                    return False
+                for task in done:
+                    problem = task.result()
+                    if problem:
+                        self._fail(str(problem))
+                        return False
+                if pending == {stop}:
+                    return True
+        finally:
+            for task in pending:
+                task.cancel()
+
+    async def _wait_ready(self, child: Child, timeout_s: float) -> str | None:
+        """None once ready; otherwise what went wrong, naming the service."""
+        probe = child.spec.probe
+        deadline = time.monotonic() + timeout_s
+        assert self._session is not None
+        while True:
+            if not child.running():
+                assert child.process is not None
+                status = describe_exit(await child.wait())
+                return f"{child.name} exited ({status}) before it was ready; stopping the stack"
+            if probe is None or await is_ready(probe, self._session):
+                return None
+            if time.monotonic() > deadline:
+                return (
+                    f"{child.name} not ready after {timeout_s:.0f} s "
+                    f"({probe.kind} {probe.target}); stopping the stack"
+                )
+            await asyncio.sleep(PROBE_INTERVAL_S)
+
+    async def _supervise(self) -> None:
+        watchers = [asyncio.create_task(self._watch(child)) for child in self.children]
+        try:
+            await self.stopping.wait()
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+
+    async def _watch(self, child: Child) -> None:
+        while True:
+            status = describe_exit(await child.wait())
+            if self.stopping.is_set():
+                return
+            if not child.spec.restart:
+                self.output.stack(f"{child.name} exited ({status}); not restarted")
+                return
+            delay = child.next_backoff()
+            if delay is None:
+                self._fail(
+                    f"{child.name} exited ({status}), {MAX_EXITS} times within "
+                    f"{EXIT_WINDOW_S:.0f} s; stopping the stack"
+                )
+                return
+            self.output.stack(f"{child.name} exited ({status}); restarting in {delay:g} s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+            if self.stopping.is_set():
+                return
+            try:
+                await child.start()
+            except OSError as error:
+                self._fail(f"cannot restart {child.name}: {error}")
+                return
+            problem = await self._wait_ready(child, self.ready_timeout_s)
+            if problem is None:
+                self.output.stack(f"{child.name} is ready again")
+            elif child.running():
+                self.output.stack(f"{child.name} is still not ready")
+
+    async def _stop_all(self) -> None:
+        await asyncio.gather(*(child.stop() for child in self.children))

@@ -1,0 +1,234 @@
+"""The whole stack started the way the README says (`uv run stack up`), used through the gateway.
+
+One stack per module (free ports, a temporary data dir, a copy of k8s/istio in
+which only the DestinationRule's baseEjectionTime is shortened to 1 s, so the
+restarted canary is not kept out for Istio's 30 s in this test). The tests run
+in file order; the last one stops the stack with SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from devstack.testing import (
+    StackPorts,
+    live_processes_in_groups,
+    pid_alive,
+    stack_command,
+    started_pids,
+    wait_for_output,
+)
+from servicekit.testing import REPO_ROOT, ServiceProcess
+
+pytestmark = pytest.mark.slow
+
+N = 1000
+CONCURRENCY = 16
+
+
+def binomial_interval(n: int, p: float, confidence: float = 0.999) -> tuple[int, int]:
+    """The central ``confidence`` interval of Binomial(n, p), exact."""
+    tail = (1 - confidence) / 2
+    pmf = [math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)]
+    low, cumulative = 0, 0.0
+    while cumulative + pmf[low] < tail:
+        cumulative += pmf[low]
+        low += 1
+    high, cumulative = n, 0.0
+    while cumulative + pmf[high] < tail:
+        cumulative += pmf[high]
+        high -= 1
+    return low, high
+
+
+def copy_istio(destination: Path) -> Path:
+    shutil.copytree(REPO_ROOT / "k8s" / "istio", destination)
+    return destination
+
+
+@dataclass
+class RunningStack:
+    proc: ServiceProcess
+    ports: StackPorts
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return self.ports.gateway_url
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    root = tmp_path_factory.mktemp("stack")
+    istio = copy_istio(root / "istio")
+    rules = istio / "destinationrules.yaml"
+    rules.write_text(rules.read_text().replace("baseEjectionTime: 30s", "baseEjectionTime: 1s"))
+    ports = StackPorts.free()
+    data_dir = root / "data"
+    command = stack_command(
+        *ports.flags(), f"--data-dir={data_dir}", f"--istio-dir={istio}", "--clean"
+    )
+    proc = ServiceProcess(command, name="stack", cwd=REPO_ROOT)
+    proc.start()
+    try:
+        wait_for_output(proc, r"Ctrl-C stops everything", timeout=90)
+        yield RunningStack(proc, ports, data_dir)
+    finally:
+        proc.stop()
+
+
+async def _versions(
+    url: str, n: int, headers: dict[str, str] | None = None
+) -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+    queue = iter(range(n))
+    async with httpx.AsyncClient(timeout=30.0, headers=headers) as client:
+
+        async def worker() -> None:
+            for _ in queue:
+                response = await client.get(f"{url}/")
+                key = response.headers.get("x-tts-version", "?")
+                counts[
+                    key if response.status_code == 200 else f"status {response.status_code}"
+                ] += 1
+
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return counts
+
+
+def test_banner_names_the_gateway_and_example_commands(stack: RunningStack) -> None:
+    output = stack.proc.output()
+    assert f"gateway         {stack.url}" in output
+    assert f"curl {stack.url}/books" in output
+    assert f"uv run client poll --gateway {stack.url} --count 200" in output
+    assert set(started_pids(output)) == {
+        "apm-test-agent",
+        "books",
+        "tts-backend",
+        "tts-v1",
+        "tts-v2",
+        "local-gateway",
+    }
+
+
+def test_original_walkthrough_through_the_gateway(stack: RunningStack) -> None:
+    created = []
+    for title in ("Network Basics for Hackers", "Linux Basics for Hackers"):
+        response = httpx.post(
+            f"{stack.url}/books",
+            content=f'{{ "author": "occupytheweb", "title": "{title}"}}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 201, response.text
+        assert "x-envoy-upstream-service-time" in response.headers
+        created.append(response.json())
+    assert [(b["id"], b["title"]) for b in created] == [
+        (1, "Network Basics for Hackers"),
+        (2, "Linux Basics for Hackers"),
+    ]
+    listed = httpx.get(f"{stack.url}/books").json()
+    assert [b["title"] for b in listed] == [b["title"] for b in created]
+    assert (stack.data_dir / "books.db").exists()
+
+
+async def test_thousand_requests_split_70_30(stack: RunningStack) -> None:
+    counts = await _versions(stack.url, N)
+    low, high = binomial_interval(N, 0.3)
+    assert counts["v1"] + counts["v2"] == N, counts
+    assert low <= counts["v2"] <= high, (counts, (low, high))
+
+
+async def test_x_canary_pins_the_version(stack: RunningStack) -> None:
+    assert await _versions(stack.url, 100, {"x-canary": "v2"}) == {"v2": 100}
+    assert await _versions(stack.url, 100, {"x-canary": "v1"}) == {"v1": 100}
+
+
+async def test_changed_weights_in_a_copy_are_followed(stack: RunningStack, tmp_path: Path) -> None:
+    istio = copy_istio(tmp_path / "istio")
+    services = istio / "virtualservices.yaml"
+    text = services.read_text()
+    assert text.count("weight: 70") == 2 and text.count("weight: 30") == 2
+    services.write_text(
+        text.replace("weight: 70", "weight: 10").replace("weight: 30", "weight: 90")
+    )
+    ports = stack.ports
+    env = {
+        "GATEWAY_ISTIO_DIR": str(istio),
+        "PORT": str(ports.gateway + 0 if False else 0),
+        "GATEWAY_UPSTREAMS": (
+            f"books=http://127.0.0.1:{ports.books},"
+            f"text-to-speech/v1=http://127.0.0.1:{ports.tts_v1},"
+            f"text-to-speech/v2=http://127.0.0.1:{ports.tts_v2}"
+        ),
+    }
+    from servicekit.testing import free_port
+
+    port = free_port()
+    env["PORT"] = str(port)
+    with ServiceProcess(["local-gateway"], env) as gateway:
+        wait_for_output(gateway, r'"message":"listening"', timeout=30)
+        counts = await _versions(f"http://127.0.0.1:{port}", N)
+    low, high = binomial_interval(N, 0.9)
+    assert low <= counts["v2"] <= high, (counts, (low, high))
+
+
+async def test_killed_canary_gets_no_traffic_until_restarted(stack: RunningStack) -> None:
+    v2_pid = started_pids(stack.proc.output())["tts-v2"][-1]
+    restarts_before = stack.proc.output().count("tts-v2 is ready again")
+    results: list[tuple[float, int, str]] = []
+    killed_at = 0.0
+    back_at: float | None = None
+    async with httpx.AsyncClient(timeout=30.0) as client:
+
+        async def worker() -> None:
+            while back_at is None or time.monotonic() < back_at + 4.0:
+                started = time.monotonic()
+                response = await client.get(f"{stack.url}/")
+                results.append(
+                    (started, response.status_code, response.headers.get("x-tts-version", "?"))
+                )
+
+        async def chaos() -> None:
+            nonlocal killed_at, back_at
+            await asyncio.sleep(1.0)
+            killed_at = time.monotonic()
+            os.kill(v2_pid, signal.SIGKILL)
+            deadline = time.monotonic() + 60
+            while stack.proc.output().count("tts-v2 is ready again") == restarts_before:
+                assert time.monotonic() < deadline, stack.proc.output()[-3000:]
+                await asyncio.sleep(0.05)
+            back_at = time.monotonic()
+
+        await asyncio.gather(chaos(), *(worker() for _ in range(8)))
+
+    output = stack.proc.output()
+    assert "tts-v2 exited (killed by SIGKILL); restarting in" in output
+    assert back_at is not None
+    errors = [r for r in results if r[1] != 200]
+    assert len(errors) / len(results) < 0.01, (len(errors), len(results), errors[:5])
+    while_down = [r for r in results if killed_at + 0.05 < r[0] < back_at - 0.05]
+    assert while_down and {r[2] for r in while_down if r[1] == 200} == {"v1"}
+    after = [r for r in results if r[0] > back_at and r[1] == 200]
+    assert any(r[2] == "v2" for r in after), collections.Counter(r[2] for r in after)
+
+
+def test_sigint_stops_every_process(stack: RunningStack) -> None:
+    pids = [pid for group in started_pids(stack.proc.output()).values() for pid in group]
+    assert stack.proc.process is not None
+    stack.proc.process.send_signal(signal.SIGINT)
+    assert stack.proc.wait_exit(timeout=30) == 0
+    output = stack.proc.output()
+    assert "SIGINT: stopping every service" in output
+    assert [pid for pid in pids if pid_alive(pid)] == []
+    assert live_processes_in_groups(set(pids)) == []
