@@ -1,0 +1,62 @@
+"""Start-up, health and graceful shutdown of the tts-backend process."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from servicekit.testing import console_script
+from tts.v1 import tts_pb2, tts_pb2_grpc
+from tts_backend.testing import running_tts_backend
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+TEXT = " ".join(f"Sentence {i} goes on for a while." for i in range(60))
+
+
+def wait_for_status(address: str, wanted: int, service: str = "") -> None:
+    deadline = time.monotonic() + 20
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
+            if reply.status == wanted:
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"health of {service!r} never became {wanted}")
+
+
+def test_sigterm_flips_health_and_lets_the_call_in_flight_finish() -> None:
+    env = {"TTS_WORKERS": "1", "TTS_DRAIN_DELAY_S": "3", "TTS_GRACE_PERIOD_S": "20"}
+    with running_tts_backend(env) as backend:
+        wait_for_status(backend.address, SERVING, "tts.v1.TextToSpeech")
+        with grpc.insecure_channel(backend.address) as channel:
+            stub = tts_pb2_grpc.TextToSpeechStub(channel)
+            call = stub.StreamSynthesize(tts_pb2.SynthesizeRequest(text=TEXT))
+            assert next(call).WhichOneof("payload") == "format"
+            first = next(call)
+            backend.process.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+
+            wait_for_status(backend.address, NOT_SERVING)
+            wait_for_status(backend.address, NOT_SERVING, "tts.v1.TextToSpeech")
+            rest = list(call)
+        assert rest[-1].WhichOneof("payload") == "summary"
+        pcm = first.audio_chunk + b"".join(m.audio_chunk for m in rest[:-1])
+        assert rest[-1].summary.total_samples == len(pcm) // 2 > 0
+        assert backend.process.wait_exit(timeout=30) == 0
+        assert backend.log_lines("shutting down") and backend.log_lines("stopped")
+
+
+def test_bad_setting_exits_2_naming_the_variable() -> None:
+    result = subprocess.run(
+        [console_script("tts-backend")],
+        env={"PATH": "/usr/bin:/bin", "TTS_ENGINE": "festival"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "TTS_ENGINE" in result.stderr and len(result.stderr.strip().splitlines()) == 1
