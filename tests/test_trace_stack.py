@@ -21,7 +21,7 @@ import httpx
 import pytest
 from books.testing import BooksServer, running_books
 from servicekit.testagent import ApmTestAgent, Span
-from servicekit.testing import ServiceProcess, free_port
+from servicekit.testing import REPO_ROOT, ServiceProcess, free_port
 
 ENV = "trace-test"
 
@@ -32,6 +32,7 @@ class Stack:
     books: BooksServer
     backend: ServiceProcess
     fronts: dict[str, tuple[ServiceProcess, str]]  # "v1"/"v2" -> (process, url)
+    gateway_url: str
     book_id: int
 
 
@@ -52,12 +53,29 @@ def start_stack(tmp: Path, env: dict[str, str], agent: ApmTestAgent, stack: Exit
         port = free_port()
         front = ServiceProcess([f"tts-{version}"], {**front_env, "PORT": str(port)})
         fronts[version] = (stack.enter_context(front), f"http://127.0.0.1:{port}")
+    gateway_port = free_port()
+    upstreams = {
+        "books": books.url,
+        **{f"text-to-speech/{v}": url for v, (_, url) in fronts.items()},
+    }
+    gateway = ServiceProcess(
+        ["local-gateway"],
+        {
+            **env,
+            "PORT": str(gateway_port),
+            "GATEWAY_ISTIO_DIR": str(REPO_ROOT / "k8s" / "istio"),
+            "GATEWAY_UPSTREAMS": ",".join(f"{k}={u}" for k, u in upstreams.items()),
+        },
+    )
+    stack.enter_context(gateway)
     backend.wait_grpc_ready(f"127.0.0.1:{backend_port}")
     for front, url in fronts.values():
         front.wait_http_ready(f"{url}/readyz")
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    gateway.wait_http_ready(f"{gateway_url}/books")
     created = httpx.post(f"{books.url}/books", json={"title": "Dune", "author": "Frank Herbert"})
     assert created.status_code == 201, created.text
-    return Stack(agent, books, backend, fronts, created.json()["id"])
+    return Stack(agent, books, backend, fronts, gateway_url, created.json()["id"])
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +178,25 @@ def test_one_request_is_one_trace_across_http_and_grpc(traced: Stack) -> None:
     assert synthesis["metrics"]["tts.text.length"] == len("Dune by Frank Herbert.")
     write = only(spans, name="audio.write")
     assert write["metrics"]["tts.audio.duration_s"] > 0
+
+
+def test_the_local_gateway_joins_the_trace_between_caller_and_front(traced: Stack) -> None:
+    trace_id, caller_span_id, traceparent = new_traceparent()
+    reply = httpx.post(
+        f"{traced.gateway_url}/speech",
+        json={"text": "through the gateway"},
+        headers={"traceparent": traceparent, "x-canary": "v2"},
+        timeout=60,
+    )
+    assert reply.status_code == 201, reply.text
+    spans = trace_spans(traced.agent, trace_id, {"local-gateway", "text-to-speech", "tts-backend"})
+    by_id = {s["span_id"]: s for s in spans}
+    gateway = only(spans, service="local-gateway", name="aiohttp.request", parent_id=caller_span_id)
+    assert gateway["resource"] == "POST /speech"
+    front = only(spans, service="text-to-speech", name="asgi.request")
+    assert front["meta"]["version"] == "v2"
+    proxied = by_id[front["parent_id"]]
+    assert (proxied["service"], proxied["parent_id"]) == ("local-gateway", gateway["span_id"])
 
 
 def test_v1_and_v2_are_one_service_with_two_versions(traced: Stack) -> None:

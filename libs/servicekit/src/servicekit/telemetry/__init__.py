@@ -27,11 +27,14 @@ from servicekit.telemetry.config import TelemetrySettings, TraceMode, load_telem
 if TYPE_CHECKING:
     from litestar import Litestar
 
+    from servicekit.telemetry.aiohttp_server import Handler
+
 __all__ = [
     "TelemetrySettings",
     "TraceMode",
     "configure_telemetry",
     "current_mode",
+    "instrument_aiohttp_handler",
     "instrument_app",
     "spans",
 ]
@@ -91,3 +94,10 @@ def instrument_app(app: Litestar) -> Litestar:
     from servicekit.telemetry.asgi import instrument_litestar
 
     return instrument_litestar(app, mode)
+
+
+def instrument_aiohttp_handler(handler: Handler) -> Handler:
+    """Server spans for an aiohttp low-level handler (no-op unless Datadog mode)."""
+    from servicekit.telemetry.aiohttp_server import traced_handler
+
+    return traced_handler(handler, current_mode())

@@ -18,7 +18,7 @@ PROGRAM = "local-gateway"
 
 
 def main() -> None:
-    configure_telemetry(PROGRAM, version="dev")
+    configure_telemetry(PROGRAM)
     configure_logging(PROGRAM)
     log = logging.getLogger("devstack.gateway")
     settings = load_or_exit(load_settings, PROGRAM)
