@@ -133,7 +133,7 @@ def test_the_kind_context_is_allowed_explicitly(evaluated: TiltfileResult) -> No
 
 def test_live_update_can_write_into_the_containers(evaluated: TiltfileResult) -> None:
     for obj in evaluated.manifests:
-        for container in tilt._containers(obj):
+        for container in tilt.containers(obj):
             if str(container.get("image", "")).startswith(IMAGE_PREFIX):
                 assert container["securityContext"]["readOnlyRootFilesystem"] is False
 
@@ -147,7 +147,7 @@ def test_no_datadog_turns_tracing_off_and_drops_the_envoy_telemetry() -> None:
     workloads = [o for o in result.manifests if o["kind"] == "Deployment"]
     assert workloads
     for obj in workloads:
-        for container in tilt._containers(obj):
+        for container in tilt.containers(obj):
             env = {e["name"]: e.get("value") for e in container.get("env", [])}
             assert env["DD_TRACE_ENABLED"] == "false"
 

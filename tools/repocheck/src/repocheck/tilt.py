@@ -572,7 +572,7 @@ def manifest_images(objects: Iterable[Mapping[str, Any]]) -> set[str]:
     """Container images of every workload among ``objects``."""
     images: set[str] = set()
     for obj in objects:
-        for container in _containers(obj):
+        for container in containers(obj):
             if container.get("image"):
                 images.add(str(container["image"]))
     return images
@@ -588,7 +588,7 @@ def _pod_spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return spec if kind in WORKLOAD_KINDS else {}
 
 
-def _containers(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def containers(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     pod = _pod_spec(obj)
     return [*pod.get("containers", []), *pod.get("initContainers", [])]
 
