@@ -7,6 +7,7 @@ import posixpath
 import pytest
 import yaml
 from repocheck import dockerfiles, tilt
+from repocheck.k8s import manifests, workloads
 from repocheck.tilt import IMAGE_PREFIX, SERVICE_IMAGES, TiltfileResult
 
 ROOT = tilt.REPO_ROOT
@@ -41,7 +42,7 @@ def test_every_service_image_is_built_from_its_own_dockerfile(evaluated: Tiltfil
 
 def test_every_image_the_rendered_manifests_use_is_built(evaluated: TiltfileResult) -> None:
     # Rendered here independently of the Tiltfile: what `kubectl apply -k k8s` would use.
-    rendered = [d for d in yaml.safe_load_all(tilt.render_kustomize(ROOT / "k8s")) if d]
+    rendered = manifests.render(ROOT / "k8s")
     used = tilt.manifest_images(rendered)
     assert used, "the rendered manifests use no image at all"
     assert used <= tilt.built_images(ROOT, evaluated)
@@ -133,7 +134,7 @@ def test_the_kind_context_is_allowed_explicitly(evaluated: TiltfileResult) -> No
 
 def test_live_update_can_write_into_the_containers(evaluated: TiltfileResult) -> None:
     for obj in evaluated.manifests:
-        for container in tilt.containers(obj):
+        for container in workloads.containers(obj):
             if str(container.get("image", "")).startswith(IMAGE_PREFIX):
                 assert container["securityContext"]["readOnlyRootFilesystem"] is False
 
@@ -144,10 +145,10 @@ def test_no_datadog_turns_tracing_off_and_drops_the_envoy_telemetry() -> None:
     assert result.failure is None
     assert any(o["kind"] == "Telemetry" for o in plain.manifests)
     assert not any(o["kind"] == "Telemetry" for o in result.manifests)
-    workloads = [o for o in result.manifests if o["kind"] == "Deployment"]
-    assert workloads
-    for obj in workloads:
-        for container in tilt.containers(obj):
+    deployments = [o for o in result.manifests if o["kind"] == "Deployment"]
+    assert deployments
+    for obj in deployments:
+        for container in workloads.containers(obj):
             env = {e["name"]: e.get("value") for e in container.get("env", [])}
             assert env["DD_TRACE_ENABLED"] == "false"
 

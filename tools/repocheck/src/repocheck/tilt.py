@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,8 @@ import starlark as sl
 import yaml
 
 from repocheck import dockerfiles
+from repocheck.k8s import manifests, workloads
+from repocheck.k8s.workloads import containers
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 TILT_API_ENV = "TILT_API_JSON"
@@ -45,10 +46,6 @@ SERVICE_IMAGES: dict[str, str] = {
     "tts-v2": "tts_v2",
     "client": "client",
 }
-
-WORKLOAD_KINDS = frozenset(
-    {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet", "Pod"}
-)
 
 # restart_process's docker_build_with_restart: its own parameters; the rest go
 # to docker_build (minus the ones it sets itself for the child image).
@@ -219,16 +216,6 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def render_kustomize(path: Path) -> str:
-    """``kubectl kustomize PATH`` (what Tilt's ``kustomize()`` runs)."""
-    completed = subprocess.run(
-        ["kubectl", "kustomize", str(path)], capture_output=True, text=True, check=False
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"kubectl kustomize {path}: {completed.stderr.strip()}")
-    return completed.stdout
-
-
 class _Behaviours:
     """What each recorder returns: enough realism for the Tiltfile to run on."""
 
@@ -324,7 +311,8 @@ class _Behaviours:
         raise TiltfileFailed(f"cannot read {a['paths']!r}: no such file")
 
     def kustomize(self, a: dict[str, Any]) -> object:
-        return _blob(render_kustomize(self.path(a["paths"])))
+        rendered = manifests.render(self.path(a["paths"]))
+        return _blob(yaml.safe_dump_all(rendered, sort_keys=False))
 
     def listdir(self, a: dict[str, Any]) -> list[str]:
         base = self.path(a["dir"])
@@ -578,21 +566,6 @@ def manifest_images(objects: Iterable[Mapping[str, Any]]) -> set[str]:
     return images
 
 
-def _pod_spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    kind = obj.get("kind")
-    spec: Mapping[str, Any] = obj.get("spec") or {}
-    if kind == "CronJob":
-        spec = spec.get("jobTemplate", {}).get("spec", {})
-    if kind in WORKLOAD_KINDS and kind != "Pod":
-        spec = spec.get("template", {}).get("spec", {})
-    return spec if kind in WORKLOAD_KINDS else {}
-
-
-def containers(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    pod = _pod_spec(obj)
-    return [*pod.get("containers", []), *pod.get("initContainers", [])]
-
-
 def _covered(path: str, patterns: Sequence[str]) -> bool:
     """Is ``path`` inside one of the ``only=`` entries (files or folders)?"""
     clean = posixpath.normpath(path)
@@ -675,12 +648,8 @@ def check_tiltfile(repo_root: Path = REPO_ROOT, result: TiltfileResult | None = 
     return problems
 
 
-def _workload_names(objects: Iterable[Mapping[str, Any]]) -> set[str]:
-    return {
-        str(o["metadata"]["name"])
-        for o in objects
-        if o.get("kind") in WORKLOAD_KINDS and o.get("metadata", {}).get("name")
-    }
+def _workload_names(objects: Iterable[dict[str, Any]]) -> set[str]:
+    return {str(o["metadata"]["name"]) for o in workloads.workloads(objects)}
 
 
 def _object_selectors(objects: Iterable[Mapping[str, Any]]) -> set[str]:
