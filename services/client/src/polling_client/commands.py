@@ -33,10 +33,6 @@ def poll(command: PollCommand) -> int:
 
 def compare_versions(command: CompareCommand) -> int:
     """Print the comparison and verdict; 1 when there is nothing to compare."""
-    # scipy and matplotlib take seconds to import: only this command needs them.
-    from polling_client.plot import plot_latencies
-    from polling_client.verdict import VersionStats, compare
-
     traces = fetch_traces(command.agent_url, command.timeout_s)
     selection = select_entry_spans(
         traces, service=command.service, env=command.env, include_probes=command.include_probes
@@ -48,6 +44,10 @@ def compare_versions(command: CompareCommand) -> int:
             f" {command.service} entry spans{where} ({len(traces)} traces in total):"
             " send traffic first, e.g. `uv run client poll --count 200`"
         )
+    # scipy and matplotlib take seconds to import: only needed from here on.
+    from polling_client.plot import plot_latencies
+    from polling_client.verdict import VersionStats, compare
+
     samples = {
         version: VersionStats(
             version=version,
