@@ -53,9 +53,16 @@ class Inventory:
         return manifests.of_kind(self.objects, *kinds)
 
 
-def render_all(k8s_root: Path) -> dict[Path, list[Obj]]:
-    """Each kustomization under ``k8s_root`` rendered once."""
-    return {d: manifests.render(d) for d in manifests.kustomization_dirs(k8s_root)}
+def render_all(k8s_root: Path, *, roots_only: bool = False) -> dict[Path, list[Obj]]:
+    """Each kustomization under ``k8s_root`` rendered once.
+
+    ``roots_only``: skip the ones another kustomization includes (their objects
+    are in the includer's render already), for a faster inventory.
+    """
+    directories = manifests.kustomization_dirs(k8s_root)
+    if roots_only:
+        directories = manifests.root_kustomizations(directories)
+    return {d: manifests.render(d) for d in directories}
 
 
 def istio_provided_objects(operator: Mapping[str, Any]) -> list[Obj]:

@@ -58,6 +58,18 @@ def kustomization_dirs(k8s_root: Path) -> list[Path]:
     return sorted({p.parent for name in names for p in k8s_root.rglob(name)})
 
 
+def root_kustomizations(directories: list[Path]) -> list[Path]:
+    """The kustomization directories no other one lists in its ``resources``."""
+    included: set[Path] = set()
+    for directory in directories:
+        for name in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
+            path = directory / name
+            if path.is_file():
+                spec = yaml.safe_load(path.read_text()) or {}
+                included.update((directory / str(r)).resolve() for r in spec.get("resources") or [])
+    return [d for d in directories if d.resolve() not in included]
+
+
 def kind(obj: Mapping[str, Any]) -> str:
     return str(obj.get("kind", ""))
 

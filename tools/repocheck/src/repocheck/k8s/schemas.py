@@ -114,9 +114,9 @@ def validate_core(obj: Obj, version: str = KUBERNETES_VERSION) -> list[str]:
             f"{obj.get('apiVersion')} {kind(obj)} (unknown kind or removed API)"
         ]
     except kubernetes_validate.ValidationError as error:
-        cause = error.caused_by
-        where = "/".join(str(p) for p in cause.absolute_path) or "(root)"
-        return [f"{describe(obj)}: {where}: {cause.message}"]
+        # A jsonschema.ValidationError carrying the first violation.
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        return [f"{describe(obj)}: {where}: {error.message}"]
     return []
 
 

@@ -1,0 +1,299 @@
+"""Cross-checks of k8s/: each passes on the repository and fails on a broken copy.
+
+Every negative case breaks one manifest in a temporary copy of k8s/ and
+expects the check to fail with a message naming the broken object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from repocheck.k8s import suite
+from repocheck.k8s.testing import (
+    broken_copy,
+    container,
+    copy_inventory,
+    env_var,
+    find,
+    repo_inventory,
+)
+
+Docs = list[dict[str, Any]]
+
+
+@pytest.mark.parametrize("name", list(suite.CROSS_CHECKS))
+def test_check_passes_on_the_repository(name: str) -> None:
+    assert suite.CROSS_CHECKS[name](repo_inventory()) == []
+
+
+@dataclass(frozen=True)
+class Breakage:
+    check: str
+    file: str
+    mutate: Callable[[Docs], None]
+    names: str  # the object the message must name
+
+    def __str__(self) -> str:
+        return f"{self.check}:{self.names}"
+
+
+def _set(path: list[Any], value: Any) -> Callable[[Any], None]:
+    def apply(obj: Any) -> None:
+        for key in path[:-1]:
+            obj = obj[key]
+        obj[path[-1]] = value
+
+    return apply
+
+
+def _replace_env(container_spec: dict[str, Any], var: dict[str, Any]) -> None:
+    """Put ``var`` in place of the env var of the same name."""
+    env = container_spec["env"]
+    env[[v["name"] for v in env].index(var["name"])] = var
+
+
+def _deployment(docs: Docs, name: str) -> dict[str, Any]:
+    return find(docs, "Deployment", name)
+
+
+def _vs_http(docs: Docs, name: str) -> list[dict[str, Any]]:
+    return find(docs, "VirtualService", name)["spec"]["http"]  # type: ignore[no-any-return]
+
+
+BREAKAGES = [
+    Breakage(
+        "service-selectors",
+        "k8s/apps/books.yaml",
+        lambda d: _set(["spec", "selector", "app"], "bookz")(find(d, "Service", "books")),
+        "Service apps/books",
+    ),
+    Breakage(
+        "service-target-ports",
+        "k8s/apps/tts-backend.yaml",
+        lambda d: _set(["spec", "ports", 0, "targetPort"], "grpc-web")(
+            find(d, "Service", "tts-backend")
+        ),
+        "Service apps/tts-backend",
+    ),
+    Breakage(
+        "env-addresses",
+        "k8s/apps/text-to-speech.yaml",
+        lambda d: env_var(container(d, "text-to-speech-v1"), "BOOKS_URL").update(
+            value="http://bookz.apps.svc.cluster.local:80"
+        ),
+        "Deployment apps/text-to-speech-v1",
+    ),
+    Breakage(
+        "env-addresses",
+        "k8s/apps/text-to-speech.yaml",
+        lambda d: env_var(container(d, "text-to-speech-v2"), "TTS_BACKEND_ADDR").update(
+            value="tts-backend.apps.svc.cluster.local:50052"
+        ),
+        "Deployment apps/text-to-speech-v2",
+    ),
+    Breakage(
+        "env-addresses",
+        "k8s/apps/client.yaml",
+        lambda d: env_var(container(d, "client", "poll-mesh"), "POLL_BOOKS_URL").update(
+            value="http://books.apps.svc.cluster.local:8080"
+        ),
+        "Deployment apps/client",
+    ),
+    Breakage(
+        "virtualservice-hosts",
+        "k8s/istio/virtualservices.yaml",
+        lambda d: _set(["spec", "hosts"], ["bookz.apps.svc.cluster.local"])(
+            find(d, "VirtualService", "books")
+        ),
+        "VirtualService apps/books",
+    ),
+    Breakage(
+        "virtualservice-hosts",
+        "k8s/istio/virtualservices.yaml",
+        lambda d: _set(["spec", "hosts"], ["*"])(find(d, "VirtualService", "text-to-speech")),
+        "VirtualService apps/text-to-speech",
+    ),
+    Breakage(
+        "virtualservice-hosts",
+        "k8s/istio/virtualservices.yaml",
+        lambda d: _set(["route", 0, "destination", "port", "number"], 8080)(
+            _vs_http(d, "books")[0]
+        ),
+        "VirtualService apps/books",
+    ),
+    Breakage(
+        "virtualservice-hosts",
+        "k8s/istio/virtualservices.yaml",
+        lambda d: _set(["spec", "gateways", 0], "apps/public-gateway")(
+            find(d, "VirtualService", "edge")
+        ),
+        "VirtualService apps/edge",
+    ),
+    Breakage(
+        "subsets",
+        "k8s/istio/virtualservices.yaml",
+        lambda d: _set(["route", 0, "destination", "subset"], "v3")(
+            _vs_http(d, "text-to-speech")[0]
+        ),
+        "VirtualService apps/text-to-speech",
+    ),
+    Breakage(
+        "subsets",
+        "k8s/istio/destinationrules.yaml",
+        lambda d: _set(["spec", "subsets", 1, "labels", "version"], "canary")(
+            find(d, "DestinationRule", "text-to-speech")
+        ),
+        "DestinationRule apps/text-to-speech",
+    ),
+    Breakage(
+        "route-weights",
+        "k8s/istio/virtualservices.yaml",
+        lambda d: _set(["route", 1, "weight"], 40)(_vs_http(d, "text-to-speech")[-1]),
+        "VirtualService apps/text-to-speech",
+    ),
+    Breakage(
+        "mirrored-routes",
+        "k8s/istio/virtualservices.yaml",
+        lambda d: (
+            _set(["route", 0, "weight"], 50)(_vs_http(d, "edge")[-1]),
+            _set(["route", 1, "weight"], 50)(_vs_http(d, "edge")[-1]),
+        ),
+        "VirtualService apps/edge",
+    ),
+    Breakage(
+        "authorization-principals",
+        "k8s/istio/authorizationpolicies.yaml",
+        lambda d: _set(["from", 0, "source", "principals", 1], "cluster.local/ns/apps/sa/poller")(
+            find(d, "AuthorizationPolicy", "text-to-speech")["spec"]["rules"][0]
+        ),
+        "AuthorizationPolicy apps/text-to-speech",
+    ),
+    Breakage(
+        "references",
+        "k8s/apps/books.yaml",
+        lambda d: _set(
+            ["spec", "template", "spec", "volumes", 0, "persistentVolumeClaim", "claimName"],
+            "books-db",
+        )(_deployment(d, "books")),
+        "Deployment apps/books",
+    ),
+    Breakage(
+        "references",
+        "k8s/apps/client.yaml",
+        lambda d: _set(["spec", "template", "spec", "serviceAccountName"], "poller")(
+            _deployment(d, "client")
+        ),
+        "Deployment apps/client",
+    ),
+    Breakage(
+        "references",
+        "k8s/apps/tts-backend.yaml",
+        lambda d: _set(
+            ["spec", "template", "spec", "volumes", 1, "secret", "secretName"], "gcp-key"
+        )(_deployment(d, "tts-backend")),
+        "Deployment apps/tts-backend",
+    ),
+    Breakage(
+        "references",
+        "k8s/apps/books.yaml",
+        lambda d: container(d, "books")["env"].append(
+            {
+                "name": "EXTRA",
+                "valueFrom": {"configMapKeyRef": {"name": "books-config", "key": "x"}},
+            }
+        ),
+        "Deployment apps/books",
+    ),
+    Breakage(
+        "references",
+        "k8s/datadog/datadog-agent.yaml",
+        lambda d: _set(["spec", "global", "credentials", "apiSecret", "keyName"], "api_key")(
+            find(d, "DatadogAgent", "datadog")
+        ),
+        "DatadogAgent datadog/datadog",
+    ),
+    Breakage(
+        "app-settings",
+        "k8s/apps/text-to-speech.yaml",
+        lambda d: env_var(container(d, "text-to-speech-v2"), "TTS_TIMEOUT_S").update(value="soon"),
+        "Deployment apps/text-to-speech-v2",
+    ),
+    Breakage(
+        "probe-paths",
+        "k8s/apps/books.yaml",
+        lambda d: _set(["readinessProbe", "httpGet", "path"], "/ready")(container(d, "books")),
+        "Deployment apps/books",
+    ),
+    Breakage(
+        "probe-paths",
+        "k8s/apps/tts-backend.yaml",
+        lambda d: _set(["livenessProbe", "grpc", "port"], 50052)(container(d, "tts-backend")),
+        "Deployment apps/tts-backend",
+    ),
+    Breakage(
+        "mesh-paths",
+        "k8s/istio/virtualservices.yaml",
+        lambda d: _set(["match", 0, "uri", "prefix"], "/library")(_vs_http(d, "books")[0]),
+        "VirtualService apps/books",
+    ),
+    Breakage(
+        "mesh-paths",
+        "k8s/istio/authorizationpolicies.yaml",
+        lambda d: _set(["to", 1, "operation", "paths"], ["/synthesize"])(
+            find(d, "AuthorizationPolicy", "text-to-speech")["spec"]["rules"][0]
+        ),
+        "AuthorizationPolicy apps/text-to-speech",
+    ),
+    Breakage(
+        "images",
+        "k8s/apps/books.yaml",
+        lambda d: container(d, "books").update(image="speech-mesh/library"),
+        "Deployment apps/books",
+    ),
+    Breakage(
+        "pod-security",
+        "k8s/apps/books.yaml",
+        lambda d: _set(["securityContext", "readOnlyRootFilesystem"], False)(container(d, "books")),
+        "Deployment apps/books",
+    ),
+    Breakage(
+        "pod-security",
+        "k8s/apps/client.yaml",
+        lambda d: _set(["spec", "template", "spec", "securityContext", "runAsUser"], 0)(
+            _deployment(d, "client")
+        ),
+        "Deployment apps/client",
+    ),
+    Breakage(
+        "service-tagging",
+        "k8s/apps/text-to-speech.yaml",
+        lambda d: _replace_env(
+            container(d, "text-to-speech-v2"), {"name": "DD_VERSION", "value": "v2"}
+        ),
+        "Deployment apps/text-to-speech-v2",
+    ),
+    Breakage(
+        "service-tagging",
+        "k8s/apps/text-to-speech.yaml",
+        lambda d: _set(
+            ["spec", "template", "metadata", "labels", "tags.datadoghq.com/version"], "v3"
+        )(_deployment(d, "text-to-speech-v1")),
+        "Deployment apps/text-to-speech-v1",
+    ),
+]
+
+
+@pytest.mark.parametrize("breakage", BREAKAGES, ids=str)
+def test_check_fails_on_a_broken_copy(tmp_path: Path, breakage: Breakage) -> None:
+    root = broken_copy(tmp_path, breakage.file, breakage.mutate)
+    problems = suite.CROSS_CHECKS[breakage.check](copy_inventory(root))
+    assert problems, f"{breakage.check} passed on a copy broken in {breakage.file}"
+    assert any(breakage.names in p for p in problems), problems
+
+
+def test_every_check_has_a_negative_case() -> None:
+    assert {b.check for b in BREAKAGES} == set(suite.CROSS_CHECKS)
