@@ -44,18 +44,19 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer):
     ) -> tts_pb2.SynthesizeResponse:
         progress = _Progress("Synthesize")
         params, prepared = await self._prepare(request, context, progress)
-        pcm = bytearray()
+        chunks: list[bytes] = []
         try:
             with self._logged(progress):
-                async with contextlib.aclosing(self._engine.synthesize(params, prepared)) as chunks:
-                    async for chunk in chunks:
-                        pcm += chunk
+                async with contextlib.aclosing(self._engine.synthesize(params, prepared)) as pcm:
+                    async for chunk in pcm:
+                        chunks.append(chunk)
                         progress.segments_done += 1
                         progress.samples += len(chunk) // BYTES_PER_SAMPLE
         except EngineError as error:
             await context.abort(_status(error.code), error.message)
+        data_size = sum(len(chunk) for chunk in chunks)
         return tts_pb2.SynthesizeResponse(
-            audio=wav_header(len(pcm), prepared.sample_rate_hertz) + pcm,
+            audio=b"".join([wav_header(data_size, prepared.sample_rate_hertz), *chunks]),
             audio_encoding=tts_pb2.LINEAR16,
             sample_rate_hertz=prepared.sample_rate_hertz,
             duration_seconds=progress.samples / prepared.sample_rate_hertz,
