@@ -20,7 +20,7 @@ from books.testing import BooksServer
 from servicekit.speech.testing import BackendServer, FrontServer, frozen, running_front
 
 RETRY_AFTER_S = "2"
-FRONT_ENV = {"BOOKS_TIMEOUT_S": "0.5", "TTS_TIMEOUT_S": "2", "RETRY_AFTER_S": RETRY_AFTER_S}
+FRONT_ENV = {"BOOKS_TIMEOUT_S": "0.5", "TTS_TIMEOUT_S": "1", "RETRY_AFTER_S": RETRY_AFTER_S}
 LONG_TEXT = ("A long sentence for the speech synthesizer to read aloud slowly. " * 75)[:4900]
 
 
@@ -103,7 +103,7 @@ def test_backend_past_the_deadline_is_503_then_recovers(
 ) -> None:
     with frozen(backend.process):
         reply = http.post("/speech", json=fresh())
-    assert "within 2.0s" in assert_unavailable(reply, "backend_unavailable", front)
+    assert "within 1.0s" in assert_unavailable(reply, "backend_unavailable", front)
     reply = created_within(http, fresh(), 10)
     assert reply.status_code == 201, reply.text
 

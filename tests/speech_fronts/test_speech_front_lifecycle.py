@@ -1,0 +1,151 @@
+"""Process lifecycle: kill -9 mid-write leaves nothing GET /audio serves; SIGTERM is graceful.
+
+Audio is written to ``.<id>.<random>.tmp`` and renamed to ``<id>.wav`` only once
+complete and fsynced; the temp name is not a valid audio id, so whatever a
+killed writer leaves behind can never be served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+from servicekit.speech.storage import audio_id
+from servicekit.speech.testing import BackendServer, FrontServer, frozen
+from servicekit.speech.wav import HEADER_SIZE, parse_wav
+
+LONG_TEXT = ("Every sentence here becomes one more chunk of audio on the disk. " * 76)[:4900]
+
+
+@contextlib.contextmanager
+def request_in_background(url: str, text: str) -> Iterator[threading.Thread]:
+    """POST /speech from a thread; the front may die under it, so its errors are ignored."""
+
+    def post() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(f"{url}/speech", json={"text": text}, timeout=60.0)
+
+    thread = threading.Thread(target=post, daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        thread.join(timeout=60.0)
+
+
+def temp_files(audio_dir: Path, speech_id: str) -> list[Path]:
+    return list(audio_dir.glob(f".{speech_id}.*.tmp"))
+
+
+def wait_for_partial_write(
+    audio_dir: Path, speech_id: str, thread: threading.Thread, *, min_bytes: int
+) -> Path | None:
+    """The temp file once it holds ``min_bytes``; None if the request ended first."""
+    deadline = time.monotonic() + 60.0
+    while thread.is_alive() and time.monotonic() < deadline:
+        for path in temp_files(audio_dir, speech_id):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_size >= min_bytes:
+                    return path
+        time.sleep(0.0005)
+    return None
+
+
+def assert_only_complete_files(audio_dir: Path) -> None:
+    for path in audio_dir.glob("*.wav"):
+        blob = path.read_bytes()
+        info = parse_wav(blob)
+        assert info is not None, path
+        assert info.data_size == len(blob) - HEADER_SIZE, path
+
+
+def test_kill_9_mid_stream_leaves_nothing_to_serve(
+    fronts: dict[str, FrontServer], backend: BackendServer
+) -> None:
+    v2 = fronts["v2"]
+    speech_id = audio_id("espeak", "", LONG_TEXT)
+    with request_in_background(v2.url, LONG_TEXT) as thread:
+        partial = wait_for_partial_write(v2.audio_dir, speech_id, thread, min_bytes=HEADER_SIZE + 1)
+        assert partial is not None, "v2 never started writing"
+        # Hold the backend so the write stays half done, then kill the writer.
+        with frozen(backend.process):
+            v2.process.kill()
+    assert partial.exists(), "the partial temp file is the evidence of a mid-write kill"
+    assert not (v2.audio_dir / f"{speech_id}.wav").exists()
+    assert_only_complete_files(v2.audio_dir)
+
+    v2.start_again()
+    with httpx.Client(base_url=v2.url, timeout=60.0) as http:
+        assert http.get(f"/audio/{speech_id}.wav").status_code == 404
+        assert http.get(f"/audio/{partial.name}").status_code in (400, 404)
+        again = http.post("/speech", json={"text": LONG_TEXT})
+        assert again.status_code == 201, again.text
+        assert again.json()["cached"] is False
+        audio = http.get(f"/audio/{speech_id}.wav")
+    assert audio.status_code == 200
+    info = parse_wav(audio.content)
+    assert info is not None
+    assert info.data_size == len(audio.content) - HEADER_SIZE
+    assert_only_complete_files(v2.audio_dir)
+
+
+def test_kill_9_of_v1_while_it_writes_leaves_nothing_to_serve(
+    fronts: dict[str, FrontServer],
+) -> None:
+    v1 = fronts["v1"]
+    text = LONG_TEXT.replace("Every", "Each")
+    speech_id = audio_id("espeak", "", text)
+    with request_in_background(v1.url, text) as thread:
+        # v1 writes the whole file at once after the unary reply: kill as soon as
+        # its temp file appears (or, if the write was too quick to see, at the end).
+        partial = wait_for_partial_write(v1.audio_dir, speech_id, thread, min_bytes=0)
+        v1.process.kill()
+    final = v1.audio_dir / f"{speech_id}.wav"
+    if partial is not None and not final.exists():
+        assert partial.exists()
+    assert_only_complete_files(v1.audio_dir)
+
+    v1.start_again()
+    with httpx.Client(base_url=v1.url, timeout=60.0) as http:
+        served = http.get(f"/audio/{speech_id}.wav")
+    if final.exists():
+        assert served.status_code == 200
+        assert served.content == final.read_bytes()
+    else:
+        assert served.status_code == 404
+
+
+def test_sigterm_lets_the_request_in_flight_finish(fronts: dict[str, FrontServer]) -> None:
+    v2 = fronts["v2"]
+    text = LONG_TEXT.replace("Every", "Any")
+    speech_id = audio_id("espeak", "", text)
+    replies: list[httpx.Response] = []
+
+    def post() -> None:
+        replies.append(httpx.post(f"{v2.url}/speech", json={"text": text}, timeout=60.0))
+
+    thread = threading.Thread(target=post, daemon=True)
+    thread.start()
+    assert wait_for_partial_write(v2.audio_dir, speech_id, thread, min_bytes=1) is not None
+    status = v2.process.terminate()
+    thread.join(timeout=60.0)
+    assert status == 0, v2.process.output()[-2000:]
+    assert [r.status_code for r in replies] == [201]
+    assert (v2.audio_dir / f"{speech_id}.wav").exists()
+    assert temp_files(v2.audio_dir, speech_id) == []
+    v2.start_again()
+
+
+def test_bad_setting_exits_2_naming_the_variable() -> None:
+    from servicekit.testing import ServiceProcess
+
+    for command in ("tts-v1", "tts-v2"):
+        with ServiceProcess([command], {"TTS_TIMEOUT_S": "soon"}) as proc:
+            assert proc.wait_exit() == 2
+            output = proc.output().strip().splitlines()
+        assert len(output) == 1
+        assert "TTS_TIMEOUT_S" in output[0]
