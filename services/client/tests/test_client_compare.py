@@ -30,17 +30,22 @@ def empty_agent(agent: ApmTestAgent) -> ApmTestAgent:
     return agent
 
 
-def emit(agent: ApmTestAgent, version: str, *flags: str) -> None:
-    env = {
-        **os.environ,
-        **agent.tracer_env(),
-        "DD_SERVICE": "text-to-speech",
-        "DD_VERSION": version,
-        "DD_ENV": "test",
-    }
-    subprocess.run(
-        [sys.executable, str(EMITTER), *flags], env=env, check=True, timeout=60, cwd=REPO_ROOT
-    )
+def emit(agent: ApmTestAgent, *runs: tuple[str, list[str]]) -> None:
+    """Run one emitter process per (version, flags), concurrently."""
+    processes = []
+    for version, flags in runs:
+        env = {
+            **os.environ,
+            **agent.tracer_env(),
+            "DD_SERVICE": "text-to-speech",
+            "DD_VERSION": version,
+            "DD_ENV": "test",
+        }
+        processes.append(
+            subprocess.Popen([sys.executable, str(EMITTER), *flags], env=env, cwd=REPO_ROOT)
+        )
+    for process in processes:
+        assert process.wait(timeout=60) == 0
 
 
 def wait_for_entry_spans(agent: ApmTestAgent, count: int) -> None:
@@ -66,8 +71,11 @@ def run_compare(*args: str) -> subprocess.CompletedProcess[str]:
 def test_a_slower_erring_canary_is_rolled_back_and_plotted(
     empty_agent: ApmTestAgent, tmp_path: Path
 ) -> None:
-    emit(empty_agent, "v1", "--count", "60", "--latency-ms", "20", "--under-gateway")
-    emit(empty_agent, "v2", "--count", "60", "--latency-ms", "40", "--errors", "6")
+    emit(
+        empty_agent,
+        ("v1", ["--count", "60", "--latency-ms", "20", "--under-gateway"]),
+        ("v2", ["--count", "60", "--latency-ms", "40", "--errors", "6"]),
+    )
     wait_for_entry_spans(empty_agent, 122)  # plus one health probe each
     plot = tmp_path / "latency.png"
 
@@ -89,8 +97,11 @@ def test_a_slower_erring_canary_is_rolled_back_and_plotted(
 def test_the_same_behaviour_is_promoted_in_a_side_by_side_table(
     empty_agent: ApmTestAgent,
 ) -> None:
-    emit(empty_agent, "v1", "--count", "40", "--latency-ms", "20")
-    emit(empty_agent, "v2", "--count", "40", "--latency-ms", "20", "--under-gateway")
+    emit(
+        empty_agent,
+        ("v1", ["--count", "40", "--latency-ms", "20"]),
+        ("v2", ["--count", "40", "--latency-ms", "20", "--under-gateway"]),
+    )
     wait_for_entry_spans(empty_agent, 82)
 
     result = run_compare("--agent", empty_agent.url, "--env", "test")
@@ -108,6 +119,10 @@ def test_the_same_behaviour_is_promoted_in_a_side_by_side_table(
     assert any(line.startswith("latency: Mann-Whitney U") for line in lines)
     assert any(line.startswith("thresholds: alpha 0.01") for line in lines)
     assert lines[-1].startswith("verdict: PROMOTE")
+
+    other = run_compare("--agent", empty_agent.url, "--resource", "GET /missing")
+    assert other.returncode == 1
+    assert "entry spans of resource 'GET /missing'" in other.stderr
 
 
 def test_an_agent_without_text_to_speech_traces_is_an_error(empty_agent: ApmTestAgent) -> None:

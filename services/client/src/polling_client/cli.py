@@ -42,6 +42,7 @@ class CompareCommand:
     thresholds: Thresholds
     plot: Path | None
     include_probes: bool
+    resources: tuple[str, ...]
     timeout_s: float
     output_format: str
 
@@ -262,6 +263,12 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
         help="requests needed per version before promoting (default %(default)s)",
     )
     compare.add_argument(
+        "--resource",
+        action="append",
+        metavar="RESOURCE",
+        help="only entry spans of this resource, e.g. 'POST /speech' (repeatable; default all)",
+    )
+    compare.add_argument(
         "--include-probes",
         action="store_true",
         help="keep /healthz, /readyz and /livez spans (left out by default)",
@@ -312,6 +319,7 @@ def parse_command(argv: Sequence[str] | None = None) -> PollCommand | CompareCom
         ),
         plot=args.plot,
         include_probes=bool(args.include_probes),
+        resources=tuple(args.resource or ()),
         timeout_s=float(args.timeout),
         output_format=args.format,
     )

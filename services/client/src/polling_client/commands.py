@@ -37,8 +37,11 @@ def compare_versions(command: CompareCommand) -> int:
     selection = select_entry_spans(
         traces, service=command.service, env=command.env, include_probes=command.include_probes
     )
-    if not selection.spans:
+    spans = [s for s in selection.spans if not command.resources or s.resource in command.resources]
+    if not spans:
         where = f" with env {command.env}" if command.env else ""
+        if command.resources:
+            where += " of resource " + " or ".join(repr(r) for r in command.resources)
         raise ClientError(
             f"the APM test agent at {command.agent_url} holds no versioned"
             f" {command.service} entry spans{where} ({len(traces)} traces in total):"
@@ -51,12 +54,12 @@ def compare_versions(command: CompareCommand) -> int:
     samples = {
         version: VersionStats(
             version=version,
-            latencies_ms=[s.duration_ms for s in selection.spans if s.version == version],
-            errors=sum(1 for s in selection.spans if s.version == version and s.error),
+            latencies_ms=[s.duration_ms for s in spans if s.version == version],
+            errors=sum(1 for s in spans if s.version == version and s.error),
         )
         for version in (command.baseline, command.canary)
     }
-    others = sorted({s.version for s in selection.spans} - set(samples))
+    others = sorted({s.version for s in spans} - set(samples))
     notes = []
     if others:
         notes.append(f"versions not compared: {', '.join(others)}")

@@ -1,0 +1,99 @@
+"""`client poll` and `client compare` against the real local stack.
+
+`stack up` runs books, tts-backend, text-to-speech v1 and v2 (real eSpeak
+speech), the local gateway and the APM test agent; the client polls through the
+gateway, then compares the versions from the traces the fronts sent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from devstack.testing import StackPorts, stack_command, wait_for_output
+from servicekit.testing import REPO_ROOT, ServiceProcess, console_script
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackPorts]:
+    ports = StackPorts.free()
+    data = tmp_path_factory.mktemp("stack-data")
+    process = ServiceProcess(
+        stack_command(*ports.flags(), f"--data-dir={data}"), name="stack", cwd=REPO_ROOT
+    )
+    with process:
+        wait_for_output(process, r"client poll --gateway", timeout=90)
+        yield ports
+
+
+def run_client(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [console_script("client"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+        env={k: v for k, v in os.environ.items() if k not in ("GATEWAY_URL", "AGENT_URL")},
+    )
+
+
+def agent_entry_spans(agent_url: str) -> int:
+    traces = httpx.get(f"{agent_url}/test/traces", timeout=10).json()
+    return sum(
+        1
+        for trace in traces
+        for span in trace
+        if span.get("service") == "text-to-speech" and span.get("meta", {}).get("version")
+    )
+
+
+def test_poll_then_compare_through_the_real_stack(stack: StackPorts, tmp_path: Path) -> None:
+    agent_url = f"http://127.0.0.1:{stack.agent}"
+    poll = run_client(
+        "poll",
+        "--gateway",
+        stack.gateway_url,
+        "--count",
+        "120",
+        "--rate",
+        "0",
+        "--concurrency",
+        "8",
+        "--max-error-rate",
+        "0",
+        "--format",
+        "json",
+    )
+    assert poll.returncode == 0, poll.stdout + poll.stderr
+    report = json.loads(poll.stdout)
+    versions = report["versions"]
+    assert report["errors"] == 0
+    assert versions["books"]["requests"] == 24
+    assert versions["v1"]["requests"] > 0 and versions["v2"]["requests"] > 0
+    tts_requests = versions["v1"]["requests"] + versions["v2"]["requests"]
+
+    deadline = time.monotonic() + 30
+    while agent_entry_spans(agent_url) < tts_requests and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    plot = tmp_path / "latency.png"
+    compare = run_client("compare", "--agent", agent_url, "--plot", str(plot), "--format", "json")
+    assert compare.returncode == 0, compare.stderr
+    result = json.loads(compare.stdout)
+    # Every answer the client tallied has its entry span (plus the client's
+    # reachability check, a GET / that was not tallied).
+    compared = result["baseline"]["requests"] + result["canary"]["requests"]
+    assert tts_requests <= compared <= tts_requests + 1
+    assert result["baseline"]["version"] == "v1" and result["canary"]["version"] == "v2"
+    assert result["verdict"] in ("promote", "hold", "roll back")
+    assert plot.stat().st_size > 10_000
+
+    speech = run_client("compare", "--agent", agent_url, "--resource", "POST /speech")
+    assert speech.returncode == 0, speech.stderr
+    assert "verdict:" in speech.stdout
