@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -60,3 +62,41 @@ def test_bad_setting_exits_2_naming_the_variable() -> None:
     )
     assert result.returncode == 2
     assert "TTS_ENGINE" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, ProcessLookupError):  # a thread or process just ended
+        return b""
+
+
+def _espeak_workers(pid: int) -> list[int]:
+    """Child processes started by multiprocessing's spawn (the engine workers)."""
+    children = {
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in _read(task / "children").split()
+    }
+    return sorted(c for c in children if b"spawn_main" in _read(Path(f"/proc/{c}/cmdline")))
+
+
+def test_a_dead_worker_is_replaced_and_the_server_keeps_answering() -> None:
+    options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    with running_tts_backend({"TTS_WORKERS": "2"}) as backend:
+        workers = _espeak_workers(backend.process.pid)
+        assert len(workers) == 2
+        with grpc.insecure_channel(backend.address, options=options) as channel:
+            stub = tts_pb2_grpc.TextToSpeechStub(channel)
+            in_flight = stub.Synthesize.future(tts_pb2.SynthesizeRequest(text=TEXT))
+            os.kill(workers[0], signal.SIGKILL)
+            try:
+                assert in_flight.result().duration_seconds > 0
+            except grpc.RpcError as error:  # it was using the killed worker
+                assert error.code() == grpc.StatusCode.UNAVAILABLE, error.details()
+            for _ in range(4):  # both workers get used: the new one works
+                response = stub.Synthesize(tts_pb2.SynthesizeRequest(text=TEXT))
+                assert response.duration_seconds > 0
+        assert backend.log_lines("espeak worker exited")
+        replaced = _espeak_workers(backend.process.pid)
+        assert len(replaced) == 2 and workers[0] not in replaced

@@ -64,6 +64,11 @@ async def _set_health(health_servicer: health.aio.HealthServicer, status: int) -
         await health_servicer.set(name, status)
 
 
+async def _check_default_voice(engine: Engine, voice: str) -> None:
+    if voice and voice not in {v.name for v in await engine.list_voices("")}:
+        raise RuntimeError(f"TTS_DEFAULT_VOICE={voice!r} is not a voice of {engine.name}")
+
+
 async def serve(settings: Settings) -> None:
     """Listen (NOT_SERVING), load the engine, SERVING; on SIGTERM/SIGINT drain and stop."""
     stop = asyncio.Event()
@@ -83,6 +88,7 @@ async def serve(settings: Settings) -> None:
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
             starting.result()
+            await _check_default_voice(engine, settings.default_voice)
             await _set_health(health_servicer, health_pb2.HealthCheckResponse.SERVING)
             log.info("serving", extra={"engine": settings.engine})
             await stop.wait()
