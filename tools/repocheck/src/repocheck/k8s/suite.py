@@ -57,12 +57,18 @@ def run(repo_root: Path, schemas: CrdSchemas | None = None, *, with_tilt: bool =
     """Render every kustomization once, validate every object, run every cross-check."""
     rendered = render_all(repo_root / K8S_DIR)
     built: set[str] | None = None
+    tilt_error: str | None = None
     if with_tilt:
         from repocheck.tilt import built_images
 
-        built = built_images(repo_root)
+        try:
+            built = built_images(repo_root)
+        except Exception as error:  # any failure of the evaluator is reported, not raised
+            tilt_error = f"the Tiltfile could not be evaluated: {type(error).__name__}: {error}"
     inventory = load_inventory(repo_root, rendered, built)
     problems = schema_problems(rendered, schemas or CrdSchemas(), repo_root)
     for name, check in CROSS_CHECKS.items():
         problems[name] = check(inventory)
+    if tilt_error is not None:
+        problems["images"] = [tilt_error]
     return Report(problems)
