@@ -112,3 +112,10 @@ def test_restart_container_is_refused() -> None:
         )
     )
     assert any("restart_container() is not allowed" in p for p in problems), problems
+
+
+def test_an_entrypoint_other_than_the_images_is_reported() -> None:
+    problems = _problems_with(
+        _edit("entrypoint=['/app/.venv/bin/' + script]", "entrypoint=['/app/.venv/bin/python']")
+    )
+    assert any("but the image's ENTRYPOINT is" in p for p in problems), problems

@@ -285,6 +285,15 @@ def _uv_layer_problems(dockerfile: Path, repo_root: Path) -> list[str]:
     return problems
 
 
+def final_entrypoint(dockerfile: Path) -> list[str] | None:
+    """The exec-form ENTRYPOINT of the final stage (None if absent or shell form)."""
+    final = stages(dockerfile.read_text())[-1]
+    entrypoints = [s.arguments for s in final if s.keyword == "ENTRYPOINT"]
+    if not entrypoints or not entrypoints[-1].startswith("["):
+        return None
+    return [str(w) for w in json.loads(entrypoints[-1])]
+
+
 def _runtime_problems(stage: list[Instruction], service_dir: Path) -> list[str]:
     problems: list[str] = []
     users = [s.arguments for s in stage if s.keyword == "USER"]

@@ -184,7 +184,7 @@ class ImageBuild:
     dockerfile: str
     only: tuple[str, ...]
     live_update: tuple[Mapping[str, Any], ...]
-    entrypoint: object
+    entrypoint: list[str]
     restart: bool
     restart_file: str | None
 
@@ -344,6 +344,13 @@ class _Behaviours:
         self.result.images.append(_image_from(a, restart=False))
 
 
+def _command(value: object) -> list[str]:
+    """Tilt's entrypoint: a list, or a string Tilt runs with ``sh -c``."""
+    if isinstance(value, str):
+        return ["sh", "-c", value]
+    return [str(word) for word in value] if isinstance(value, list) else []
+
+
 def _image_from(a: Mapping[str, Any], *, restart: bool) -> ImageBuild:
     only = a.get("only") or []
     return ImageBuild(
@@ -352,7 +359,7 @@ def _image_from(a: Mapping[str, Any], *, restart: bool) -> ImageBuild:
         dockerfile=str(a.get("dockerfile") or posixpath.join(str(a["context"]), "Dockerfile")),
         only=tuple([only] if isinstance(only, str) else only),
         live_update=tuple(a.get("live_update") or ()),
-        entrypoint=a.get("entrypoint"),
+        entrypoint=_command(a.get("entrypoint")),
         restart=restart,
         restart_file=a.get("restart_file") if restart else None,
     )
@@ -618,6 +625,15 @@ def _image_problems(repo_root: Path, image: ImageBuild) -> list[str]:
             problems.append(f"{where}: restart_container() is not allowed (Kubernetes)")
     if image.live_update and not image.restart:
         problems.append(f"{where}: live_update without the restart_process extension")
+    if image.restart:
+        # restart_process replaces the container command: it must start what
+        # the image itself starts.
+        expected = dockerfiles.final_entrypoint(dockerfile)
+        if expected is not None and image.entrypoint != expected:
+            problems.append(
+                f"{where}: restarts {image.entrypoint!r}, "
+                f"but the image's ENTRYPOINT is {expected!r}"
+            )
     return problems
 
 
