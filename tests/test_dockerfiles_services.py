@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -149,3 +151,26 @@ def test_an_unpinned_base_image_is_reported(mirror: Path) -> None:
         mirror, "FROM python:3.11.14-slim-bookworm AS runtime", "FROM python:slim AS runtime"
     )
     assert any("'python:slim' is not pinned" in p for p in problems), problems
+
+
+def _normalized(service: str) -> list[str]:
+    """A Dockerfile's instructions with this service's own names abstracted away."""
+    dockerfile = ROOT / "services" / service / "Dockerfile"
+    project = tomllib.loads((dockerfile.parent / "pyproject.toml").read_text())["project"]
+    (script,) = project["scripts"]
+    lines = []
+    for step in dockerfiles.instructions(dockerfile.read_text()):
+        text = f"{step.keyword} {step.arguments}"
+        text = text.replace(f"services/{service}/src", "services/{service}/src")
+        text = text.replace(f"--package {project['name']}", "--package {package}")
+        text = text.replace(f"/app/.venv/bin/{script}", "/app/.venv/bin/{script}")
+        if "apt-get" in text or step.keyword == "EXPOSE":
+            continue  # the client's curl; the port of each service
+        lines.append(re.sub(r" \\?HOST=0\.0\.0\.0 PORT=\d+", "", text))
+    return lines
+
+
+@pytest.mark.parametrize("service", [s for s in SERVICES if s != "books"])
+def test_every_dockerfile_is_the_same_recipe_as_books(service: str) -> None:
+    # One Dockerfile per service is the layout; this keeps them from drifting.
+    assert _normalized(service) == _normalized("books")
