@@ -284,6 +284,22 @@ BREAKAGES = [
         )(_deployment(d, "text-to-speech-v1")),
         "Deployment apps/text-to-speech-v1",
     ),
+    Breakage(
+        "shutdown-budget",
+        "k8s/apps/text-to-speech.yaml",
+        lambda d: _set(["spec", "template", "spec", "terminationGracePeriodSeconds"], 20)(
+            _deployment(d, "text-to-speech-v2")
+        ),
+        "Deployment apps/text-to-speech-v2",
+    ),
+    Breakage(
+        "shutdown-budget",
+        "k8s/apps/tts-backend.yaml",
+        lambda d: container(d, "tts-backend")["env"].append(
+            {"name": "TTS_GRACE_PERIOD_S", "value": "60"}
+        ),
+        "Deployment apps/tts-backend",
+    ),
 ]
 
 

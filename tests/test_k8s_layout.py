@@ -279,3 +279,20 @@ def test_no_secret_values_in_the_repository() -> None:
 def test_kustomizations_never_include_the_secret_example(relative: str) -> None:
     text = (ROOT / relative / "kustomization.yaml").read_text()
     assert "secrets" not in text and Path(SECRETS_EXAMPLE_FILE).name not in text
+
+
+def test_front_outbound_timeouts_fit_in_one_mesh_try() -> None:
+    """A front's book fetch plus synthesis ends (as its own 503) before Envoy's per-try timeout."""
+    from repocheck.k8s.apps import load_settings, package_for
+    from repocheck.k8s.served import literal_env
+    from repocheck.k8s.shutdown import duration_s
+
+    per_try = min(duration_s(r["retries"]["perTryTimeout"]) for r in _http("text-to-speech"))
+    for version in ("v1", "v2"):
+        (container,) = _one("Deployment", f"text-to-speech-{version}")["spec"]["template"]["spec"][
+            "containers"
+        ]
+        package = package_for(container["image"])
+        assert package is not None
+        settings = load_settings(package, literal_env(container))
+        assert settings.books_timeout_s + settings.tts_timeout_s < per_try, version

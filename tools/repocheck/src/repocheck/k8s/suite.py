@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from repocheck.k8s import images, istio, pods, references, served, services
+from repocheck.k8s import images, istio, pods, references, served, services, shutdown
 from repocheck.k8s.inventory import Inventory, load_inventory, render_all
 from repocheck.k8s.manifests import K8S_DIR, Obj
 from repocheck.k8s.schemas import CrdSchemas, validate
@@ -29,6 +29,7 @@ CROSS_CHECKS: dict[str, Check] = {
     "images": images.images_are_built_by_tilt,
     "pod-security": pods.pod_security,
     "service-tagging": pods.unified_service_tagging,
+    "shutdown-budget": shutdown.termination_grace_fits_shutdown,
 }
 
 
