@@ -151,6 +151,7 @@ def test_no_datadog_turns_tracing_off_and_drops_the_envoy_telemetry() -> None:
         for container in workloads.containers(obj):
             env = {e["name"]: e.get("value") for e in container.get("env", [])}
             assert env["DD_TRACE_ENABLED"] == "false"
+            assert env["DD_PROFILING_ENABLED"] == "false"
 
 
 def _v1_v2_splits(result: TiltfileResult) -> list[dict[str, int]]:
