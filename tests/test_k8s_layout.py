@@ -257,12 +257,22 @@ def test_monitors_and_dashboard_compare_v2_with_v1() -> None:
     assert len(monitors) >= 1
     for monitor in monitors:
         assert "version:v1" in monitor["spec"]["query"] and "version:v2" in monitor["spec"]["query"]
+    envs = {
+        o["spec"]["template"]["metadata"]["labels"]["tags.datadoghq.com/env"]
+        for o in _all()
+        if o["kind"] == "Deployment"
+    }
+    assert len(envs) == 1, envs
+    (env,) = envs
+    for monitor in monitors:
+        assert f"env:{env}" in monitor["spec"]["query"]
     dashboard = _one("DatadogDashboard", "text-to-speech-canary")
     widgets = json.loads(dashboard["spec"]["widgets"])
     queries = " ".join(
         q["query"] for w in widgets for r in w["definition"]["requests"] for q in r["queries"]
     )
     assert "by {version}" in queries and "p99:" in queries and ".errors" in queries
+    assert f"env:{env}" in queries
 
 
 # --------------------------------------------------------------------------- secrets
