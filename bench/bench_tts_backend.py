@@ -6,7 +6,8 @@ Real-time factor (rtf) = seconds of audio produced per wall-clock second. One
 2,000-character English text is used throughout. Figures, one per line as
 ``name value``:
 
-    inprocess_rtf            eSpeak NG called directly in this process (one core)
+    inprocess_rtf            eSpeak NG called directly in this process (one core), whole text
+    inprocess_sentences_rtf  the same, one call per sentence as the server splits it
     grpc_unary_c1_rtf        Synthesize, 1 request at a time
     grpc_unary_c8_rtf        Synthesize, 8 concurrent callers
     grpc_stream_c1_rtf       StreamSynthesize, 1 at a time
@@ -37,6 +38,7 @@ import grpc
 from tts.v1 import tts_pb2, tts_pb2_grpc
 from tts_backend.engines.espeak_native import EspeakNative
 from tts_backend.testing import running_tts_backend
+from tts_backend.text_split import split_sentences
 
 SENTENCES = [
     "The old lighthouse keeper climbed the spiral stairs every evening at dusk.",
@@ -58,13 +60,12 @@ def bench_text(chars: int = 2000) -> str:
     return " ".join(words)[:chars].rsplit(" ", 1)[0] + "."
 
 
-def inprocess_rtf(text: str, duration: float) -> float:
-    engine = EspeakNative()
+def inprocess_rtf(engine: EspeakNative, pieces: list[str], duration: float) -> float:
     engine.synthesize("Warm up.", "gmw/en-US", 175)
     audio_bytes = 0
     start = time.perf_counter()
     while time.perf_counter() - start < duration:
-        audio_bytes += len(engine.synthesize(text, "gmw/en-US", 175))
+        audio_bytes += sum(len(engine.synthesize(p, "gmw/en-US", 175)) for p in pieces)
     return audio_bytes / 2 / SAMPLE_RATE / (time.perf_counter() - start)
 
 
@@ -132,7 +133,11 @@ def main() -> None:
     options = parser.parse_args()
     text = bench_text()
 
-    figures = {"inprocess_rtf": inprocess_rtf(text, options.duration)}
+    engine = EspeakNative()
+    figures = {
+        "inprocess_rtf": inprocess_rtf(engine, [text], options.duration),
+        "inprocess_sentences_rtf": inprocess_rtf(engine, split_sentences(text), options.duration),
+    }
     with running_tts_backend({"TTS_WORKERS": str(options.workers)}) as backend:
         figures.update(asyncio.run(run(backend.address, text, options.duration, options.ttfc_runs)))
     depth1 = {"TTS_WORKERS": str(options.workers), "TTS_PIPELINE_DEPTH": "1"}
