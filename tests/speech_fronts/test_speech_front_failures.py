@@ -20,7 +20,10 @@ from books.testing import BooksServer
 from servicekit.speech.testing import BackendServer, FrontServer, frozen, running_front
 
 RETRY_AFTER_S = "2"
-FRONT_ENV = {"BOOKS_TIMEOUT_S": "0.5", "TTS_TIMEOUT_S": "1", "RETRY_AFTER_S": RETRY_AFTER_S}
+# Short deadlines for the shared fronts (frozen dependencies); generous ones for the
+# fronts of the storage tests, whose long text must never hit a deadline.
+FRONT_ENV = {"BOOKS_TIMEOUT_S": "1", "TTS_TIMEOUT_S": "2", "RETRY_AFTER_S": RETRY_AFTER_S}
+PATIENT_ENV = {"TTS_TIMEOUT_S": "120", "RETRY_AFTER_S": RETRY_AFTER_S}
 LONG_TEXT = ("A long sentence for the speech synthesizer to read aloud slowly. " * 75)[:4900]
 
 
@@ -77,8 +80,9 @@ def test_books_past_the_deadline_is_503_then_recovers(
 ) -> None:
     with frozen(books.process):
         reply = http.post("/speech", json={"book_id": book["id"]})
-    assert "within 0.5s" in assert_unavailable(reply, "books_unavailable", front)
-    assert http.post("/speech", json={"book_id": book["id"]}).status_code == 201
+    assert "within 1.0s" in assert_unavailable(reply, "books_unavailable", front)
+    reply = created_within(http, {"book_id": book["id"]}, 10)
+    assert reply.status_code == 201, reply.text
 
 
 def test_backend_down_is_503_and_not_ready_then_recovers(
@@ -103,7 +107,7 @@ def test_backend_past_the_deadline_is_503_then_recovers(
 ) -> None:
     with frozen(backend.process):
         reply = http.post("/speech", json=fresh())
-    assert "within 1.0s" in assert_unavailable(reply, "backend_unavailable", front)
+    assert "within 2.0s" in assert_unavailable(reply, "backend_unavailable", front)
     reply = created_within(http, fresh(), 10)
     assert reply.status_code == 201, reply.text
 
@@ -111,7 +115,7 @@ def test_backend_past_the_deadline_is_503_then_recovers(
 def test_synthesis_longer_than_the_deadline_is_503_and_leaves_no_file(
     front: FrontServer, books: BooksServer, backend: BackendServer, tmp_path: Path
 ) -> None:
-    env = {**FRONT_ENV, "TTS_TIMEOUT_S": "0.02"}
+    env = {**PATIENT_ENV, "TTS_TIMEOUT_S": "0.02"}
     with (
         running_front(front.version, books.url, backend.address, tmp_path, env=env) as hasty,
         httpx.Client(base_url=hasty.url, timeout=30.0) as http,
@@ -129,7 +133,7 @@ def test_audio_dir_not_writable_is_503(
     audio = blocker / "audio"
     with (
         running_front(
-            front.version, books.url, backend.address, audio, env=FRONT_ENV, wait_ready=False
+            front.version, books.url, backend.address, audio, env=PATIENT_ENV, wait_ready=False
         ) as broken,
         httpx.Client(base_url=broken.url, timeout=30.0) as http,
     ):
@@ -150,7 +154,7 @@ def test_audio_volume_full_is_507_and_leaves_no_partial_file(
             books.url,
             backend.address,
             tmp_path,
-            env=FRONT_ENV,
+            env=PATIENT_ENV,
             prefix=("prlimit", "--fsize=262144"),
         ) as cramped,
         httpx.Client(base_url=cramped.url, timeout=30.0) as http,
