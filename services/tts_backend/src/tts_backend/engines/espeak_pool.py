@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
+import signal
 import threading
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -78,7 +79,14 @@ class PoolStats:
 
 
 def _worker_main(connection: Connection, cancelled_job: Synchronized[int]) -> None:
-    """Body of a worker process: load the engine, then serve segments forever."""
+    """Body of a worker process: load the engine, then serve segments forever.
+
+    Signals meant for the whole process group (Ctrl-C, ``kill -- -PGID``) are
+    ignored: the parent decides when workers stop (None on the pipe, or EOF
+    when the parent is gone).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     engine = EspeakNative()
     connection.send(("ready", engine.sample_rate, engine.list_voices(), engine.deterministic))
     while True:
