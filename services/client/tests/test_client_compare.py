@@ -64,7 +64,10 @@ def run_compare(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
         cwd=REPO_ROOT,
-        env={k: v for k, v in os.environ.items() if k != "AGENT_URL"},
+        env={
+            **{k: v for k, v in os.environ.items() if k != "AGENT_URL"},
+            "DD_TRACE_ENABLED": "false",
+        },
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -26,7 +27,8 @@ CLIENT_ENV_VARS = ("GATEWAY_URL", "POLL_BOOKS_URL", "POLL_RATE", "MAX_ERROR_RATE
 
 
 def client_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in CLIENT_ENV_VARS}
+    env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV_VARS}
+    return {**env, "DD_TRACE_ENABLED": "false"}
 
 
 def run_client(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
@@ -185,6 +187,46 @@ def test_sigint_stops_polling_and_prints_the_table(server: ContractServer) -> No
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert "error rate 0.00%" in stdout
+
+
+def test_wait_retries_until_the_gateway_answers() -> None:
+    server = ContractServer()  # its port is chosen; nothing listens yet
+    process = subprocess.Popen(
+        [
+            console_script("client"),
+            "poll",
+            "--gateway",
+            server.url,
+            "--wait",
+            "60s",
+            "--count",
+            "20",
+            "--rate",
+            "0",
+            "--format",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+        env=client_env(),
+    )
+    try:
+        assert process.stderr is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stderr, selectors.EVENT_READ)
+            assert selector.select(timeout=60), "the client said nothing"
+        notice = process.stderr.readline()
+        assert notice.startswith(f"waiting up to 60s for the gateway at {server.url}")
+        with server:
+            stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    assert json.loads(stdout)["requests"] == 20
 
 
 def test_an_unreachable_gateway_is_one_clear_line() -> None:

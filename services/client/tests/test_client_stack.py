@@ -39,7 +39,10 @@ def run_client(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
         cwd=REPO_ROOT,
-        env={k: v for k, v in os.environ.items() if k not in ("GATEWAY_URL", "AGENT_URL")},
+        env={
+            **{k: v for k, v in os.environ.items() if k not in ("GATEWAY_URL", "AGENT_URL")},
+            "DD_TRACE_ENABLED": "false",
+        },
     )
 
 

@@ -102,6 +102,10 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+def _duration_or_zero(text: str) -> float:
+    return 0.0 if text.strip() in ("0", "0s") else parse_duration(text)
+
+
 def _version(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,32}", text):
         raise ValueError("expected a version name like v1")
@@ -131,7 +135,7 @@ def _add_poll(commands: argparse._SubParsersAction[_Parser], settings: ClientSet
         ),
         epilog=(
             "Environment defaults: GATEWAY_URL, POLL_BOOKS_URL, POLL_RATE,"
-            " POLL_CONCURRENCY, MAX_ERROR_RATE. Without --count or --duration it"
+            " POLL_CONCURRENCY, MAX_ERROR_RATE, POLL_WAIT_S. Without --count or --duration it"
             " polls until Ctrl-C / SIGTERM, then prints the table."
         ),
     )
@@ -193,6 +197,13 @@ def _add_poll(commands: argparse._SubParsersAction[_Parser], settings: ClientSet
         "--canary",
         type=_checked("a version", _version),
         help="send x-canary: VERSION to pin the text-to-speech version",
+    )
+    poll.add_argument(
+        "--wait",
+        default=settings.wait_s,
+        type=_checked("a duration", _duration_or_zero),
+        help="wait up to this long for the entry point to answer before starting"
+        " (default %(default)ss: fail at once)",
     )
     poll.add_argument("--format", choices=("table", "json"), default="table")
 
@@ -297,6 +308,7 @@ def parse_command(argv: Sequence[str] | None = None) -> PollCommand | CompareCom
                 timeout_s=float(args.timeout),
                 mix=args.mix,
                 canary=args.canary,
+                wait_s=float(args.wait),
             ),
             max_error_rate=float(args.max_error_rate),
             output_format=args.format,

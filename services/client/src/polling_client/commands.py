@@ -19,7 +19,10 @@ def poll(command: PollCommand) -> int:
     try:
         summary = asyncio.run(
             run_poll(
-                command.options, progress=display.update, progress_interval_s=display.interval_s
+                command.options,
+                progress=display.update,
+                progress_interval_s=display.interval_s,
+                notify=lambda message: print(message, file=sys.stderr, flush=True),
             )
         )
     finally:

@@ -26,6 +26,8 @@ from polling_client.workload import MixSchedule, Operation
 
 Progress = Callable[[Tally, float], None]
 
+_RETRY_S = 0.5
+
 
 @dataclass(frozen=True)
 class PollOptions:
@@ -38,6 +40,7 @@ class PollOptions:
     timeout_s: float
     mix: dict[Operation, int]
     canary: str | None = None
+    wait_s: float = 0.0  # how long to retry the start-up reachability check
     burst: int = 5
 
 
@@ -46,13 +49,14 @@ async def run_poll(
     *,
     progress: Progress | None = None,
     progress_interval_s: float = 1.0,
+    notify: Callable[[str], None] = lambda message: None,
 ) -> PollSummary:
     limits = httpx.Limits(
         max_connections=options.concurrency, max_keepalive_connections=options.concurrency
     )
     timeout = httpx.Timeout(options.timeout_s, connect=min(options.timeout_s, 5.0))
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
-        await _check_reachable(http, options)
+        await _check_reachable(http, options, notify)
         journey = UserJourney(
             http,
             gateway_url=options.gateway_url,
@@ -62,16 +66,34 @@ async def run_poll(
         return await _Poller(options, journey, progress, progress_interval_s).run()
 
 
-async def _check_reachable(http: httpx.AsyncClient, options: PollOptions) -> None:
-    """Fail with one clear line if an entry point does not answer at all."""
+async def _check_reachable(
+    http: httpx.AsyncClient, options: PollOptions, notify: Callable[[str], None]
+) -> None:
+    """Fail with one clear line if an entry point does not answer at all.
+
+    Any HTTP answer will do (even a 503: that is for the tally to count). With
+    ``wait_s`` the check is retried until then, e.g. while a pod's sidecar starts.
+    """
     targets = {options.gateway_url.rstrip("/") + "/": "gateway"}
     if options.books_url:
         targets[options.books_url.rstrip("/") + "/books?limit=1"] = "books"
+    deadline = time.monotonic() + options.wait_s
     for url, what in targets.items():
-        try:
-            await http.get(url)
-        except httpx.HTTPError as exc:
-            raise ClientError(f"cannot reach the {what} at {url}: {type(exc).__name__}") from None
+        told = False
+        while True:
+            try:
+                await http.get(url)
+                break
+            except httpx.HTTPError as exc:
+                if time.monotonic() >= deadline:
+                    waited = f" after waiting {options.wait_s:g}s" if options.wait_s else ""
+                    raise ClientError(
+                        f"cannot reach the {what} at {url}{waited}: {type(exc).__name__}"
+                    ) from None
+                if not told:
+                    notify(f"waiting up to {options.wait_s:g}s for the {what} at {url}")
+                    told = True
+            await asyncio.sleep(_RETRY_S)
 
 
 class _Poller:

@@ -20,6 +20,7 @@ class ClientSettings:
     rate: float
     concurrency: int
     max_error_rate: float
+    wait_s: float
     agent_url: str
 
 
@@ -32,5 +33,6 @@ def load_settings(env: Env | None = None) -> ClientSettings:
         rate=env.float("POLL_RATE", 20.0, minimum=0.0, maximum=10_000.0),
         concurrency=env.int("POLL_CONCURRENCY", 32, minimum=1, maximum=1024),
         max_error_rate=env.float("MAX_ERROR_RATE", 0.01, minimum=0.0, maximum=1.0),
+        wait_s=env.float("POLL_WAIT_S", 0.0, minimum=0.0, maximum=3600.0),
         agent_url=env.url("AGENT_URL", "http://127.0.0.1:8126"),
     )
