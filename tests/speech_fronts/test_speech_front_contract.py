@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from books.testing import BooksServer
 from servicekit.speech.storage import audio_id
 from servicekit.speech.testing import FrontServer
 from servicekit.speech.wav import parse_wav
@@ -77,6 +78,14 @@ def test_speech_from_a_book_says_title_by_author_and_description(
     expected = f"{book['title']} by {book['author']}. {book['description']}"
     assert result["id"] == audio_id("espeak", "", expected)
     assert http.get(result["audio_url"]).status_code == 200
+
+
+def test_speech_from_a_book_without_description(http: httpx.Client, books: BooksServer) -> None:
+    created = httpx.post(
+        f"{books.url}/books", json={"title": "Dune", "author": "Frank Herbert"}, timeout=10.0
+    ).json()
+    result = speak(http, {"book_id": created["id"]})
+    assert result["id"] == audio_id("espeak", "", "Dune by Frank Herbert.")
 
 
 def test_unknown_book_is_404(http: httpx.Client, front: FrontServer) -> None:
