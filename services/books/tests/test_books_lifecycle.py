@@ -125,12 +125,14 @@ def run_books(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProces
         ({"BOOKS_DB_PATH": "/proc/books/books.db"}, "BOOKS_DB_PATH"),
         ({"BOOKS_DB_PATH": "{tmp}/a-file/books.db"}, "BOOKS_DB_PATH"),
         ({"BOOKS_DB_PATH": "{tmp}"}, "BOOKS_DB_PATH"),
+        ({"BOOKS_DB_PATH": "{tmp}/not-a-database.db"}, "BOOKS_DB_PATH"),
     ],
 )
 def test_books_bad_setting_exits_2_naming_it(
     tmp_path: Path, env: dict[str, str], variable: str
 ) -> None:
     (tmp_path / "a-file").write_text("not a directory")
+    (tmp_path / "not-a-database.db").write_text("plain text, not SQLite " * 20)
     env = {key: value.replace("{tmp}", str(tmp_path)) for key, value in env.items()}
     result = run_books(env, tmp_path)
     assert result.returncode == 2, result
@@ -138,3 +140,13 @@ def test_books_bad_setting_exits_2_naming_it(
     assert len(lines) == 1, result.stderr
     assert variable in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_books_port_in_use_exits_1_with_one_line(tmp_path: Path) -> None:
+    with running_books(tmp_path / "first.db") as first:
+        result = run_books({"PORT": str(first.port)}, tmp_path)
+        assert first.process.is_running()
+        assert httpx.get(f"{first.url}/healthz").status_code == 200
+    assert result.returncode == 1, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(first.port) in lines[0], result.stderr

@@ -61,7 +61,7 @@ def _not_found(book_id: int) -> NotFoundException:
 def book_routes(store: BookStore) -> Router:
     """``/books`` CRUD routes bound to ``store``."""
 
-    @post("/", summary="Create a book", sync_to_thread=False)
+    @post("/", summary="Create a book")
     async def create_book(data: BookIn) -> Response[Book]:
         book_id, body = await store.create_json(data)
         return _json(body, 201, {"Location": f"/books/{book_id}"})
@@ -78,7 +78,7 @@ def book_routes(store: BookStore) -> Router:
             raise _not_found(parsed)
         return _json(body)
 
-    @put("/{book_id:str}", summary="Replace a book", sync_to_thread=False)
+    @put("/{book_id:str}", summary="Replace a book")
     async def replace_book(book_id: IdParam, data: BookIn) -> Response[Book]:
         parsed = parse_id(book_id)
         body = await store.replace_json(parsed, data)
@@ -86,7 +86,7 @@ def book_routes(store: BookStore) -> Router:
             raise _not_found(parsed)
         return _json(body)
 
-    @patch("/{book_id:str}", summary="Change some fields of a book", sync_to_thread=False)
+    @patch("/{book_id:str}", summary="Change some fields of a book")
     async def patch_book(book_id: IdParam, data: BookPatch) -> Response[Book]:
         parsed = parse_id(book_id)
         if data.is_empty():
@@ -98,7 +98,7 @@ def book_routes(store: BookStore) -> Router:
             raise _not_found(parsed)
         return _json(body)
 
-    @delete("/{book_id:str}", summary="Delete a book", sync_to_thread=False)
+    @delete("/{book_id:str}", summary="Delete a book")
     async def delete_book(book_id: IdParam) -> None:
         parsed = parse_id(book_id)
         if not await store.delete(parsed):

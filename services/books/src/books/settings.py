@@ -14,7 +14,9 @@ commit, surviving power loss too, at the cost of one disk flush per write.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,3 +58,11 @@ def prepare_db_path(settings: Settings) -> None:
     writable = os.access(path, os.W_OK) if path.exists() else os.access(path.parent, os.W_OK)
     if not writable:
         raise SettingsError("BOOKS_DB_PATH", str(path), "a writable file path (permission denied)")
+    if path.exists() and path.stat().st_size > 0:
+        try:
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                db.execute("PRAGMA schema_version").fetchall()
+        except sqlite3.DatabaseError as error:
+            raise SettingsError(
+                "BOOKS_DB_PATH", str(path), f"an SQLite database ({error})"
+            ) from None

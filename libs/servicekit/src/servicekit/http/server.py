@@ -20,10 +20,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from granian.constants import HTTPModes, Interfaces
+from granian.errors import FatalError
 from granian.server.embed import Server
 from litestar import Litestar
 from litestar.types import ASGIApp
@@ -73,6 +76,7 @@ async def serve_async(
     backlog: int = 1024,
 ) -> None:
     """The coroutine behind :func:`serve`, for callers that own the event loop."""
+    _ensure_port_free(host, port)
     target: ASGIApp = app() if factory else app  # type: ignore[call-arg,assignment]
     if isinstance(target, Litestar):
         instrument_app(target)  # request spans, when configure_telemetry() turned tracing on
@@ -94,6 +98,12 @@ async def serve_async(
     log.info("listening", extra={"network.host": host, "network.port": port})
     try:
         await server.serve()
+    except FatalError as error:
+        # Granian has logged the cause (e.g. the app's start-up hook failed).
+        log.error(
+            "start-up failed", extra={"error.kind": "FatalError", "error.message": str(error)}
+        )
+        raise SystemExit(1) from None
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
@@ -103,3 +113,20 @@ async def serve_async(
 def _stop(server: Server, signum: int) -> None:
     log.info("shutting down", extra={"signal": signal.Signals(signum).name})
     server.stop()  # type: ignore[no-untyped-call]
+
+
+def _ensure_port_free(host: str, port: int) -> None:
+    """Exit with one line if ``host:port`` is taken.
+
+    Granian listens with SO_REUSEPORT, so a second instance on a busy port would
+    silently share it with the first; a plain bind first makes that an error.
+    """
+    try:
+        socket.create_server((host, port)).close()
+    except OSError as error:
+        log.error(
+            "cannot listen",
+            extra={"network.host": host, "network.port": port, "error.message": str(error)},
+        )
+        print(f"cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
+        raise SystemExit(1) from None
