@@ -27,6 +27,7 @@ from polling_client.workload import MixSchedule, Operation
 Progress = Callable[[Tally, float], None]
 
 _RETRY_S = 0.5
+USER_AGENT = "speech-mesh-client/0.1 (client poll)"
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ async def run_poll(
         max_connections=options.concurrency, max_keepalive_connections=options.concurrency
     )
     timeout = httpx.Timeout(options.timeout_s, connect=min(options.timeout_s, 5.0))
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
+    headers = {"user-agent": USER_AGENT}
+    async with httpx.AsyncClient(limits=limits, timeout=timeout, headers=headers) as http:
         await _check_reachable(http, options, notify)
         journey = UserJourney(
             http,
