@@ -88,12 +88,12 @@ def current_mode() -> TraceMode:
 
 def instrument_app(app: Litestar) -> Litestar:
     """Trace each request of a Litestar app (no-op unless telemetry is configured)."""
-    mode = current_mode()
-    if mode is TraceMode.OFF:
+    if not _configured or _configured[0].mode is TraceMode.OFF:
         return app
     from servicekit.telemetry.asgi import instrument_litestar
 
-    return instrument_litestar(app, mode)
+    settings = _configured[0]
+    return instrument_litestar(app, settings.mode, settings.asgi_middleware)
 
 
 def instrument_aiohttp_handler(handler: Handler) -> Handler:

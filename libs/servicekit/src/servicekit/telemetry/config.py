@@ -33,6 +33,7 @@ class TelemetrySettings:
     logs_injection: bool
     profiling: bool
     otlp_endpoint: str | None
+    asgi_middleware: str  # "lean" (servicekit's) or "ddtrace" (ddtrace's TraceMiddleware)
 
 
 def load_telemetry_settings(
@@ -58,4 +59,5 @@ def load_telemetry_settings(
         logs_injection=env.bool("DD_LOGS_INJECTION", True),
         profiling=env.bool("DD_PROFILING_ENABLED", False),
         otlp_endpoint=otlp_endpoint,
+        asgi_middleware=env.str("TRACE_ASGI_MIDDLEWARE", "lean", choices=("lean", "ddtrace")),
     )

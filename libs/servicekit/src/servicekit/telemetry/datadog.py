@@ -16,13 +16,14 @@ from collections.abc import Callable
 from typing import Any
 
 from servicekit.telemetry.config import TelemetrySettings
+from servicekit.telemetry.sqlite import trace_sqlite3
 
 # Integrations patched in every process. Patching is lazy: a module is patched
 # when (or if) it is imported, so a service only pays for what it uses.
 INTEGRATIONS: dict[str, bool] = {
     "grpc": True,  # grpc and grpc.aio, server and client
     "httpx": True,
-    "sqlite3": True,
+    # sqlite3: servicekit.telemetry.sqlite (lighter than ddtrace's wrapt proxies)
     "aiohttp": True,  # the local gateway (server and client)
     "futures": True,  # ThreadPoolExecutor.submit carries the active span
 }
@@ -56,6 +57,7 @@ def start_datadog(settings: TelemetrySettings) -> None:
     import ddtrace
 
     ddtrace.patch(raise_errors=False, **INTEGRATIONS)
+    trace_sqlite3()
     # ddtrace cannot parse the status of a finished grpc.aio *streaming* call
     # and warns on every one (the span is still recorded); keep it out of the logs.
     logging.getLogger("ddtrace.contrib.internal.grpc.aio_client_interceptor").setLevel(
