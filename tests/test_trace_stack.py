@@ -10,7 +10,9 @@ agent received.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ import httpx
 import pytest
 from books.testing import BooksServer, running_books
 from servicekit.testagent import ApmTestAgent, Span
-from servicekit.testing import REPO_ROOT, ServiceProcess, free_port
+from servicekit.testing import REPO_ROOT, ServiceProcess, console_script, free_port
 
 ENV = "trace-test"
 
@@ -197,6 +199,39 @@ def test_the_local_gateway_joins_the_trace_between_caller_and_front(traced: Stac
     assert front["meta"]["version"] == "v2"
     proxied = by_id[front["parent_id"]]
     assert (proxied["service"], proxied["parent_id"]) == ("local-gateway", gateway["span_id"])
+
+
+def test_a_client_poll_request_starts_the_trace(traced: Stack) -> None:
+    env = {**os.environ, **traced.agent.tracer_env(), "DD_ENV": ENV}
+    command = [console_script("client"), "poll", "--gateway", traced.gateway_url]
+    command += ["--count", "1", "--mix", "root=1", "--canary", "v2", "--format", "json"]
+    done = subprocess.run(
+        command,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    spans = traced.agent.wait_for_spans(
+        lambda got: (
+            any(s["service"] == "client" for s in got)
+            and {"local-gateway", "text-to-speech"}
+            <= {s["service"] for s in got if s["trace_id"] == client_root(got)["trace_id"]}
+        )
+    )
+    root = client_root(spans)
+    assert (root["parent_id"], root["meta"]["env"], root["meta"]["version"]) == (0, ENV, "0.1.0")
+    trace = {s["span_id"]: s for s in spans if s["trace_id"] == root["trace_id"]}
+    gateway = only(list(trace.values()), service="local-gateway", resource="GET /")
+    assert trace[gateway["parent_id"]]["service"] == "client"
+    front = only(list(trace.values()), service="text-to-speech", name="asgi.request")
+    assert (front["resource"], front["meta"]["version"]) == ("GET /", "v2")
+
+
+def client_root(spans: list[Span]) -> Span:
+    roots = [s for s in spans if s["service"] == "client" and s["parent_id"] == 0]
+    return roots[-1] if roots else {"trace_id": None}
 
 
 def test_v1_and_v2_are_one_service_with_two_versions(traced: Stack) -> None:

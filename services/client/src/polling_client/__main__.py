@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
+
+from servicekit.telemetry import configure_telemetry
 
 from polling_client.cli import PROGRAM, PollCommand, parse_command
 from polling_client.commands import compare_versions, poll
@@ -19,6 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = parse_command(argv)
     try:
         if isinstance(command, PollCommand):
+            # Each polled request starts the trace the gateway and fronts continue.
+            configure_telemetry(PROGRAM, version=version("polling-client"))
             return poll(command)
         return compare_versions(command)
     except ClientError as error:
