@@ -61,17 +61,12 @@ class AccessLogMiddleware:
         route = scope.get("path_template")
         if route:
             extra["http.route"] = route
-        # makeRecord + handle is logger.info without the caller lookup (a stack
-        # walk per request); handlers, filters and record hooks still apply.
-        record = self.logger.makeRecord(
-            self.logger.name,
-            logging.INFO,
-            __file__,
-            0,
-            "%s %s %d",
-            (scope["method"], path, status),
-            None,
-            None,
-            extra,
+        # logger.info without the caller lookup (a stack walk per request) and
+        # without makeRecord's per-key checks; the record factory (log-trace
+        # correlation hooks in there), filters and handlers still apply.
+        method = scope["method"]
+        record = logging.getLogRecordFactory()(
+            self.logger.name, logging.INFO, __file__, 0, f"{method} {path} {status}", None, None
         )
+        record.__dict__.update(extra)
         self.logger.handle(record)
