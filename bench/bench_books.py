@@ -77,8 +77,9 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def pinned_wrk_args(doc: str | None) -> argparse.Namespace:
+    """--duration/--server-cpu/--load-cpu, after checking wrk and taskset are installed."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n", maxsplit=1)[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--load-cpu", type=int, default=1)
@@ -86,6 +87,11 @@ def main() -> None:
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is required (apt-get install wrk util-linux)")
+    return args
+
+
+def main() -> None:
+    args = pinned_wrk_args(__doc__)
 
     with tempfile.TemporaryDirectory(prefix="bench-books-") as tmp:
         port = free_port()

@@ -20,9 +20,7 @@ traced run really exported.) Goal: ``ratio_rps_on_off >= 0.7``.
 
 from __future__ import annotations
 
-import argparse
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -32,7 +30,7 @@ from servicekit.testagent import ApmTestAgent
 from servicekit.testing import ServiceProcess, console_script, free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_books import SEED_BOOKS, run_wrk
+from bench_books import SEED_BOOKS, pinned_wrk_args, run_wrk
 
 
 def seed(base: str) -> None:
@@ -69,14 +67,7 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per run")
-    parser.add_argument("--server-cpu", type=int, default=0)
-    parser.add_argument("--load-cpu", type=int, default=1)
-    args = parser.parse_args()
-    for tool in ("wrk", "taskset"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is required (apt-get install wrk util-linux)")
+    args = pinned_wrk_args(__doc__)
 
     with tempfile.TemporaryDirectory(prefix="bench-tracing-") as tmp:
         agent = ApmTestAgent()

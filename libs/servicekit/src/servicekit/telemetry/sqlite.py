@@ -31,30 +31,26 @@ def trace_sqlite3() -> None:
             span._set_attribute("db.system", "sqlite")
             return run(sql, *args)
 
-    class TracedCursor(sqlite3.Cursor):
+    class TracedExecute:
+        """``execute*`` that record a span; mixed into the cursor and the connection."""
+
         def execute(self, sql: str, parameters: Any = (), /) -> Any:
-            return traced(super().execute, sql, parameters)
+            return traced(super().execute, sql, parameters)  # type: ignore[misc]
 
         def executemany(self, sql: str, parameters: Iterable[Any], /) -> Any:
-            return traced(super().executemany, sql, parameters)
+            return traced(super().executemany, sql, parameters)  # type: ignore[misc]
 
         def executescript(self, sql_script: str, /) -> Any:
-            return traced(super().executescript, sql_script)
+            return traced(super().executescript, sql_script)  # type: ignore[misc]
 
-    class TracedConnection(sqlite3.Connection):
+    class TracedCursor(TracedExecute, sqlite3.Cursor):
+        pass
+
+    # Connection.execute* (traced) run the query on a cursor from C, without
+    # going through TracedCursor.execute: still one span per query.
+    class TracedConnection(TracedExecute, sqlite3.Connection):
         def cursor(self, factory: Any = TracedCursor) -> Any:
             return super().cursor(factory)
-
-        # Connection.execute* run the query on a cursor in C, not through
-        # TracedCursor.execute: one span here, none there.
-        def execute(self, sql: str, parameters: Any = (), /) -> Any:
-            return traced(super().execute, sql, parameters)
-
-        def executemany(self, sql: str, parameters: Iterable[Any], /) -> Any:
-            return traced(super().executemany, sql, parameters)
-
-        def executescript(self, sql_script: str, /) -> Any:
-            return traced(super().executescript, sql_script)
 
     original_connect = sqlite3.connect
 
