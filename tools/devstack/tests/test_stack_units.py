@@ -48,7 +48,7 @@ def test_each_service_gets_its_settings(tmp_path: Path) -> None:
         assert env["BOOKS_URL"] == "http://127.0.0.1:8081"
         assert env["TTS_BACKEND_ADDR"] == "127.0.0.1:50051"
         assert env["AUDIO_DIR"] == str(data / "audio")
-    for name in ("books", "tts-backend", "tts-v1", "tts-v2", "client"):
+    for name in ("books", "tts-backend", "tts-v1", "tts-v2", "local-gateway", "client"):
         assert specs[name].env["DD_TRACE_AGENT_URL"] == "http://127.0.0.1:8126"
         assert specs[name].env["DD_ENV"] == "local"
     assert specs["local-gateway"].env["GATEWAY_UPSTREAMS"] == (

@@ -81,6 +81,8 @@ class ServiceSpec:
     probe: Probe | None
     # Long-running services are restarted when they die; the polling client is not.
     restart: bool = True
+    # Stopped after every other service (the APM agent: their last traces flush to it).
+    stop_last: bool = False
     port: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -129,6 +131,7 @@ def build_specs(config: StackConfig) -> list[ServiceSpec]:
             ],
             {"PYTHONUNBUFFERED": "1", "DD_TRACE_ENABLED": "false"},
             Probe("http", f"{config.agent_url}/info"),
+            stop_last=True,
             port=ports.agent,
         ),
         ServiceSpec(
@@ -178,8 +181,8 @@ def build_specs(config: StackConfig) -> list[ServiceSpec]:
             "local-gateway",
             [console_script("local-gateway")],
             {
-                "PYTHONUNBUFFERED": "1",
-                "HOST": LOOPBACK,
+                **tracing,
+                "DD_SERVICE": "local-gateway",
                 "PORT": str(ports.gateway),
                 "GATEWAY_ISTIO_DIR": str(config.istio_dir.resolve()),
                 "GATEWAY_UPSTREAMS": format_upstreams(upstreams),

@@ -316,4 +316,7 @@ class Stack:
                 self.output.stack(f"{child.name} is still not ready")
 
     async def _stop_all(self) -> None:
-        await asyncio.gather(*(child.stop() for child in self.children))
+        """Every service at once, then the APM agent, so their final traces reach it."""
+        first = [child for child in self.children if not child.spec.stop_last]
+        await asyncio.gather(*(child.stop() for child in first))
+        await asyncio.gather(*(child.stop() for child in self.children if child.spec.stop_last))

@@ -1,0 +1,143 @@
+"""Benchmark the local gateway and the local stack.
+
+    uv run python bench/bench_gateway.py [--duration 5] [--rounds 2]
+
+Starts the whole stack (`stack up` on free ports, a fresh data dir), then, in the
+same run, drives GET / with wrk at 16 connections, alternating rounds of:
+
+- ``direct_v1``: straight to the text-to-speech v1 front;
+- ``gateway_v1``: through the gateway pinned to v1 (``x-canary: v1``), same backend;
+- ``gateway_split``: through the gateway with the 70/30 split.
+
+Prints one line per figure (``name value``), medians over the rounds::
+
+    start_to_ready_s 4.8
+    direct_v1_p50_ms 3.10
+    ...
+    gateway_added_p50_ms 0.80
+    gateway_added_p99_ms 2.10
+    rss_idle_mb 540.2
+    rss_load_mb 560.9
+    rss_poll_mb 590.0
+
+RSS is the sum over the stack's processes (the runner and every process in the
+services' process groups), at idle, during the wrk load and during a
+`client poll` (the client itself not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from devstack.testing import (
+    StackPorts,
+    live_processes_in_groups,
+    started_pids,
+    wait_for_output,
+)
+from servicekit.testing import ServiceProcess, console_script
+
+CONNECTIONS = 16
+SCENARIOS = ("direct_v1", "gateway_v1", "gateway_split")
+_TO_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk_percentiles(url: str, seconds: int, headers: list[str]) -> dict[str, float]:
+    """``{"50": ms, "99": ms}`` from ``wrk --latency``; exits on any non-2xx or socket error."""
+    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    for header in headers:
+        command += ["-H", header]
+    report = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in report or "Socket errors" in report:
+        print(f"error: {url}:\n{report}", file=sys.stderr)
+        raise SystemExit(1)
+    found = re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", report, re.M)
+    return {p: float(v) * _TO_MS[unit] for p, v, unit in found}
+
+
+def stack_rss_mb(stack_pid: int, groups: set[int]) -> float:
+    total_kb = 0
+    for pid in {stack_pid, *live_processes_in_groups(groups)}:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"^VmRSS:\s+(\d+)", status, re.M)
+        total_kb += int(match.group(1)) if match else 0
+    return total_kb / 1024
+
+
+def rss_during(command: list[str], stack_pid: int, groups: set[int], after_s: float) -> float:
+    """Start ``command``, sample the stack's RSS ``after_s`` seconds in, wait for it to end."""
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as load:
+        time.sleep(after_s)
+        rss = stack_rss_mb(stack_pid, groups)
+        load.wait(timeout=120)
+    return rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is required (apt-get install wrk)")
+
+    ports = StackPorts.free()
+    gateway = ports.gateway_url
+    direct = f"http://127.0.0.1:{ports.tts_v1}"
+    with tempfile.TemporaryDirectory(prefix="bench-stack-") as tmp:
+        command = [console_script("stack"), "up", *ports.flags(), f"--data-dir={tmp}/data"]
+        started = time.monotonic()
+        with ServiceProcess(command, name="stack") as stack:
+            wait_for_output(stack, r"Ctrl-C stops everything", timeout=120)
+            print(f"start_to_ready_s {time.monotonic() - started:.2f}", flush=True)
+            groups = {p for pids in started_pids(stack.output()).values() for p in pids}
+            time.sleep(1.0)
+            print(f"rss_idle_mb {stack_rss_mb(stack.pid, groups):.1f}", flush=True)
+
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in SCENARIOS}
+            targets = {
+                "direct_v1": (direct + "/", []),
+                "gateway_v1": (gateway + "/", ["x-canary: v1"]),
+                "gateway_split": (gateway + "/", []),
+            }
+            load_rss: list[float] = []
+            for _ in range(args.rounds):
+                for name in SCENARIOS:
+                    url, headers = targets[name]
+                    if name == "gateway_split":
+                        sampler = threading.Timer(
+                            args.duration / 2,
+                            lambda: load_rss.append(stack_rss_mb(stack.pid, groups)),
+                        )
+                        sampler.start()
+                    runs[name].append(wrk_percentiles(url, args.duration, headers))
+            for name in SCENARIOS:
+                for percentile in ("50", "99"):
+                    value = statistics.median(run[percentile] for run in runs[name])
+                    print(f"{name}_p{percentile}_ms {value:.2f}", flush=True)
+            for percentile in ("50", "99"):
+                added = [
+                    g[percentile] - d[percentile]
+                    for g, d in zip(runs["gateway_v1"], runs["direct_v1"], strict=True)
+                ]
+                print(f"gateway_added_p{percentile}_ms {statistics.median(added):.2f}")
+            print(f"rss_load_mb {max(load_rss):.1f}", flush=True)
+            poll = [console_script("client"), "poll", "--gateway", gateway]
+            poll += ["--duration", "8s", "--rate", "10"]
+            print(f"rss_poll_mb {rss_during(poll, stack.pid, groups, after_s=5.0):.1f}")
+
+
+if __name__ == "__main__":
+    main()
