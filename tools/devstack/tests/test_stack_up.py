@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import math
 import os
 import shutil
@@ -181,8 +182,29 @@ async def test_changed_weights_in_a_copy_are_followed(stack: RunningStack, tmp_p
 
 
 async def test_killed_canary_gets_no_traffic_until_restarted(stack: RunningStack) -> None:
+    """tts-v2 is SIGKILLed during a `client poll` and a timed GET / loop: the gateway
+    retries on v1 (errors < 1%), nothing reaches v2 while it is down, the stack
+    restarts it and it gets traffic again."""
     v2_pid = started_pids(stack.proc.output())["tts-v2"][-1]
     restarts_before = stack.proc.output().count("tts-v2 is ready again")
+    poll = ServiceProcess(
+        [
+            "client",
+            "poll",
+            "--gateway",
+            stack.url,
+            "--rate",
+            "15",
+            "--duration",
+            "10s",
+            "--max-error-rate",
+            "0.01",
+            "--format",
+            "json",
+        ],
+        name="client-poll",
+    )
+    poll.start()
     results: list[tuple[float, int, str]] = []
     killed_at = 0.0
     back_at: float | None = None
@@ -209,6 +231,13 @@ async def test_killed_canary_gets_no_traffic_until_restarted(stack: RunningStack
 
         await asyncio.gather(chaos(), *(worker() for _ in range(8)))
 
+    poll_status = await asyncio.to_thread(poll.wait_exit, 60)
+    poll_output = poll.output()
+    poll.stop()
+    report = json.loads(poll_output[poll_output.index("{") : poll_output.rindex("}") + 1])
+    assert poll_status == 0, poll_output
+    assert report["error_rate"] < 0.01 and report["requests"] > 50, report
+    assert {"v1", "v2"} <= set(report["versions"]), report
     output = stack.proc.output()
     assert "tts-v2 exited (killed by SIGKILL); restarting in" in output
     assert back_at is not None
@@ -218,6 +247,16 @@ async def test_killed_canary_gets_no_traffic_until_restarted(stack: RunningStack
     assert while_down and {r[2] for r in while_down if r[1] == 200} == {"v1"}
     after = [r for r in results if r[0] > back_at and r[1] == 200]
     assert any(r[2] == "v2" for r in after), collections.Counter(r[2] for r in after)
+
+
+def test_client_compare_reports_both_versions_from_agent_traces(stack: RunningStack) -> None:
+    agent = f"http://127.0.0.1:{stack.ports.agent}"
+    with ServiceProcess(["client", "compare", "--agent", agent, "--format", "json"]) as compare:
+        compare.wait_exit(timeout=60)
+        text = compare.output()
+    report = json.loads(text[text.index("{") : text.rindex("}") + 1])
+    assert report["baseline"]["version"] == "v1" and report["canary"]["version"] == "v2"
+    assert report["baseline"]["requests"] > 100 and report["canary"]["requests"] > 100, report
 
 
 def test_sigint_stops_every_process(stack: RunningStack) -> None:
