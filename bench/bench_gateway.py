@@ -7,7 +7,10 @@ same run, drives GET / with wrk at 16 connections, alternating rounds of:
 
 - ``direct_v1``: straight to the text-to-speech v1 front;
 - ``gateway_v1``: through the gateway pinned to v1 (``x-canary: v1``), same backend;
-- ``gateway_split``: through the gateway with the 70/30 split.
+- ``gateway_split``: through the gateway with the 70/30 split;
+- ``untraced_v1``: through a second gateway started with ``DD_TRACE_ENABLED=false``
+  (same routes and upstreams), pinned to v1: what the gateway itself adds,
+  without its Datadog spans.
 
 Prints one line per figure (``name value``), medians over the rounds::
 
@@ -36,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from devstack.testing import (
@@ -44,10 +48,10 @@ from devstack.testing import (
     started_pids,
     wait_for_output,
 )
-from servicekit.testing import ServiceProcess, console_script
+from servicekit.testing import ServiceProcess, console_script, free_port
 
 CONNECTIONS = 16
-SCENARIOS = ("direct_v1", "gateway_v1", "gateway_split")
+SCENARIOS = ("direct_v1", "gateway_v1", "gateway_split", "untraced_v1")
 _TO_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
@@ -99,18 +103,35 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-stack-") as tmp:
         command = [console_script("stack"), "up", *ports.flags(), f"--data-dir={tmp}/data"]
         started = time.monotonic()
-        with ServiceProcess(command, name="stack") as stack:
+        with ExitStack() as stack_exit:
+            stack = stack_exit.enter_context(ServiceProcess(command, name="stack"))
             wait_for_output(stack, r"Ctrl-C stops everything", timeout=120)
             print(f"start_to_ready_s {time.monotonic() - started:.2f}", flush=True)
             groups = {p for pids in started_pids(stack.output()).values() for p in pids}
             time.sleep(1.0)
             print(f"rss_idle_mb {stack_rss_mb(stack.pid, groups):.1f}", flush=True)
 
+            untraced_port = free_port()
+            untraced = ServiceProcess(
+                ["local-gateway"],
+                {
+                    "PORT": str(untraced_port),
+                    "GATEWAY_UPSTREAMS": (
+                        f"books=http://127.0.0.1:{ports.books},"
+                        f"text-to-speech/v1=http://127.0.0.1:{ports.tts_v1},"
+                        f"text-to-speech/v2=http://127.0.0.1:{ports.tts_v2}"
+                    ),
+                },
+                name="untraced-gateway",
+            )
+            stack_exit.enter_context(untraced)
+            untraced.wait_http_ready(f"http://127.0.0.1:{untraced_port}/books")
             runs: dict[str, list[dict[str, float]]] = {name: [] for name in SCENARIOS}
             targets = {
                 "direct_v1": (direct + "/", []),
                 "gateway_v1": (gateway + "/", ["x-canary: v1"]),
                 "gateway_split": (gateway + "/", []),
+                "untraced_v1": (f"http://127.0.0.1:{untraced_port}/", ["x-canary: v1"]),
             }
             load_rss: list[float] = []
             for _ in range(args.rounds):
@@ -127,12 +148,13 @@ def main() -> None:
                 for percentile in ("50", "99"):
                     value = statistics.median(run[percentile] for run in runs[name])
                     print(f"{name}_p{percentile}_ms {value:.2f}", flush=True)
-            for percentile in ("50", "99"):
-                added = [
-                    g[percentile] - d[percentile]
-                    for g, d in zip(runs["gateway_v1"], runs["direct_v1"], strict=True)
-                ]
-                print(f"gateway_added_p{percentile}_ms {statistics.median(added):.2f}")
+            for label, scenario in (("gateway", "gateway_v1"), ("untraced", "untraced_v1")):
+                for percentile in ("50", "99"):
+                    added = [
+                        g[percentile] - d[percentile]
+                        for g, d in zip(runs[scenario], runs["direct_v1"], strict=True)
+                    ]
+                    print(f"{label}_added_p{percentile}_ms {statistics.median(added):.2f}")
             print(f"rss_load_mb {max(load_rss):.1f}", flush=True)
             poll = [console_script("client"), "poll", "--gateway", gateway]
             poll += ["--duration", "8s", "--rate", "10"]

@@ -52,7 +52,9 @@ async def serve(proxy: Proxy, settings: GatewaySettings) -> None:
     """Listen until SIGTERM or SIGINT, then drain and close."""
     await proxy.start()
     handler = instrument_aiohttp_handler(proxy.handle)  # server spans when tracing is on
-    runner = web.ServerRunner(web.Server(handler), handle_signals=False)
+    # No aiohttp access log: formatting a line per request costs a third of the
+    # proxy's CPU. GATEWAY_ACCESS_LOG=true logs requests from the handler instead.
+    runner = web.ServerRunner(web.Server(handler, access_log=None), handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_address=True)
     try:
