@@ -12,6 +12,13 @@ same run, drives GET / with wrk at 16 connections, alternating rounds of:
   (same routes and upstreams), pinned to v1: what the gateway itself adds,
   without its Datadog spans.
 
+wrk keeps 16 requests in flight, so it measures the saturated system (every
+process shares the same cores; the slowest hop sets the pace). A second,
+paced measurement sends the same GET / from 16 concurrent workers at a fixed
+total rate (``--paced-rate``, default 400/s, well under saturation) and reports
+``paced_*`` percentiles: the latency the gateway adds to a request when the
+machine is not the bottleneck.
+
 Prints one line per figure (``name value``), medians over the rounds::
 
     start_to_ready_s 4.8
@@ -31,6 +38,7 @@ services' process groups), at idle, during the wrk load and during a
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 import shutil
 import statistics
@@ -68,6 +76,45 @@ def wrk_percentiles(url: str, seconds: int, headers: list[str]) -> dict[str, flo
     return {p: float(v) * _TO_MS[unit] for p, v, unit in found}
 
 
+async def _paced_latencies_ms(
+    url: str, headers: dict[str, str], rate: float, seconds: float
+) -> list[float]:
+    import aiohttp
+
+    latencies: list[float] = []
+    interval = CONNECTIONS / rate
+    connector = aiohttp.TCPConnector(limit=CONNECTIONS)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def worker(offset: float) -> None:
+            await asyncio.sleep(offset)
+            loop = asyncio.get_running_loop()
+            end = loop.time() + seconds
+            next_at = loop.time()
+            while next_at < end:
+                started = time.perf_counter()
+                async with session.get(url) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise SystemExit(f"error: {url}: status {response.status}")
+                latencies.append((time.perf_counter() - started) * 1000)
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - loop.time()))
+
+        await asyncio.gather(*(worker(i * interval / CONNECTIONS) for i in range(CONNECTIONS)))
+    return latencies[CONNECTIONS:]  # the first round opens the connections
+
+
+def paced_percentiles(
+    url: str, headers: dict[str, str], rate: float, seconds: float
+) -> dict[str, float]:
+    values = sorted(asyncio.run(_paced_latencies_ms(url, headers, rate, seconds)))
+    return {
+        "50": values[len(values) // 2],
+        "99": values[min(len(values) - 1, int(len(values) * 0.99))],
+    }
+
+
 def stack_rss_mb(stack_pid: int, groups: set[int]) -> float:
     total_kb = 0
     for pid in {stack_pid, *live_processes_in_groups(groups)}:
@@ -93,6 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds")
+    parser.add_argument("--paced-rate", type=float, default=400.0, help="requests/s, paced run")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is required (apt-get install wrk)")
@@ -156,6 +204,25 @@ def main() -> None:
                     ]
                     print(f"{label}_added_p{percentile}_ms {statistics.median(added):.2f}")
             print(f"rss_load_mb {max(load_rss):.1f}", flush=True)
+            paced: dict[str, list[dict[str, float]]] = {name: [] for name in SCENARIOS}
+            for _ in range(args.rounds):
+                for name in ("direct_v1", "gateway_v1", "untraced_v1"):
+                    url, header_lines = targets[name]
+                    headers = dict(h.split(": ", 1) for h in header_lines)
+                    paced[name].append(
+                        paced_percentiles(url, headers, args.paced_rate, args.duration)
+                    )
+            for name in ("direct_v1", "gateway_v1", "untraced_v1"):
+                for percentile in ("50", "99"):
+                    value = statistics.median(run[percentile] for run in paced[name])
+                    print(f"paced_{name}_p{percentile}_ms {value:.2f}", flush=True)
+            for label, scenario in (("gateway", "gateway_v1"), ("untraced", "untraced_v1")):
+                for percentile in ("50", "99"):
+                    added = [
+                        g[percentile] - d[percentile]
+                        for g, d in zip(paced[scenario], paced["direct_v1"], strict=True)
+                    ]
+                    print(f"paced_{label}_added_p{percentile}_ms {statistics.median(added):.2f}")
             poll = [console_script("client"), "poll", "--gateway", gateway]
             poll += ["--duration", "8s", "--rate", "10"]
             print(f"rss_poll_mb {rss_during(poll, stack.pid, groups, after_s=5.0):.1f}")

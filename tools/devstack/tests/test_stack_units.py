@@ -11,7 +11,8 @@ import pytest
 from devstack.cli import build_parser, config_from_args, wipe_data_dir
 from devstack.logview import Prefixer, render
 from devstack.ports import port_problems
-from devstack.services import Ports, StackConfig, build_specs
+from devstack.probes import is_ready
+from devstack.services import Ports, Probe, StackConfig, build_specs
 from devstack.supervisor import MAX_EXITS, Child, describe_exit
 from servicekit.testing import free_port
 
@@ -118,3 +119,15 @@ def test_clean_refuses_the_working_directory_and_wipes_a_data_dir(
     (data / "books.db").write_text("x")
     wipe_data_dir(Path("data"))
     assert not data.exists()
+
+
+async def test_probes_against_real_listeners(upstreams) -> None:
+    server = await upstreams("one")
+    assert await is_ready(Probe("http", f"{server.url}/"))
+    server.fail_first, server.fail_status = 1, 503
+    assert not await is_ready(Probe("http", f"{server.url}/fail"))
+    assert await is_ready(Probe("tcp", f"127.0.0.1:{server.port}"))
+    closed = free_port()
+    assert not await is_ready(Probe("http", f"http://127.0.0.1:{closed}/readyz"))
+    assert not await is_ready(Probe("tcp", f"127.0.0.1:{closed}"))
+    assert not await is_ready(Probe("grpc", f"127.0.0.1:{closed}"))

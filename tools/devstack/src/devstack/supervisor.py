@@ -31,8 +31,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-import aiohttp
-
 from devstack.logview import Prefixer, render
 from devstack.probes import is_ready
 from devstack.services import ServiceSpec
@@ -198,13 +196,11 @@ class Stack:
         self.on_ready = on_ready
         self.stopping = asyncio.Event()
         self.exit_code = 0
-        self._session: aiohttp.ClientSession | None = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._on_signal, signum)
-        self._session = aiohttp.ClientSession()
         try:
             started = time.monotonic()
             if await self._start_all() and await self._all_ready():
@@ -212,7 +208,6 @@ class Stack:
                 await self._supervise()
         finally:
             await self._stop_all()
-            await self._session.close()
         return self.exit_code
 
     def _on_signal(self, signum: int) -> None:
@@ -260,13 +255,12 @@ class Stack:
         """None once ready; otherwise what went wrong, naming the service."""
         probe = child.spec.probe
         deadline = time.monotonic() + timeout_s
-        assert self._session is not None
         while True:
             if not child.running():
                 assert child.process is not None
                 status = describe_exit(await child.wait())
                 return f"{child.name} exited ({status}) before it was ready; stopping the stack"
-            if probe is None or await is_ready(probe, self._session):
+            if probe is None or await is_ready(probe):
                 return None
             if time.monotonic() > deadline:
                 return (
