@@ -24,7 +24,7 @@ INTEGRATIONS: dict[str, bool] = {
     "grpc": True,  # grpc and grpc.aio, server and client
     "httpx": True,
     # sqlite3: servicekit.telemetry.sqlite (lighter than ddtrace's wrapt proxies)
-    "aiohttp": True,  # the local gateway (server and client)
+    "aiohttp": True,  # the local gateway's client (its server spans: aiohttp_server.py)
     "futures": True,  # ThreadPoolExecutor.submit carries the active span
 }
 
@@ -52,7 +52,8 @@ def _environment_defaults(settings: TelemetrySettings) -> dict[str, str]:
 
 def start_datadog(settings: TelemetrySettings) -> None:
     for name, value in _environment_defaults(settings).items():
-        os.environ.setdefault(name, value)
+        if not os.environ.get(name, "").strip():  # empty counts as unset, as in Env
+            os.environ[name] = value
 
     import ddtrace
 
