@@ -58,6 +58,7 @@ def test_each_service_gets_its_settings(tmp_path: Path) -> None:
     )
     assert specs["tts-backend"].probe is not None and specs["tts-backend"].probe.kind == "grpc"
     assert not specs["client"].restart and specs["books"].restart
+    assert specs["client"].start_when_ready and specs["apm-test-agent"].stop_last
 
 
 def test_port_problems_name_the_service() -> None:

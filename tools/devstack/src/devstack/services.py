@@ -83,6 +83,8 @@ class ServiceSpec:
     restart: bool = True
     # Stopped after every other service (the APM agent: their last traces flush to it).
     stop_last: bool = False
+    # Started once every other service is ready (the polling client).
+    start_when_ready: bool = False
     port: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -206,6 +208,7 @@ def build_specs(config: StackConfig) -> list[ServiceSpec]:
                 {**tracing, "DD_SERVICE": "client", "DD_VERSION": "v1"},
                 None,
                 restart=False,
+                start_when_ready=True,
             )
         )
     return specs

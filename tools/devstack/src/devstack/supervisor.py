@@ -203,7 +203,11 @@ class Stack:
             loop.add_signal_handler(signum, self._on_signal, signum)
         try:
             started = time.monotonic()
-            if await self._start_all() and await self._all_ready():
+            if (
+                await self._start_all(later=False)
+                and await self._all_ready()
+                and await self._start_all(later=True)
+            ):
                 self.on_ready(time.monotonic() - started)
                 await self._supervise()
         finally:
@@ -220,8 +224,11 @@ class Stack:
         self.exit_code = 1
         self.stopping.set()
 
-    async def _start_all(self) -> bool:
+    async def _start_all(self, *, later: bool) -> bool:
+        """Start the services (``later=False``) or, once they are ready, the clients."""
         for child in self.children:
+            if child.spec.start_when_ready is not later:
+                continue
             try:
                 await child.start()
             except OSError as error:
@@ -230,9 +237,8 @@ class Stack:
         return True
 
     async def _all_ready(self) -> bool:
-        waits = [
-            asyncio.create_task(self._wait_ready(c, self.ready_timeout_s)) for c in self.children
-        ]
+        services = [c for c in self.children if not c.spec.start_when_ready]
+        waits = [asyncio.create_task(self._wait_ready(c, self.ready_timeout_s)) for c in services]
         stop = asyncio.create_task(self.stopping.wait())
         pending: set[asyncio.Task[object]] = {*waits, stop}
         try:

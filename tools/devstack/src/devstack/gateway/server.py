@@ -50,8 +50,8 @@ def build_proxy(config: GatewayConfig, settings: GatewaySettings) -> Proxy:
 
 async def serve(proxy: Proxy, settings: GatewaySettings) -> None:
     """Listen until SIGTERM or SIGINT, then drain and close."""
-    await proxy.start()
     handler = instrument_aiohttp_handler(proxy.handle)  # server spans when tracing is on
+    await proxy.start()
     # No aiohttp access log: formatting a line per request costs a third of the
     # proxy's CPU. GATEWAY_ACCESS_LOG=true logs requests from the handler instead.
     runner = web.ServerRunner(web.Server(handler, access_log=None), handle_signals=False)
