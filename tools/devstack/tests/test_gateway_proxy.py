@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import sys
 from pathlib import Path
@@ -207,3 +208,22 @@ def test_local_gateway_names_a_destination_without_address(tmp_path: Path) -> No
     ) as proc:
         assert proc.wait_exit(timeout=30) == 2
         assert "no local address for destination svc/v2" in proc.output()
+
+
+async def test_expect_100_continue_is_answered_by_the_gateway(upstreams, gateway) -> None:
+    one = await upstreams("one")
+    url = await gateway(_vs("- route: [{destination: {host: svc}}]"), {"svc": one.url})
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /books HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+        b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
+    )
+    assert (await reader.readline()).startswith(b"HTTP/1.1 100")
+    await reader.readline()
+    writer.write(b"abcd")
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert b'"body": "abcd"' in answer
+    assert "Expect" not in one.last_headers

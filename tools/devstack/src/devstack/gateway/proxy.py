@@ -34,6 +34,7 @@ log = logging.getLogger("devstack.gateway")
 HOP_BY_HOP = frozenset(
     {
         "connection",
+        "expect",
         "keep-alive",
         "proxy-authenticate",
         "proxy-authorization",
@@ -92,6 +93,9 @@ class Proxy:
         route, match = found
         body: bytes | None = None
         if request.body_exists:
+            if request.headers.get("expect", "").lower() == "100-continue":
+                # Envoy answers 100-continue itself and does not forward `Expect`.
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             body = await self._read_body(request)
             if body is None:
                 return web.Response(status=413, text="request body too large")
