@@ -267,10 +267,26 @@ def test_outlier_detection_ejects_after_consecutive_errors_and_releases() -> Non
     assert not detector.record_failure(V1)  # no policy for v1: never ejected
 
 
+def test_outlier_ejection_multiplier_decays_while_healthy() -> None:
+    now = [0.0]
+    policy = OutlierPolicy(consecutive_5xx=1, base_ejection_s=2.0, interval_s=10.0)
+    detector = OutlierDetector({V2: policy}, clock=lambda: now[0])
+    assert detector.record_failure(V2)  # ejected 2 s
+    now[0] = 2.5
+    assert detector.record_failure(V2)  # second ejection: 4 s, until 6.5
+    now[0] = 6.6
+    assert detector.ejected() == set()
+    now[0] = 6.5 + 10 + 0.1  # one healthy interval: the multiplier goes back to 1
+    assert detector.record_failure(V2)
+    now[0] += 2.0
+    assert detector.ejected() == set()  # 2 s again, not 6 s
+
+
 def test_outlier_policy_read_from_destination_rule(repo_config) -> None:
     policy = repo_config.outlier[V2]
     assert policy.consecutive_5xx == 5
     assert policy.base_ejection_s == 30.0
+    assert policy.interval_s == 10.0
 
 
 @pytest.mark.parametrize(

@@ -298,6 +298,7 @@ class _Builder:
             consecutive_5xx=errors_5xx or None,
             consecutive_gateway=gateway_errors or None,
             base_ejection_s=self.duration(spec.get("baseEjectionTime"), where, 30.0) or 30.0,
+            interval_s=self.duration(spec.get("interval"), where, 10.0) or 10.0,
         )
 
     def outlier_for(self, routes: list[Route]) -> dict[Destination, OutlierPolicy]:
