@@ -276,10 +276,14 @@ def test_outlier_ejection_multiplier_decays_while_healthy() -> None:
     assert detector.record_failure(V2)  # second ejection: 4 s, until 6.5
     now[0] = 6.6
     assert detector.ejected() == set()
-    now[0] = 6.5 + 10 + 0.1  # one healthy interval: the multiplier goes back to 1
+    now[0] = 6.5 + 10 + 0.1  # one healthy interval: two ejections -> one
+    assert detector.record_failure(V2)  # so this one lasts 2 x 2 s
+    now[0] += 3.0
+    assert detector.ejected() == {V2}
+    now[0] += 1.0 + 20.0  # two healthy intervals: no ejection remembered
     assert detector.record_failure(V2)
-    now[0] += 2.0
-    assert detector.ejected() == set()  # 2 s again, not 6 s
+    now[0] += 2.01
+    assert detector.ejected() == set()  # 2 s again
 
 
 def test_outlier_policy_read_from_destination_rule(repo_config) -> None:
