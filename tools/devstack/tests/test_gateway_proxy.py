@@ -171,6 +171,20 @@ async def test_post_body_and_big_streamed_answer(upstreams, gateway) -> None:
     assert big.headers["x-served-by"] == "one"
 
 
+async def test_chunked_and_head_answers_pass_through(upstreams, gateway) -> None:
+    one = await upstreams("one")
+    url = await gateway(_vs("- route: [{destination: {host: svc}}]"), {"svc": one.url})
+    async with httpx.AsyncClient() as client:
+        chunked = await client.get(f"{url}/chunked")
+        head = await client.head(f"{url}/big")
+    assert chunked.status_code == 200
+    assert chunked.text == "part0;part1;part2;"
+    assert chunked.headers["x-served-by"] == "one"
+    assert head.status_code == 200
+    assert head.headers["content-length"] == str(1024 * 1024 + 7)
+    assert head.content == b""
+
+
 async def test_no_route_is_404(upstreams, gateway) -> None:
     one = await upstreams("one")
     url = await gateway(

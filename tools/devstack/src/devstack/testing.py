@@ -72,6 +72,14 @@ class Upstream:
             return web.Response(status=self.fail_status, headers=headers, text="failing")
         if path == "/big":
             return web.Response(body=b"x" * (1024 * 1024 + 7), headers=headers)
+        if path == "/chunked":
+            chunked = web.StreamResponse(headers=headers)
+            chunked.enable_chunked_encoding()
+            await chunked.prepare(request)
+            for index in range(3):
+                await chunked.write(f"part{index};".encode())
+            await chunked.write_eof()
+            return chunked
         body = await request.read()
         return web.json_response(
             {"name": self.name, "path": request.path_qs, "body": body.decode()}, headers=headers
