@@ -100,3 +100,15 @@ def test_a_dead_worker_is_replaced_and_the_server_keeps_answering() -> None:
         assert backend.log_lines("espeak worker exited")
         replaced = _espeak_workers(backend.process.pid)
         assert len(replaced) == 2 and workers[0] not in replaced
+
+
+def test_sigterm_during_engine_start_up_exits_cleanly() -> None:
+    """Workers still loading when SIGTERM arrives must not keep the process alive."""
+    with running_tts_backend({"TTS_WORKERS": "2"}, wait_ready=False) as backend:
+        deadline = time.monotonic() + 20
+        while not backend.log_lines("listening"):
+            assert time.monotonic() < deadline, backend.process.output()
+            time.sleep(0.005)
+        backend.process.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        assert backend.process.wait_exit(timeout=30) == 0, backend.process.output()
+        assert backend.log_lines("stopped")

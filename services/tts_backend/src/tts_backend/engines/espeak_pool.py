@@ -149,11 +149,21 @@ class EspeakPool:
             target=self._read_results, args=(worker,), name=f"espeak-reader-{index}", daemon=True
         )
         with self._lock:
-            if index < len(self._workers):
-                self._workers[index] = worker
-            else:
-                self._workers.append(worker)
-            self._idle.append(worker)
+            closed = self._closed
+            if not closed:
+                if index < len(self._workers):
+                    self._workers[index] = worker
+                else:
+                    self._workers.append(worker)
+                self._idle.append(worker)
+        if closed:
+            # close() ran while this worker was loading (SIGTERM during start-up)
+            # and never saw it, so stop it here: workers ignore SIGTERM, and a
+            # live worker would keep the parent's exit waiting forever.
+            with contextlib.suppress(OSError, ValueError):
+                parent_end.send(None)
+            _join_all([worker])
+            raise WorkerCrashed("the engine pool was shut down during start-up")
         worker.reader.start()
         self._dispatch()
         return EngineInfo(sample_rate, tuple(voices), deterministic)
@@ -239,7 +249,8 @@ class EspeakPool:
         log.error("espeak worker exited", extra={"worker": worker.index})
         if job is not None:
             self._settle(job, WorkerCrashed(f"espeak worker {worker.index} died"))
-        self._spawn(worker.index)
+        with contextlib.suppress(WorkerCrashed):  # the pool closed meanwhile
+            self._spawn(worker.index)
 
     @staticmethod
     def _settle(job: _Job, outcome: bytes | BaseException | None) -> None:
