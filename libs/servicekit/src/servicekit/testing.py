@@ -37,6 +37,32 @@ def console_script(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+def child_pids(pid: int) -> list[int]:
+    """The direct children of a process (Linux ``/proc``), e.g. a server's workers."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            children += [int(child) for child in (task / "children").read_text().split()]
+    return children
+
+
+@contextlib.contextmanager
+def frozen(*pids: int) -> Iterator[None]:
+    """SIGSTOP processes, SIGCONT them after: their sockets stay open, nothing answers.
+
+    What a caller sees of a dependency that is alive but too slow, without a
+    single timing assumption.
+    """
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
 class ServiceProcess:
     """A service started as a subprocess, its output captured to a log file.
 

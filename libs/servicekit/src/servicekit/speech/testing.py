@@ -10,14 +10,13 @@ For the fronts' tests and the bench script; not used by the services.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 
+from servicekit import testing
 from servicekit.testing import ServiceProcess, console_script, free_port
 
 FRONT_COMMANDS = {"v1": "tts-v1", "v2": "tts-v2"}
@@ -25,15 +24,9 @@ FRONT_COMMANDS = {"v1": "tts-v1", "v2": "tts-v2"}
 
 @contextlib.contextmanager
 def frozen(process: ServiceProcess) -> Iterator[None]:
-    """SIGSTOP a service, SIGCONT it after: its sockets stay open but nothing answers.
-
-    What a caller sees of a dependency that is alive but too slow.
-    """
-    os.kill(process.pid, signal.SIGSTOP)
-    try:
+    """SIGSTOP a service, SIGCONT it after (see :func:`servicekit.testing.frozen`)."""
+    with testing.frozen(process.pid):
         yield
-    finally:
-        os.kill(process.pid, signal.SIGCONT)
 
 
 @dataclass
