@@ -38,7 +38,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from servicekit.speech.testing import running_backend, running_front
+from servicekit.speech.testing import running_front
+from tts_backend.testing import running_tts_backend
 
 VERSIONS = ("v1", "v2")
 MODES = ("warm", "cold")
@@ -129,7 +130,7 @@ def main() -> int:
     total_errors = 0
     with (
         tempfile.TemporaryDirectory(prefix="bench-speech-") as tmp,
-        running_backend({"TTS_WORKERS": str(args.backend_workers)}) as backend,
+        running_tts_backend({"TTS_WORKERS": str(args.backend_workers)}) as backend,
         running_front("v1", UNUSED_BOOKS_URL, backend.address, Path(tmp) / "v1") as v1,
         running_front("v2", UNUSED_BOOKS_URL, backend.address, Path(tmp) / "v2") as v2,
     ):

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 from books.testing import BooksServer, running_books
-from servicekit.speech.testing import BackendServer, FrontServer, running_backend, running_front
+from servicekit.speech.testing import FrontServer, running_front
+from tts_backend.testing import TtsBackend, running_tts_backend
 
 VERSIONS = ("v1", "v2")
 BOOK = {
@@ -40,8 +41,8 @@ def book(books: BooksServer) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def backend() -> Iterator[BackendServer]:
-    with running_backend() as server:
+def backend() -> Iterator[TtsBackend]:
+    with running_tts_backend({"TTS_WORKERS": "1"}) as server:
         yield server
 
 
@@ -52,7 +53,7 @@ def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def fronts(
-    books: BooksServer, backend: BackendServer, audio_dir: Path
+    books: BooksServer, backend: TtsBackend, audio_dir: Path
 ) -> Iterator[dict[str, FrontServer]]:
     """v1 and v2 on one shared audio directory."""
     with (

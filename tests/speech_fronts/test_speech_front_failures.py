@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 from books.testing import BooksServer
-from servicekit.speech.testing import BackendServer, FrontServer, frozen, running_front
+from servicekit.speech.testing import FrontServer, frozen, running_front
+from tts_backend.testing import TtsBackend
 
 RETRY_AFTER_S = "2"
 # Short deadlines for the shared fronts (frozen dependencies); generous ones for the
@@ -29,7 +30,7 @@ LONG_TEXT = ("A long sentence for the speech synthesizer to read aloud slowly. "
 
 @pytest.fixture(scope="module")
 def fronts(
-    books: BooksServer, backend: BackendServer, audio_dir: Path
+    books: BooksServer, backend: TtsBackend, audio_dir: Path
 ) -> Iterator[dict[str, FrontServer]]:
     with (
         running_front("v1", books.url, backend.address, audio_dir, env=FRONT_ENV) as v1,
@@ -86,7 +87,7 @@ def test_books_past_the_deadline_is_503_then_recovers(
 
 
 def test_backend_down_is_503_and_not_ready_then_recovers(
-    http: httpx.Client, front: FrontServer, backend: BackendServer
+    http: httpx.Client, front: FrontServer, backend: TtsBackend
 ) -> None:
     backend.process.terminate()
     try:
@@ -103,7 +104,7 @@ def test_backend_down_is_503_and_not_ready_then_recovers(
 
 
 def test_backend_past_the_deadline_is_503_then_recovers(
-    http: httpx.Client, front: FrontServer, backend: BackendServer
+    http: httpx.Client, front: FrontServer, backend: TtsBackend
 ) -> None:
     with frozen(backend.process):
         reply = http.post("/speech", json=fresh())
@@ -113,7 +114,7 @@ def test_backend_past_the_deadline_is_503_then_recovers(
 
 
 def test_synthesis_longer_than_the_deadline_is_503_and_leaves_no_file(
-    front: FrontServer, books: BooksServer, backend: BackendServer, tmp_path: Path
+    front: FrontServer, books: BooksServer, backend: TtsBackend, tmp_path: Path
 ) -> None:
     env = {**PATIENT_ENV, "TTS_TIMEOUT_S": "0.02"}
     with (
@@ -126,7 +127,7 @@ def test_synthesis_longer_than_the_deadline_is_503_and_leaves_no_file(
 
 
 def test_audio_dir_not_writable_is_503(
-    front: FrontServer, books: BooksServer, backend: BackendServer, tmp_path: Path
+    front: FrontServer, books: BooksServer, backend: TtsBackend, tmp_path: Path
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
@@ -145,7 +146,7 @@ def test_audio_dir_not_writable_is_503(
 
 
 def test_audio_volume_full_is_507_and_leaves_no_partial_file(
-    front: FrontServer, books: BooksServer, backend: BackendServer, tmp_path: Path
+    front: FrontServer, books: BooksServer, backend: TtsBackend, tmp_path: Path
 ) -> None:
     # RLIMIT_FSIZE makes every write past 256 KiB fail (EFBIG), as a full volume would.
     with (

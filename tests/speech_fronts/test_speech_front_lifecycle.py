@@ -15,8 +15,9 @@ from pathlib import Path
 
 import httpx
 from servicekit.speech.storage import audio_id
-from servicekit.speech.testing import BackendServer, FrontServer, frozen
+from servicekit.speech.testing import FrontServer, frozen
 from servicekit.speech.wav import HEADER_SIZE, parse_wav
+from tts_backend.testing import TtsBackend
 
 LONG_TEXT = ("Every sentence here becomes one more chunk of audio on the disk. " * 76)[:4900]
 
@@ -64,7 +65,7 @@ def assert_only_complete_files(audio_dir: Path) -> None:
 
 
 def test_kill_9_mid_stream_leaves_nothing_to_serve(
-    fronts: dict[str, FrontServer], backend: BackendServer
+    fronts: dict[str, FrontServer], backend: TtsBackend
 ) -> None:
     v2 = fronts["v2"]
     speech_id = audio_id("espeak", "", LONG_TEXT)

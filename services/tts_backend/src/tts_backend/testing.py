@@ -10,19 +10,31 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from servicekit.testing import ServiceProcess, free_port
 
 
 @dataclass
 class TtsBackend:
+    """A started tts-backend process and its loopback address."""
+
     process: ServiceProcess
     port: int
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def start_again(self) -> None:
+        """A fresh process on the same port and settings (after stop/kill)."""
+        self.process.stop()
+        self.process = _process(self.port, self.env).start()
+        self.process.wait_grpc_ready(self.address)
+
+    def stop(self) -> None:
+        self.process.stop()
 
     def log_lines(self, message: str) -> list[str]:
         """Its JSON log lines whose message is exactly ``message``."""
@@ -36,8 +48,7 @@ def running_tts_backend(
 ) -> Iterator[TtsBackend]:
     """Start ``tts-backend``; wait until its health service says SERVING; stop it after."""
     port = free_port()
-    environ = {**(env or {}), "HOST": "127.0.0.1", "PORT": str(port)}
-    backend = TtsBackend(ServiceProcess(["tts-backend"], environ, name="tts-backend"), port)
+    backend = TtsBackend(_process(port, env or {}), port, dict(env or {}))
     backend.process.start()
     try:
         if wait_ready:
@@ -45,3 +56,8 @@ def running_tts_backend(
         yield backend
     finally:
         backend.process.stop()
+
+
+def _process(port: int, env: Mapping[str, str]) -> ServiceProcess:
+    environ = {**env, "HOST": "127.0.0.1", "PORT": str(port)}
+    return ServiceProcess(["tts-backend"], environ, name="tts-backend")

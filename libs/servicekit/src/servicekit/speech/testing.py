@@ -2,7 +2,7 @@
 
 For the fronts' tests and the bench script; not used by the services.
 
-    with running_backend() as backend, running_books(db) as books:
+    with running_tts_backend() as backend, running_books(db) as books:
         with running_front("v2", books.url, backend.address, audio_dir) as front:
             httpx.post(f"{front.url}/speech", json={"text": "hi"})
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -27,45 +27,6 @@ def frozen(process: ServiceProcess) -> Iterator[None]:
     """SIGSTOP a service, SIGCONT it after (see :func:`servicekit.testing.frozen`)."""
     with testing.frozen(process.pid):
         yield
-
-
-@dataclass
-class BackendServer:
-    """A started tts-backend process and its loopback address."""
-
-    process: ServiceProcess
-    port: int
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start_again(self) -> None:
-        """A fresh process on the same port (after stop/kill)."""
-        self.process.stop()
-        self.process = _backend_process(self.port, self.env).start()
-        self.process.wait_grpc_ready(self.address)
-
-    def stop(self) -> None:
-        self.process.stop()
-
-
-def _backend_process(port: int, env: Mapping[str, str]) -> ServiceProcess:
-    environ = {"TTS_WORKERS": "1", **env, "HOST": "127.0.0.1", "PORT": str(port)}
-    return ServiceProcess(["tts-backend"], environ, name="tts-backend")
-
-
-@contextlib.contextmanager
-def running_backend(env: Mapping[str, str] | None = None) -> Iterator[BackendServer]:
-    """Start ``tts-backend`` (eSpeak, one worker) on a free port; wait until SERVING."""
-    port = free_port()
-    server = BackendServer(_backend_process(port, env or {}).start(), port, dict(env or {}))
-    try:
-        server.process.wait_grpc_ready(server.address)
-        yield server
-    finally:
-        server.process.stop()
 
 
 @dataclass
