@@ -116,7 +116,8 @@ class EspeakPool:
     def __init__(self, size: int) -> None:
         self.size = size
         self.stats = PoolStats()
-        self._workers: list[_Worker] = []
+        # By index: workers start concurrently and a replacement takes its slot.
+        self._workers: dict[int, _Worker] = {}
         self._idle: collections.deque[_Worker] = collections.deque()
         self._queue: collections.deque[_Job] = collections.deque()
         self._lock = threading.Lock()
@@ -151,10 +152,7 @@ class EspeakPool:
         with self._lock:
             closed = self._closed
             if not closed:
-                if index < len(self._workers):
-                    self._workers[index] = worker
-                else:
-                    self._workers.append(worker)
+                self._workers[index] = worker
                 self._idle.append(worker)
         if closed:
             # close() ran while this worker was loading (SIGTERM during start-up)
@@ -188,7 +186,7 @@ class EspeakPool:
             with contextlib.suppress(ValueError):
                 self._queue.remove(job)
                 return
-            for worker in self._workers:
+            for worker in self._workers.values():
                 if worker.current is job:
                     worker.cancelled_job.value = job.job_id
 
@@ -275,7 +273,7 @@ class EspeakPool:
             self._closed = True
             queued = list(self._queue)
             self._queue.clear()
-            workers = list(self._workers)
+            workers = list(self._workers.values())
         for job in queued:
             self._settle(job, WorkerCrashed("the engine pool is shut down"))
         for worker in workers:
