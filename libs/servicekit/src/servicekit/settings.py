@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit
@@ -42,15 +43,34 @@ class SettingsError(ValueError):
         self.expected = expected
 
 
+@dataclass(frozen=True)
+class Variable:
+    """One setting a loader read: what ``--help`` lists (see :mod:`servicekit.cli`)."""
+
+    name: str
+    default: str
+    expected: str
+
+
 class Env:
     """Typed, validated access to environment variables.
 
     An unset or empty variable takes the default; a set one must parse and be in
-    range, or :class:`SettingsError` names it.
+    range, or :class:`SettingsError` names it. With ``record``, every variable
+    read is also appended there (name, default, what is expected), so a
+    service's ``--help`` lists exactly the settings its loader reads.
     """
 
-    def __init__(self, environ: Mapping[_Text, _Text] | None = None) -> None:
+    def __init__(
+        self, environ: Mapping[_Text, _Text] | None = None, *, record: list[Variable] | None = None
+    ) -> None:
         self._environ = os.environ if environ is None else environ
+        self._record = record
+
+    def _note(self, name: _Text, default: object, expected: _Text) -> None:
+        if self._record is not None and all(v.name != name for v in self._record):
+            shown = "unset" if default is None or default == "" else _Text(default)
+            self._record.append(Variable(name, shown, expected))
 
     def raw(self, name: _Text) -> _Text | None:
         value = self._environ.get(name)
@@ -66,6 +86,7 @@ class Env:
         choices: tuple[_Text, ...] | None = None,
         max_length: _Int = 4096,
     ) -> _Text:
+        self._note(name, default, "one of " + ", ".join(choices) if choices else "text")
         value = self.raw(name)
         if value is None:
             return default
@@ -76,6 +97,7 @@ class Env:
         return value
 
     def optional_str(self, name: _Text) -> _Text | None:
+        self._note(name, None, "text")
         return self.raw(name)
 
     def int(
@@ -102,6 +124,7 @@ class Env:
         return self.int(name, default, minimum=1, maximum=65535)
 
     def bool(self, name: _Text, default: _Bool) -> _Bool:
+        self._note(name, "true" if default else "false", "true or false")
         value = self.raw(name)
         if value is None:
             return default
@@ -113,6 +136,7 @@ class Env:
         raise SettingsError(name, value, "true or false")
 
     def path(self, name: _Text, default: Path | _Text) -> Path:
+        self._note(name, default, "a file-system path")
         value = self.raw(name)
         path = Path(default if value is None else value).expanduser()
         if "\x00" in str(path):
@@ -122,6 +146,7 @@ class Env:
     def url(
         self, name: _Text, default: _Text, *, schemes: tuple[_Text, ...] = ("http", "https")
     ) -> _Text:
+        self._note(name, default, "a URL like " + f"{schemes[0]}://host:port")
         value = self.raw(name) or default
         parts = urlsplit(value)
         try:
@@ -134,6 +159,7 @@ class Env:
 
     def address(self, name: _Text, default: _Text) -> _Text:
         """A ``host:port`` address, as gRPC targets are written."""
+        self._note(name, default, "host:port")
         value = self.raw(name) or default
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
@@ -149,6 +175,7 @@ class Env:
         minimum: object,
         maximum: object,
     ) -> T:
+        self._note(name, default, _range_text(kind, minimum, maximum))
         value = self.raw(name)
         if value is None:
             return default

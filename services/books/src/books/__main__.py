@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from servicekit.cli import handle_command_line
 from servicekit.http import serve
 from servicekit.logs import configure_logging
 from servicekit.settings import load_or_exit
@@ -17,7 +18,14 @@ def _load() -> Settings:
     return settings
 
 
+DESCRIPTION = (
+    "Async CRUD API for books (Litestar on aiosqlite), with /healthz and /readyz. "
+    "OpenAPI at /schema/openapi.json."
+)
+
+
 def main() -> None:
+    handle_command_line("books", DESCRIPTION, load_settings)
     settings = load_or_exit(_load, "books")
     configure_telemetry("books")
     configure_logging("books")

@@ -9,7 +9,13 @@ from tts_v1.settings import load_settings
 
 
 def main() -> None:
-    run_front("tts-v1", load_settings, create_app)
+    run_front(
+        "tts-v1",
+        "text-to-speech v1 (stable): reads a book, calls the backend's unary Synthesize on every "
+        "request and stores the WAV on the audio volume.",
+        load_settings,
+        create_app,
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,13 @@ from tts_v2.settings import load_settings
 
 
 def main() -> None:
-    run_front("tts-v2", load_settings, create_app)
+    run_front(
+        "tts-v2",
+        "text-to-speech v2 (canary): serves stored audio without the backend, one synthesis for "
+        "identical concurrent requests, streams misses to disk.",
+        load_settings,
+        create_app,
+    )
 
 
 if __name__ == "__main__":

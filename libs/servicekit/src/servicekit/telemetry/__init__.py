@@ -54,7 +54,7 @@ def configure_telemetry(
     if _configured:
         return _configured[0]
     try:
-        settings = load_telemetry_settings(service, version or _package_version(service), env)
+        settings = load_telemetry_settings(service, version or package_version(service), env)
     except SettingsError as error:
         exit_on_bad_settings(error, service)
     if settings.mode is TraceMode.DATADOG:
@@ -72,7 +72,7 @@ def configure_telemetry(
     return settings
 
 
-def _package_version(distribution: str) -> str | None:
+def package_version(distribution: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
 
     try:

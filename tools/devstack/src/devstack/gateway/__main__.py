@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 
+from servicekit.cli import handle_command_line
 from servicekit.logs import configure_logging
 from servicekit.settings import load_or_exit
 from servicekit.telemetry import configure_telemetry
@@ -18,7 +19,14 @@ from devstack.gateway.settings import load_settings
 PROGRAM = "local-gateway"
 
 
+DESCRIPTION = (
+    "Local stand-in for the Istio ingress gateway: an HTTP reverse proxy routed by the "
+    "VirtualServices and DestinationRules in GATEWAY_ISTIO_DIR."
+)
+
+
 def main() -> None:
+    handle_command_line(PROGRAM, DESCRIPTION, load_settings)
     configure_telemetry(PROGRAM)
     configure_logging(PROGRAM)
     log = logging.getLogger("devstack.gateway")
