@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 from books.testing import BooksServer
-from servicekit.speech.testing import FrontServer, frozen, running_front
+from servicekit.speech.testing import FrontServer, running_front
+from servicekit.testing import frozen
 from tts_backend.testing import TtsBackend
 
 RETRY_AFTER_S = "2"
@@ -79,7 +80,7 @@ def test_books_down_is_503_then_recovers(
 def test_books_past_the_deadline_is_503_then_recovers(
     http: httpx.Client, front: FrontServer, books: BooksServer, book: dict[str, Any]
 ) -> None:
-    with frozen(books.process):
+    with frozen(books.process.pid):
         reply = http.post("/speech", json={"book_id": book["id"]})
     assert "within 1.0s" in assert_unavailable(reply, "books_unavailable", front)
     reply = created_within(http, {"book_id": book["id"]}, 10)
@@ -106,7 +107,7 @@ def test_backend_down_is_503_and_not_ready_then_recovers(
 def test_backend_past_the_deadline_is_503_then_recovers(
     http: httpx.Client, front: FrontServer, backend: TtsBackend
 ) -> None:
-    with frozen(backend.process):
+    with frozen(backend.process.pid):
         reply = http.post("/speech", json=fresh())
     assert "within 2.0s" in assert_unavailable(reply, "backend_unavailable", front)
     reply = created_within(http, fresh(), 10)

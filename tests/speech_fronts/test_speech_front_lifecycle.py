@@ -15,8 +15,9 @@ from pathlib import Path
 
 import httpx
 from servicekit.speech.storage import audio_id
-from servicekit.speech.testing import FrontServer, frozen
+from servicekit.speech.testing import FrontServer
 from servicekit.speech.wav import HEADER_SIZE, parse_wav
+from servicekit.testing import frozen
 from tts_backend.testing import TtsBackend
 
 LONG_TEXT = ("Every sentence here becomes one more chunk of audio on the disk. " * 76)[:4900]
@@ -73,7 +74,7 @@ def test_kill_9_mid_stream_leaves_nothing_to_serve(
         partial = wait_for_partial_write(v2.audio_dir, speech_id, thread, min_bytes=HEADER_SIZE + 1)
         assert partial is not None, "v2 never started writing"
         # Hold the backend so the write stays half done, then kill the writer.
-        with frozen(backend.process):
+        with frozen(backend.process.pid):
             v2.process.kill()
     assert partial.exists(), "the partial temp file is the evidence of a mid-write kill"
     assert not (v2.audio_dir / f"{speech_id}.wav").exists()

@@ -16,17 +16,9 @@ from pathlib import Path
 
 import msgspec
 
-from servicekit import testing
 from servicekit.testing import ServiceProcess, console_script, free_port
 
 FRONT_COMMANDS = {"v1": "tts-v1", "v2": "tts-v2"}
-
-
-@contextlib.contextmanager
-def frozen(process: ServiceProcess) -> Iterator[None]:
-    """SIGSTOP a service, SIGCONT it after (see :func:`servicekit.testing.frozen`)."""
-    with testing.frozen(process.pid):
-        yield
 
 
 @dataclass
