@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 import httpx
-from servicekit.testing import ServiceProcess, console_script, free_port
+from testkit.process import ServiceProcess, console_script, free_port
 
 CONNECTIONS = 32
 SEED_BOOKS = 100

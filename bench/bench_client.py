@@ -25,7 +25,7 @@ import subprocess
 import sys
 from typing import Any
 
-from servicekit.testing import REPO_ROOT, ServiceProcess, console_script, free_port
+from testkit.process import REPO_ROOT, ServiceProcess, console_script, free_port
 
 SERVER = REPO_ROOT / "services" / "client" / "tests" / "contract_server.py"
 

@@ -50,13 +50,13 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from devstack.testing import (
+from testkit.devstack import (
     StackPorts,
     live_processes_in_groups,
     started_pids,
     wait_for_output,
 )
-from servicekit.testing import ServiceProcess, console_script, free_port
+from testkit.process import ServiceProcess, console_script, free_port
 
 CONNECTIONS = 16
 SCENARIOS = ("direct_v1", "gateway_v1", "gateway_split", "untraced_v1")

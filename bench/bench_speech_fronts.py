@@ -38,8 +38,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from servicekit.speech.testing import running_front
-from tts_backend.testing import running_tts_backend
+from testkit.fronts import running_front
+from testkit.tts_backend import running_tts_backend
 
 VERSIONS = ("v1", "v2")
 MODES = ("warm", "cold")

@@ -26,8 +26,8 @@ import tempfile
 from pathlib import Path
 
 import httpx
-from servicekit.testagent import ApmTestAgent
-from servicekit.testing import ServiceProcess, console_script, free_port
+from testkit.process import ServiceProcess, console_script, free_port
+from testkit.testagent import ApmTestAgent
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_books import SEED_BOOKS, pinned_wrk_args, run_wrk

@@ -35,9 +35,9 @@ import statistics
 import time
 
 import grpc
+from testkit.tts_backend import running_tts_backend
 from tts.v1 import tts_pb2, tts_pb2_grpc
 from tts_backend.engines.espeak_native import EspeakNative
-from tts_backend.testing import running_tts_backend
 from tts_backend.text_split import split_sentences
 
 SENTENCES = [

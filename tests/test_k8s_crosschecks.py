@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from repocheck.k8s import suite
-from repocheck.k8s.testing import (
+from testkit.k8s import (
     broken_copy,
     container,
     copy_inventory,

@@ -17,7 +17,7 @@ import yaml
 from repocheck.k8s import manifests
 from repocheck.k8s.inventory import ISTIO_OPERATOR_FILE, KIND_CONFIG_FILE, SECRETS_EXAMPLE_FILE
 from repocheck.k8s.schemas import CrdSchemas, validate
-from repocheck.k8s.testing import repo_rendered
+from testkit.k8s import repo_rendered
 
 ROOT = manifests.REPO_ROOT
 Obj = dict[str, Any]

@@ -14,7 +14,7 @@ import pytest
 from repocheck.__main__ import main
 from repocheck.k8s import manifests
 from repocheck.k8s.schemas import CrdSchemas, validate
-from repocheck.k8s.testing import repo_rendered
+from testkit.k8s import repo_rendered
 
 K8S = manifests.REPO_ROOT / manifests.K8S_DIR
 EXPECTED_KUSTOMIZATIONS = {"k8s", "k8s/apps", "k8s/istio", "k8s/metallb", "k8s/datadog"}
@@ -115,7 +115,7 @@ def test_cli_passes_on_the_repository(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_cli_fails_on_a_broken_copy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from repocheck.k8s.testing import broken_copy, find
+    from testkit.k8s import broken_copy, find
 
     def break_selector(docs: list[manifests.Obj]) -> None:
         find(docs, "Service", "books")["spec"]["selector"] = {"app": "nobody"}

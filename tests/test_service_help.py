@@ -11,7 +11,7 @@ from books.settings import load_settings as books_settings
 from devstack.gateway.settings import load_settings as gateway_settings
 from servicekit.cli import settings_read_by
 from servicekit.settings import Env
-from servicekit.testing import console_script
+from testkit.process import console_script
 from tts_backend.settings import load_settings as backend_settings
 from tts_v1.settings import load_settings as v1_settings
 from tts_v2.settings import load_settings as v2_settings

@@ -21,9 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
-from books.testing import BooksServer, running_books
-from servicekit.testagent import ApmTestAgent, Span
-from servicekit.testing import REPO_ROOT, ServiceProcess, console_script, free_port
+from testkit.books import BooksServer, running_books
+from testkit.process import REPO_ROOT, ServiceProcess, console_script, free_port
+from testkit.testagent import ApmTestAgent, Span
 
 ENV = "trace-test"
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from books.testing import BooksServer, running_books
-from servicekit.speech.testing import FrontServer, running_front
-from tts_backend.testing import TtsBackend, running_tts_backend
+from testkit.books import BooksServer, running_books
+from testkit.fronts import FrontServer, running_front
+from testkit.tts_backend import TtsBackend, running_tts_backend
 
 VERSIONS = ("v1", "v2")
 BOOK = {

@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from books.testing import BooksServer
 from servicekit.speech.storage import audio_id
-from servicekit.speech.testing import FrontServer
 from servicekit.speech.wav import parse_wav
+from testkit.books import BooksServer
+from testkit.fronts import FrontServer
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 SPEECH_FIELDS = {"id", "audio_url", "duration_ms", "bytes", "voice", "engine", "version", "cached"}

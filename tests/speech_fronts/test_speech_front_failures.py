@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from books.testing import BooksServer
-from servicekit.speech.testing import FrontServer, running_front
-from servicekit.testing import frozen
-from tts_backend.testing import TtsBackend
+from testkit.books import BooksServer
+from testkit.fronts import FrontServer, running_front
+from testkit.process import frozen
+from testkit.tts_backend import TtsBackend
 
 RETRY_AFTER_S = "2"
 # Short deadlines for the shared fronts (frozen dependencies); generous ones for the

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import httpx
 from servicekit.speech.storage import audio_id
-from servicekit.speech.testing import FrontServer
 from servicekit.speech.wav import HEADER_SIZE, parse_wav
-from servicekit.testing import frozen
-from tts_backend.testing import TtsBackend
+from testkit.fronts import FrontServer
+from testkit.process import frozen
+from testkit.tts_backend import TtsBackend
 
 LONG_TEXT = ("Every sentence here becomes one more chunk of audio on the disk. " * 76)[:4900]
 
@@ -143,7 +143,7 @@ def test_sigterm_lets_the_request_in_flight_finish(fronts: dict[str, FrontServer
 
 
 def test_bad_setting_exits_2_naming_the_variable() -> None:
-    from servicekit.testing import ServiceProcess
+    from testkit.process import ServiceProcess
 
     for command in ("tts-v1", "tts-v2"):
         with ServiceProcess([command], {"TTS_TIMEOUT_S": "soon"}) as proc:

@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 import httpx
-from servicekit.speech.testing import FrontServer
+from testkit.fronts import FrontServer
 
 
 def fresh_text(words: int = 40) -> str:

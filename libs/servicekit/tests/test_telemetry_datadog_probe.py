@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servicekit.testagent import ApmTestAgent
-from servicekit.testing import ServiceProcess, free_port
+from testkit.process import ServiceProcess, free_port
+from testkit.testagent import ApmTestAgent
 
 PROBE_APP = Path(__file__).with_name("telemetry_probe_app.py")
 

@@ -26,7 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-from servicekit.testing import ServiceProcess, free_port
+from testkit.process import ServiceProcess, free_port
 
 PROBE_APP = Path(__file__).with_name("telemetry_probe_app.py")
 

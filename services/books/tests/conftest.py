@@ -5,7 +5,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from books.testing import BooksServer, running_books
+from testkit.books import BooksServer, running_books
 
 
 @pytest.fixture(scope="module")

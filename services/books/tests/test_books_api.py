@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from books.testing import BooksServer, running_books
+from testkit.books import BooksServer, running_books
 
 JSON = {"Content-Type": "application/json"}
 MAX_ID = 2**63 - 1

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import httpx
 import schemathesis
-from books.testing import BooksServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from testkit.books import BooksServer
 
 EXAMPLES_PER_OPERATION = 80
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from books.testing import running_books
-from servicekit.testing import console_script
+from testkit.books import running_books
+from testkit.process import console_script
 
 
 def all_books(url: str) -> list[dict[str, object]]:

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 from polling_client.__main__ import main
-from servicekit.testagent import ApmTestAgent
-from servicekit.testing import REPO_ROOT, console_script, free_port
+from testkit.process import REPO_ROOT, console_script, free_port
+from testkit.testagent import ApmTestAgent
 
 EMITTER = Path(__file__).with_name("emit_traces.py")
 

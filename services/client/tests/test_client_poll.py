@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from polling_client.__main__ import main
-from servicekit.testing import REPO_ROOT, ServiceProcess, console_script, free_port
+from testkit.process import REPO_ROOT, ServiceProcess, console_script, free_port
 
 SERVER = Path(__file__).with_name("contract_server.py")
 CLIENT_ENV_VARS = ("GATEWAY_URL", "POLL_BOOKS_URL", "POLL_RATE", "MAX_ERROR_RATE", "AGENT_URL")

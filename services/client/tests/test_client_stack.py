@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from devstack.testing import StackPorts, stack_command, wait_for_output
-from servicekit.testing import REPO_ROOT, ServiceProcess, console_script
+from testkit.devstack import StackPorts, stack_command, wait_for_output
+from testkit.process import REPO_ROOT, ServiceProcess, console_script
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from testkit.tts_backend import TtsBackend, running_tts_backend
 from tts.v1 import tts_pb2_grpc
-from tts_backend.testing import TtsBackend, running_tts_backend
 
 MAX_MESSAGE = 64 * 1024 * 1024
 

@@ -8,9 +8,9 @@ import time
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from servicekit.testing import child_pids, frozen
+from testkit.process import child_pids, frozen
+from testkit.tts_backend import TtsBackend
 from tts.v1 import tts_pb2, tts_pb2_grpc
-from tts_backend.testing import TtsBackend
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from servicekit.testing import free_port
+from testkit.process import free_port
+from testkit.tts_backend import TtsBackend, running_tts_backend
 from tts.v1 import tts_pb2, tts_pb2_grpc
-from tts_backend.testing import TtsBackend, running_tts_backend
 from tts_backend.wav import read_wav, wav_header
 
 with warnings.catch_warnings():  # google.api_core warns about Python 3.11's end of life

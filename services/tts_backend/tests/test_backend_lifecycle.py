@@ -10,9 +10,9 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from servicekit.testing import console_script
+from testkit.process import console_script
+from testkit.tts_backend import running_tts_backend
 from tts.v1 import tts_pb2, tts_pb2_grpc
-from tts_backend.testing import running_tts_backend
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

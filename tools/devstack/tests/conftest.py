@@ -11,8 +11,8 @@ from devstack.gateway.istio import load_gateway_config
 from devstack.gateway.outlier import OutlierDetector
 from devstack.gateway.proxy import Proxy
 from devstack.gateway.server import resolve_upstreams
-from devstack.testing import Upstream, write_istio_dir
-from servicekit.testing import free_port
+from testkit.devstack import Upstream, write_istio_dir
+from testkit.process import free_port
 
 
 @pytest.fixture

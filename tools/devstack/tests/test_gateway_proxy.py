@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import httpx
-from devstack.testing import write_istio_dir
-from servicekit.testing import ServiceProcess, free_port
+from testkit.devstack import write_istio_dir
+from testkit.process import ServiceProcess, free_port
 
 
 def _vs(http: str) -> str:

@@ -15,8 +15,8 @@ from devstack.gateway.outlier import OutlierDetector, OutlierPolicy
 from devstack.gateway.retry import Failure as F
 from devstack.gateway.retry import RetryPolicy, backoff_s, parse_retry_on
 from devstack.gateway.routing import Destination, rewrite_path
-from devstack.testing import GATEWAY_YAML
-from servicekit.testing import REPO_ROOT
+from testkit.devstack import GATEWAY_YAML
+from testkit.process import REPO_ROOT
 
 V1 = Destination("text-to-speech", "v1")
 V2 = Destination("text-to-speech", "v2")

@@ -6,14 +6,14 @@ import shutil
 import socket
 from pathlib import Path
 
-from devstack.testing import (
+from testkit.devstack import (
     StackPorts,
     live_processes_in_groups,
     pid_alive,
     stack_command,
     started_pids,
 )
-from servicekit.testing import REPO_ROOT, ServiceProcess
+from testkit.process import REPO_ROOT, ServiceProcess
 
 
 def test_port_in_use_is_named_and_nothing_starts(tmp_path: Path) -> None:

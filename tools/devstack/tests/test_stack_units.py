@@ -14,7 +14,7 @@ from devstack.ports import port_problems
 from devstack.probes import is_ready
 from devstack.services import Ports, Probe, StackConfig, build_specs
 from devstack.supervisor import MAX_EXITS, Child, describe_exit
-from servicekit.testing import free_port
+from testkit.process import free_port
 
 
 def _config(tmp_path: Path, **kwargs: object) -> StackConfig:

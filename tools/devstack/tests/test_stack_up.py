@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from devstack.testing import (
+from testkit.devstack import (
     StackPorts,
     live_processes_in_groups,
     pid_alive,
@@ -30,7 +30,7 @@ from devstack.testing import (
     started_pids,
     wait_for_output,
 )
-from servicekit.testing import REPO_ROOT, ServiceProcess, free_port
+from testkit.process import REPO_ROOT, ServiceProcess, free_port
 
 pytestmark = pytest.mark.slow
 

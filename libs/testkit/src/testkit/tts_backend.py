@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from servicekit.testing import ServiceProcess, free_port
+from testkit.process import ServiceProcess, free_port
 
 
 @dataclass

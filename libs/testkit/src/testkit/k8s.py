@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-
 from repocheck.k8s import manifests
 from repocheck.k8s.inventory import Inventory, load_inventory, render_all
 from repocheck.k8s.manifests import K8S_DIR, REPO_ROOT, Obj

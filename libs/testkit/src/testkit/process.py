@@ -1,6 +1,7 @@
 """Helpers for tests and benchmarks that run services as real processes.
 
-Not used by the services themselves. One place for "start this console script
+Not used by the services themselves (``testkit`` is a dev-only member, in no
+image). One place for "start this console script
 on a free loopback port, wait until it is ready, stop it", so every test suite
 and bench script does it the same way.
 """
@@ -21,7 +22,25 @@ from types import TracebackType
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
+
+def find_repo_root() -> Path:
+    """The uv workspace root: the nearest ``pyproject.toml`` declaring ``[tool.uv.workspace]``.
+
+    Searched upwards from the working directory, then from this file, so it
+    holds whether ``testkit`` is installed editable, as a wheel, or imported
+    from a checkout.
+    """
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        for directory in (start, *start.parents):
+            pyproject = directory / "pyproject.toml"
+            if pyproject.is_file() and "[tool.uv.workspace]" in pyproject.read_text():
+                return directory
+    raise RuntimeError(
+        f"no uv workspace (pyproject.toml with [tool.uv.workspace]) above {Path.cwd()}"
+    )
+
+
+REPO_ROOT = find_repo_root()
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from servicekit.testing import ServiceProcess, free_port
+from testkit.process import ServiceProcess, free_port
 
 Span = dict[str, Any]
 

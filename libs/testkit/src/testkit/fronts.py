@@ -16,7 +16,7 @@ from pathlib import Path
 
 import msgspec
 
-from servicekit.testing import ServiceProcess, console_script, free_port
+from testkit.process import ServiceProcess, console_script, free_port
 
 FRONT_COMMANDS = {"v1": "tts-v1", "v2": "tts-v2"}
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
-from servicekit.testing import ServiceProcess, console_script, free_port
+
+from testkit.process import ServiceProcess, console_script, free_port
 
 GATEWAY_YAML = """
 apiVersion: networking.istio.io/v1

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from servicekit.testing import ServiceProcess, free_port
+from testkit.process import ServiceProcess, free_port
 
 
 @dataclass
