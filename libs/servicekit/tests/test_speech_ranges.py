@@ -41,3 +41,28 @@ def test_unsatisfiable(header: str, size: int) -> None:
 def test_content_range() -> None:
     assert ByteRange(10, 19).content_range(100) == "bytes 10-19/100"
     assert ByteRange(10, 19).length == 10
+
+
+HUGE = "9" * 5000  # past int()'s 4300-digit limit
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (f"bytes=0-{HUGE}", ByteRange(0, 999)),
+        (f"bytes=-{HUGE}", ByteRange(0, 999)),
+        (f"bytes={'0' * 5000}5-9", ByteRange(5, 9)),
+    ],
+)
+def test_numbers_of_any_length(header: str, expected: ByteRange) -> None:
+    assert parse_range(header, 1000) == expected
+
+
+@pytest.mark.parametrize("header", [f"bytes={HUGE}-", f"bytes={HUGE}-{HUGE}"])
+def test_a_start_thousands_of_digits_long_is_past_the_end(header: str) -> None:
+    with pytest.raises(Unsatisfiable):
+        parse_range(header, 1000)
+
+
+def test_an_end_before_a_huge_start_is_ignored() -> None:
+    assert parse_range(f"bytes={HUGE}-{'9' * 4999}", 1000) is None

@@ -216,3 +216,38 @@ def running(
         if ready_url:
             proc.wait_http_ready(ready_url)
         yield proc
+
+
+def raw_http(
+    url: str, request: bytes, *, half_close: bool = False, timeout: float = 30.0
+) -> tuple[bytes, dict[str, str], bytes]:
+    """Send ``request`` bytes as they are; return (status line, headers, body) of the answer.
+
+    For requests an HTTP client library refuses to send (broken framing, bad
+    versions). ``half_close`` shuts the sending side after the request. The body
+    is read to its ``Content-Length``, or until the server closes.
+    """
+    host, _, port = url.removeprefix("http://").partition(":")
+    with socket.create_connection((host, int(port.rstrip("/"))), timeout=timeout) as sock:
+        sock.sendall(request)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        status, *lines = head.split(b"\r\n")
+        headers: dict[str, str] = {}
+        for line in lines:
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "-1"))
+        while length < 0 or len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    return status, headers, body

@@ -2,10 +2,11 @@
 
 - :func:`json_api` builds a Litestar app with the house rules: JSON error
   bodies for every error (``{"error": code, "detail": message}``), a bounded
-  request body (413), 415 for non-JSON bodies, OpenAPI at ``/schema``.
+  request body (413), 415 for non-JSON bodies, 400 for a body whose framing is
+  broken, OpenAPI at ``/schema``.
 - :func:`healthz_route` / :func:`readiness_route`: probe endpoints.
-- :func:`serve`: run it (granian, in-process) with an access log and a graceful
-  SIGTERM.
+- :func:`serve`: run it (granian, in-process) with an access log, ``HEAD``
+  wherever ``GET`` is, and a graceful SIGTERM.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from servicekit.http.access_log import AccessLogMiddleware
 from servicekit.http.content_type import RequireJsonBodyMiddleware
 from servicekit.http.errors import error_code, error_response, exception_handlers
 from servicekit.http.health import ReadinessCheck, healthz_route, readiness_route
+from servicekit.http.protocol import BrokenBodyMiddleware, HeadAsGetMiddleware
 from servicekit.http.server import serve, serve_async
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -28,6 +30,8 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "AccessLogMiddleware",
+    "BrokenBodyMiddleware",
+    "HeadAsGetMiddleware",
     "ReadinessCheck",
     "RequireJsonBodyMiddleware",
     "error_code",
@@ -59,7 +63,7 @@ def json_api(
         route_handlers=list(route_handlers),
         exception_handlers=exception_handlers(),
         request_max_body_size=max_body_bytes,
-        middleware=[RequireJsonBodyMiddleware, *middleware],
+        middleware=[BrokenBodyMiddleware, RequireJsonBodyMiddleware, *middleware],
         openapi_config=OpenAPIConfig(title=title, version=version),
         debug=False,
         # Logging is servicekit.logs' job (JSON on stdout); Litestar must not reconfigure it.

@@ -113,6 +113,18 @@ def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
     return error_response(status, detail, headers=headers)
 
 
+def _handle_undecodable(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any]:
+    # msgspec raises UnicodeDecodeError (not a DecodeError) for invalid UTF-8,
+    # surrogates or overlong sequences inside a JSON string.
+    return error_response(400, f"request body is not valid UTF-8: {exc.reason}", "malformed_json")
+
+
+def _handle_recursion(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    if "deserializing" in str(exc):  # msgspec's decoder: JSON nested too deeply
+        return error_response(400, "request body is nested too deeply", "malformed_json")
+    return _handle_unexpected(request, exc)
+
+
 def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error(
         "unhandled error",
@@ -129,5 +141,7 @@ def exception_handlers() -> ExceptionHandlersMap:
         NotFoundException: _handle_http,
         MethodNotAllowedException: _handle_http,
         HTTPException: _handle_http,
+        UnicodeDecodeError: _handle_undecodable,
+        RecursionError: _handle_recursion,
         Exception: _handle_unexpected,
     }

@@ -32,6 +32,7 @@ from litestar import Litestar
 from litestar.types import ASGIApp
 
 from servicekit.http.access_log import AccessLogMiddleware
+from servicekit.http.protocol import HeadAsGetMiddleware
 from servicekit.telemetry import instrument_app
 
 log = logging.getLogger("servicekit.http")
@@ -80,6 +81,7 @@ async def serve_async(
     target: ASGIApp = app() if factory else app  # type: ignore[call-arg,assignment]
     if isinstance(target, Litestar):
         instrument_app(target)  # request spans, when configure_telemetry() turned tracing on
+    target = HeadAsGetMiddleware(target)  # outside Litestar's router, which has no HEAD routes
     if access_log:
         target = AccessLogMiddleware(target)
     server = Server(

@@ -6,6 +6,21 @@ import re
 from dataclasses import dataclass
 
 _SINGLE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# Longer numbers are past any file: read as "infinitely far" without int()
+# (which refuses more than 4300 digits and costs quadratic time below that).
+_MAX_DIGITS = 18
+_FAR = 10**_MAX_DIGITS
+
+
+def _number(digits: str) -> int:
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= _MAX_DIGITS else _FAR
+
+
+def _less(a: str, b: str) -> bool:
+    """``int(a) < int(b)`` for digit strings of any length."""
+    a, b = a.lstrip("0"), b.lstrip("0")
+    return (len(a), a) < (len(b), b)
 
 
 @dataclass(frozen=True)
@@ -41,14 +56,14 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if not first and not last:
         return None
     if not first:  # suffix: the last N bytes
-        suffix = int(last)
+        suffix = _number(last)
         if suffix == 0 or size == 0:
             raise Unsatisfiable
         return ByteRange(max(0, size - suffix), size - 1)
-    start = int(first)
-    if last and int(last) < start:
+    start = _number(first)
+    if last and _less(last, first):
         return None  # invalid: ignored
     if start >= size:
         raise Unsatisfiable
-    end = min(int(last), size - 1) if last else size - 1
+    end = min(_number(last), size - 1) if last else size - 1
     return ByteRange(start, end)

@@ -71,7 +71,8 @@ def _front(state: State) -> Front:
 def decode_speech_request(body: bytes) -> SpeechRequest:
     try:
         request = _request_decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string.
         raise BadRequest(
             'body must be JSON {"book_id": <int>} or {"text": "...", "voice": "..."}: ' + str(exc)
         ) from exc
@@ -148,11 +149,18 @@ def _audio_response(
     handle: BinaryIO, audio: StoredAudio, request: Request[Any, Any, Any]
 ) -> Response[Any]:
     headers = {"ETag": audio.etag, "Accept-Ranges": "bytes", "Cache-Control": "no-cache"}
-    if audio.etag in _etags(request.headers.get("if-none-match")):
+    if_none_match = _etags(request.headers.get("if-none-match"))
+    if audio.etag in if_none_match or "*" in if_none_match:
         handle.close()
         return Response(b"", status_code=304, headers=headers)
+    range_header = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if if_range is not None and if_range.strip() != audio.etag:
+        # RFC 9110 13.1.5: a validator that does not match (strongly; a date never
+        # does, no Last-Modified is sent) means "send the whole file".
+        range_header = None
     try:
-        wanted = parse_range(request.headers.get("range"), audio.size)
+        wanted = parse_range(range_header, audio.size)
     except Unsatisfiable:
         handle.close()
         return error_response(
