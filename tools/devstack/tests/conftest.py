@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 from devstack.gateway.istio import load_gateway_config
 from devstack.gateway.outlier import OutlierDetector
-from devstack.gateway.proxy import Proxy
+from devstack.gateway.proxy import Proxy, make_server
 from devstack.gateway.server import resolve_upstreams
 from testkit.devstack import Upstream, write_istio_dir
 from testkit.process import free_port
@@ -30,7 +31,7 @@ async def upstreams() -> AsyncIterator[Callable[[str], Awaitable[Upstream]]]:
         await upstream.stop()
 
 
-GatewayFactory = Callable[[str, dict[str, str]], Awaitable[str]]
+GatewayFactory = Callable[..., Awaitable[str]]
 
 
 @pytest.fixture
@@ -38,16 +39,19 @@ async def gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
     """Start the real proxy in this event loop from VirtualService YAML; returns its URL."""
     runners: list[tuple[web.ServerRunner, Proxy]] = []
 
-    async def start(virtual_service: str, upstream_urls: dict[str, str]) -> str:
+    async def start(
+        virtual_service: str, upstream_urls: dict[str, str], **proxy_options: Any
+    ) -> str:
         directory = write_istio_dir(tmp_path / f"istio{len(runners)}", virtual_service)
         config = load_gateway_config(directory)
         proxy = Proxy(
             config.table,
             resolve_upstreams(config, upstream_urls),
             OutlierDetector(config.outlier),
+            **proxy_options,
         )
         await proxy.start()
-        runner = web.ServerRunner(web.Server(proxy.handle), handle_signals=False)
+        runner = web.ServerRunner(make_server(proxy.handle), handle_signals=False)
         await runner.setup()
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()

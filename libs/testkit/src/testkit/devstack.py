@@ -71,6 +71,9 @@ class Upstream:
             await asyncio.sleep(self.delay_first_s)
         if path.startswith("/fail") and count <= self.fail_first:
             return web.Response(status=self.fail_status, headers=headers, text="failing")
+        if path == "/hop-by-hop":  # names a header in Connection: for this hop only
+            headers |= {"Connection": "x-hop, keep-alive", "x-hop": "1", "x-end": "1"}
+            return web.Response(headers=headers, text="ok")
         if path == "/big":
             return web.Response(body=b"x" * (1024 * 1024 + 7), headers=headers)
         if path == "/chunked":

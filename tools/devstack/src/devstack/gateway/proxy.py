@@ -5,6 +5,14 @@ the original headers (trace headers included, untouched), and stream the answer
 back with ``x-envoy-upstream-service-time``. Retries, timeouts and outlier
 ejection follow the pure model in :mod:`.routing`, :mod:`.retry` and :mod:`.outlier`.
 
+Request bodies: a declared ``Content-Length`` over the limit is refused at once
+(413, nothing read). A body of at most ``REPLAY_LIMIT`` bytes is read whole so
+that a retry can send it again; a bigger one (or a chunked one) is streamed to
+the upstream as it arrives, counted against the limit, and can be retried only
+while none of it has been read (Envoy likewise stops retrying once a body
+outgrows its buffer). Memory per request is therefore bounded by
+``REPLAY_LIMIT`` plus the socket buffers, whatever the body size.
+
 On a retry the gateway avoids the destinations already tried by this request
 (Istio's default ``previous_hosts`` retry predicate). Envoy keeps a retry inside
 the weighted subset it drew first, but there a subset has several pods; locally
@@ -18,11 +26,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http import HttpVersion10, HttpVersion11
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
+from multidict import CIMultiDict, MultiMapping
 from yarl import URL
 
 from devstack.gateway.outlier import OutlierDetector
@@ -49,6 +64,74 @@ UPSTREAM_TIME_HEADER = "x-envoy-upstream-service-time"
 # Answers up to this size are read whole (one write downstream); bigger ones stream.
 BUFFER_LIMIT = 256 * 1024
 CHUNK_SIZE = 64 * 1024
+# Request bodies up to this size are read whole (and can be sent again on a retry).
+REPLAY_LIMIT = 64 * 1024
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+class GatewayRequest(web.BaseRequest):
+    """A request that remembers a version line other than HTTP/1.0 or HTTP/1.1.
+
+    aiohttp's parser accepts any ``HTTP/x.y`` (and a missing version, as 0.9)
+    and would echo it in the status line; the gateway answers such a request
+    with an HTTP/1.1 400 instead, as granian does.
+    """
+
+    bad_version: str | None = None
+
+
+def _make_request(
+    message: RawRequestMessage,
+    payload: StreamReader,
+    protocol: RequestHandler,
+    writer: AbstractStreamWriter,
+    task: asyncio.Task[None],
+) -> web.BaseRequest:
+    bad_version = None
+    if message.version not in (HttpVersion10, HttpVersion11):
+        bad_version = f"HTTP/{message.version.major}.{message.version.minor}"
+        message = message._replace(version=HttpVersion11, should_close=True)
+    request = GatewayRequest(message, payload, protocol, writer, task, asyncio.get_running_loop())
+    request.bad_version = bad_version
+    return request
+
+
+def make_server(handler: Handler, **kwargs: Any) -> web.Server:
+    """aiohttp's low-level server for ``handler``, refusing versions other than HTTP/1.x."""
+    return web.Server(handler, request_factory=_make_request, **kwargs)
+
+
+class _StreamedBody:
+    """A request body passed on as it arrives, at most ``limit`` bytes."""
+
+    def __init__(self, content: StreamReader, limit: int) -> None:
+        self._content = content
+        self._limit = limit
+        self.started = False
+        self.error: _BadBody | None = None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        self.started = True
+        size = 0
+        try:
+            async for chunk in self._content.iter_chunked(CHUNK_SIZE):
+                size += len(chunk)
+                if size > self._limit:
+                    self.error = _BadBody(413, "request body too large")
+                    raise self.error
+                yield chunk
+        except HttpProcessingError as error:
+            self.error = _BadBody(400, f"request body framing is broken: {error.message}")
+            raise self.error from None
+
+
+class _BadBody(Exception):
+    """The client's body cannot be forwarded: answer ``status`` and close."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
 
 
 class Proxy:
@@ -85,23 +168,38 @@ class Proxy:
             await self._session.close()
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        bad_version = getattr(request, "bad_version", None)
+        if bad_version is not None:
+            return _closing(400, f"unsupported HTTP version {bad_version}")
         raw_path = request.raw_path
         path, _, query = raw_path.partition("?")
         found = self.table.match(request.headers.get("Host"), path, request.headers)
         if found is None:
             return web.Response(status=404)
         route, match = found
-        body: bytes | None = None
+        body: bytes | _StreamedBody | None = None
         if request.body_exists:
+            declared = request.content_length
+            if declared is not None and declared > self.max_body_bytes:
+                return _closing(413, "request body too large")  # nothing read, nothing sent
             if request.headers.get("expect", "").lower() == "100-continue":
                 # Envoy answers 100-continue itself and does not forward `Expect`.
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            body = await self._read_body(request)
-            if body is None:
-                return web.Response(status=413, text="request body too large")
+            if declared is not None and declared <= REPLAY_LIMIT:
+                try:
+                    body = await request.content.readexactly(declared)
+                except (asyncio.IncompleteReadError, HttpProcessingError):
+                    return _closing(400, "request body ended before its Content-Length")
+            else:
+                body = _StreamedBody(request.content, self.max_body_bytes)
         headers = _forward_headers(request, route)
+        if isinstance(body, _StreamedBody) and request.content_length is not None:
+            # Declared, so that the upstream can refuse it by its length alone.
+            headers["Content-Length"] = str(request.content_length)
         upstream_path = rewrite_path(path, query, match, route.rewrite)
         response = await self._forward(request, route, upstream_path, headers, body)
+        if isinstance(body, _StreamedBody) and not request.content.at_eof():
+            response.force_close()  # the upstream answered before the whole body was read
         if self.access_log:
             log.info(
                 "request",
@@ -114,23 +212,13 @@ class Proxy:
             )
         return response
 
-    async def _read_body(self, request: web.BaseRequest) -> bytes | None:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.content.iter_any():
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     async def _forward(
         self,
         request: web.BaseRequest,
         route: Route,
         upstream_path: str,
         headers: CIMultiDict[str],
-        body: bytes | None,
+        body: bytes | _StreamedBody | None,
     ) -> web.StreamResponse:
         assert self._session is not None, "Proxy.start() not awaited"
         loop = asyncio.get_running_loop()
@@ -146,6 +234,7 @@ class Proxy:
                 per_try_end = started + policy.per_try_timeout_s
                 try_deadline = per_try_end if deadline is None else min(deadline, per_try_end)
             url = URL(self.upstreams[destination] + upstream_path, encoded=True)
+            data = body.chunks() if isinstance(body, _StreamedBody) else body
             failure: Failure
             try:
                 async with asyncio.timeout_at(try_deadline):
@@ -153,9 +242,15 @@ class Proxy:
                         request.method,
                         url,
                         headers=headers,
-                        data=body,
+                        data=data,
                         allow_redirects=False,
+                        # A streamed body waits for the upstream's 100 Continue: an
+                        # upstream that refuses it (413) answers before any of it is
+                        # sent, instead of resetting a connection being written to.
+                        expect100=isinstance(body, _StreamedBody),
                     )
+            except _BadBody as error:
+                return _closing(error.status, error.text)
             except TimeoutError:
                 if deadline is not None and loop.time() >= deadline:
                     return _envoy_error(504, "upstream request timeout")
@@ -171,6 +266,7 @@ class Proxy:
                 if (
                     retry < policy.attempts
                     and policy.retries_status(status)
+                    and _replayable(body)
                     and _time_left(loop, deadline)
                 ):
                     upstream.close()
@@ -179,8 +275,10 @@ class Proxy:
                     destination = await self._next_try(route, tried, retry, deadline)
                     continue
                 return await _relay(request, upstream, upstream_ms, deadline)
+            if isinstance(body, _StreamedBody) and body.error is not None:
+                return _closing(body.error.status, body.error.text)
             self.outlier.record_failure(destination)
-            if retry < policy.attempts and policy.retries_failure(failure):
+            if retry < policy.attempts and policy.retries_failure(failure) and _replayable(body):
                 retry += 1
                 tried.add(destination)
                 if _time_left(loop, deadline):
@@ -205,15 +303,25 @@ class Proxy:
         return route.pick(tried | self.outlier.ejected())
 
 
+def _replayable(body: bytes | _StreamedBody | None) -> bool:
+    """False once part of a streamed body has been read: it cannot be sent again."""
+    return not (isinstance(body, _StreamedBody) and body.started)
+
+
+def _closing(status: int, text: str) -> web.Response:
+    """An error answer after which the connection is closed (the request was not read)."""
+    response = web.Response(status=status, text=text)
+    response.force_close()
+    return response
+
+
 def _time_left(loop: asyncio.AbstractEventLoop, deadline: float | None) -> bool:
     return deadline is None or loop.time() < deadline
 
 
 def _forward_headers(request: web.BaseRequest, route: Route) -> CIMultiDict[str]:
     incoming = request.headers
-    connection_tokens = {
-        token.strip().lower() for token in incoming.get("connection", "").split(",") if token
-    }
+    connection_tokens = _connection_tokens(incoming)
     headers: CIMultiDict[str] = CIMultiDict()
     for name, value in incoming.items():
         lowered = name.lower()
@@ -231,11 +339,18 @@ def _forward_headers(request: web.BaseRequest, route: Route) -> CIMultiDict[str]
     return headers
 
 
+def _connection_tokens(headers: MultiMapping[str]) -> set[str]:
+    """Header names listed in ``Connection``: hop-by-hop for this hop only (RFC 9110 7.6.1)."""
+    values = headers.getall("connection", [])
+    return {token.strip().lower() for value in values for token in value.split(",") if token}
+
+
 def _response_headers(upstream: aiohttp.ClientResponse, upstream_ms: int) -> CIMultiDict[str]:
+    connection_tokens = _connection_tokens(upstream.headers)
     headers: CIMultiDict[str] = CIMultiDict()
     for name, value in upstream.headers.items():
         lowered = name.lower()
-        if lowered in HOP_BY_HOP or lowered == "content-length":
+        if lowered in HOP_BY_HOP or lowered in connection_tokens or lowered == "content-length":
             continue
         headers.add(name, value)
     headers[UPSTREAM_TIME_HEADER] = str(upstream_ms)

@@ -11,7 +11,7 @@ from servicekit.telemetry import instrument_aiohttp_handler
 
 from devstack.gateway.istio import GatewayConfig
 from devstack.gateway.outlier import OutlierDetector
-from devstack.gateway.proxy import Proxy
+from devstack.gateway.proxy import Proxy, make_server
 from devstack.gateway.routing import Destination
 from devstack.gateway.settings import GatewaySettings
 
@@ -54,7 +54,7 @@ async def serve(proxy: Proxy, settings: GatewaySettings) -> None:
     await proxy.start()
     # No aiohttp access log: formatting a line per request costs a third of the
     # proxy's CPU. GATEWAY_ACCESS_LOG=true logs requests from the handler instead.
-    runner = web.ServerRunner(web.Server(handler, access_log=None), handle_signals=False)
+    runner = web.ServerRunner(make_server(handler, access_log=None), handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_address=True)
     try:
