@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from servicekit.speech.testing import FrontServer
-from servicekit.testing import raw_http
+from testkit.fronts import FrontServer
+from testkit.process import raw_http
 
 JSON = {"Content-Type": "application/json"}
 HUGE = "9" * 5000  # past int()'s 4300-digit limit

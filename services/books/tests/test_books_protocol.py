@@ -6,8 +6,8 @@ import json
 
 import httpx
 import pytest
-from books.testing import BooksServer
-from servicekit.testing import raw_http
+from testkit.books import BooksServer
+from testkit.process import raw_http
 
 JSON = {"Content-Type": "application/json"}
 

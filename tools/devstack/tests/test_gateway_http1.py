@@ -7,7 +7,7 @@ import time
 
 import httpx
 from devstack.gateway.proxy import REPLAY_LIMIT
-from devstack.testing import Upstream
+from testkit.devstack import Upstream
 
 ROUTE = (
     "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
