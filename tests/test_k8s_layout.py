@@ -205,7 +205,7 @@ def test_kind_maps_host_ports_to_the_gateway_node_ports() -> None:
     (operator,) = _load(ISTIO_OPERATOR_FILE)
     ports = operator["spec"]["components"]["ingressGateways"][0]["k8s"]["service"]["ports"]
     node_ports = {p["port"]: p["nodePort"] for p in ports if "nodePort" in p}
-    assert mappings == {80: node_ports[80], 443: node_ports[443]}
+    assert mappings == {80: node_ports[80]}
 
 
 # --------------------------------------------------------------------------- MetalLB

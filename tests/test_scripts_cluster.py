@@ -7,6 +7,7 @@ run by sourcing the script (which defines functions and runs nothing).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -112,19 +113,39 @@ def test_the_kind_config_parses_and_maps_the_gateway_ports() -> None:
     assert config["name"] == "speech-mesh"
     nodes = config["nodes"]
     assert isinstance(nodes, list)
-    mappings = {
-        m["hostPort"]: m["containerPort"]
-        for node in nodes
-        for m in node.get("extraPortMappings", [])
-    }
+    mappings = [m for node in nodes for m in node.get("extraPortMappings", [])]
+    # Loopback only: without listenAddress kind binds every interface (the LAN).
+    assert all(m.get("listenAddress") == "127.0.0.1" for m in mappings), mappings
     # The ingress gateway Service's nodePorts, from the IstioOperator file.
     operator = yaml.safe_load((ROOT / "k8s/istio/install/istio-operator.yaml").read_text())
     (gateway,) = operator["spec"]["components"]["ingressGateways"]
     node_ports = {
         p["port"]: p["nodePort"] for p in gateway["k8s"]["service"]["ports"] if "nodePort" in p
     }
-    assert mappings[80] == node_ports[80]
-    assert mappings[443] == node_ports[443]
+    # Only ports a Gateway server listens on are opened (no 443 without a TLS server).
+    served = {
+        server["port"]["number"]
+        for doc in yaml.safe_load_all((ROOT / "k8s/istio/gateway.yaml").read_text())
+        if doc and doc.get("kind") == "Gateway"
+        for server in doc["spec"]["servers"]
+    }
+    assert {m["hostPort"]: m["containerPort"] for m in mappings} == {
+        port: node_ports[port] for port in served
+    }
+    assert set(node_ports) == served
+
+
+def test_the_kind_node_is_pinned_to_a_kubernetes_with_native_sidecars() -> None:
+    """Istio 1.30 injects native sidecars only on kubelets >= 1.33 (k8s/kind/cluster.yaml)."""
+    (node,) = _kind_config()["nodes"]
+    image = node["image"]
+    name, _, digest = image.partition("@sha256:")
+    assert len(digest) == 64 and name.startswith("kindest/node:v"), image
+    version = tuple(int(part) for part in name.removeprefix("kindest/node:v").split("."))
+    assert version >= (1, 33, 0), image
+    # kind builds node images per release: the one pinned is kind 0.29.0's.
+    script = (ROOT / "scripts/cluster-up").read_text()
+    assert 'MIN_KIND="0.29.0"' in script
 
 
 def test_cluster_name_is_read_the_way_the_scripts_read_it() -> None:
@@ -188,3 +209,206 @@ def test_datadog_secret_and_agent_match_what_cluster_up_creates() -> None:
     assert secret == {"secretName": "datadog-secret", "keyName": "api-key"}
     assert "create secret generic datadog-secret" in script
     assert '--from-file=api-key="$key_dir/api-key"' in script
+
+
+# --------------------------------------------------------------------------- stand-in tools
+# The scripts run for real against stand-in docker, kind, kubectl, istioctl and
+# helm placed first on PATH. Every stand-in appends its command line (and, for
+# `kubectl apply -f -`, what it read) to a log, and answers like the real tool.
+
+STAND_IN = r"""#!/usr/bin/env bash
+name="$(basename "$0")"
+printf '%s\n' "$name $*" >>"$STAND_IN_LOG"
+case "$name $*" in
+  "docker info") ;;
+  "docker version"*) echo "${STAND_IN_DOCKER_VERSION:-27.5.1}" ;;
+  "docker network inspect kind"*)
+    printf '%b' "${STAND_IN_KIND_SUBNETS-172.18.0.0/16\nfc00:f853:ccd:e793::/64\n}" ;;
+  "kind version") echo "kind v${STAND_IN_KIND_VERSION:-0.29.0} go1.24.2 linux/amd64" ;;
+  "kind get clusters")
+    [ -f "$STAND_IN_CLUSTERS" ] || { echo "No kind clusters found." >&2; exit 0; }
+    cat "$STAND_IN_CLUSTERS"
+    # Many more names after the first: a reader that stops early gets SIGPIPE.
+    for i in $(seq "${STAND_IN_EXTRA_CLUSTERS:-0}"); do echo "other-$i"; done ;;
+  "kubectl version --client") echo "Client Version: v1.33.1" ;;
+  "kubectl kustomize"*) sed "/^#/d" "$STAND_IN_REPO/k8s/metallb/ipaddresspool.yaml" ;;
+  "kubectl "*" apply -f -")
+    sed 's/^/  stdin: /' >>"$STAND_IN_LOG" ;;
+  "kubectl "*"-o jsonpath="*) echo "172.18.255.205" ;;
+  "kubectl "*"--dry-run=client -o yaml"*) echo "kind: Stand-in" ;;
+  "istioctl version --remote=false")
+    [ -z "${STAND_IN_ISTIOCTL_FAILS:-}" ] || exit 1
+    echo "client version: ${STAND_IN_ISTIOCTL_VERSION:-1.30.4}" ;;
+  "helm version --short") echo "v3.16.2+g13654a5" ;;
+esac
+exit 0
+"""
+TOOLS = ("docker", "kind", "kubectl", "istioctl", "helm")
+
+
+class StandIns:
+    def __init__(self, root: Path) -> None:
+        self.bin = root / "bin"
+        self.bin.mkdir()
+        self.log = root / "calls.log"
+        self.clusters = root / "clusters"
+        for tool in TOOLS:
+            path = self.bin / tool
+            path.write_text(STAND_IN)
+            path.chmod(0o755)
+
+    def run(
+        self, script: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        environ = {
+            "PATH": f"{self.bin}:/usr/bin:/bin",
+            "HOME": str(self.bin.parent),
+            "STAND_IN_LOG": str(self.log),
+            "STAND_IN_CLUSTERS": str(self.clusters),
+            "STAND_IN_REPO": str(ROOT),
+            **(env or {}),
+        }
+        return subprocess.run(
+            [str(ROOT / "scripts" / script), *args],
+            env=environ,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+    def calls(self) -> list[str]:
+        if not self.log.exists():
+            return []
+        return [line for line in self.log.read_text().splitlines() if line.strip()]
+
+    def commands(self) -> list[str]:
+        return [line for line in self.calls() if not line.startswith("  stdin: ")]
+
+
+@pytest.fixture
+def tools(tmp_path: Path) -> StandIns:
+    return StandIns(tmp_path)
+
+
+@pytest.mark.parametrize("script", ["cluster-up", "cluster-down"])
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_prints_the_usage_and_calls_nothing(tools: StandIns, script: str, flag: str) -> None:
+    completed = tools.run(script, flag, env={"DD_API_KEY": "secret"})
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith(f"Usage: scripts/{script}")
+    assert tools.calls() == []
+
+
+def test_cluster_up_help_names_its_environment_and_versions(tools: StandIns) -> None:
+    usage = tools.run("cluster-up", "--help").stdout
+    for name in ("DD_API_KEY", "DD_APP_KEY", "GOOGLE_APPLICATION_CREDENTIALS"):
+        assert name in usage
+    script = (ROOT / "scripts/cluster-up").read_text()
+    for variable in ("MIN_DOCKER", "MIN_KIND", "MIN_KUBECTL", "MIN_HELM"):
+        version = script.split(f'{variable}="', 1)[1].split('"', 1)[0]
+        assert f">= {version}" in usage, variable
+    versions = _bash('. k8s/versions.env; echo "$ISTIO_VERSION"').stdout.strip()
+    assert f"istioctl {versions}" in usage
+
+
+@pytest.mark.parametrize("script", ["cluster-up", "cluster-down"])
+@pytest.mark.parametrize("args", [["--bogus"], ["speech-mesh"], ["-x"], ["", "--help"]])
+def test_an_unknown_argument_is_refused_with_one_line_and_no_call(
+    tools: StandIns, script: str, args: list[str]
+) -> None:
+    tools.clusters.write_text("speech-mesh\n")
+    completed = tools.run(script, *args)
+    assert completed.returncode == 2, completed.stdout + completed.stderr
+    assert completed.stdout == ""
+    assert len(completed.stderr.splitlines()) == 1 and script in completed.stderr
+    assert tools.calls() == []
+
+
+def test_cluster_up_creates_the_cluster_and_installs_the_rest(tools: StandIns) -> None:
+    completed = tools.run("cluster-up")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    commands = tools.commands()
+    config = ROOT / "k8s/kind/cluster.yaml"
+    assert f"kind create cluster --config {config} --name speech-mesh --wait 180s" in commands
+    operator = ROOT / "k8s/istio/install/istio-operator.yaml"
+    assert f"istioctl install --context kind-speech-mesh -y -f {operator}" in commands
+    # The MetalLB pool, filled from the kind network's IPv4 subnet (the IPv6 one is skipped).
+    assert "  stdin:     - 172.18.255.205-172.18.255.254" in tools.calls()
+    assert not [c for c in commands if c.startswith("helm")]  # no DD_API_KEY: no Datadog
+    assert "export GATEWAY_IP=172.18.255.205" in completed.stdout
+
+
+def test_cluster_up_keeps_an_existing_cluster_even_in_a_long_list(tools: StandIns) -> None:
+    # `kind get clusters | grep -qx NAME` under pipefail: grep stops at the first
+    # line, kind gets SIGPIPE writing the rest, and the pipeline reads as false.
+    tools.clusters.write_text("speech-mesh\n")
+    completed = tools.run("cluster-up", env={"STAND_IN_EXTRA_CLUSTERS": "20000"})
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "already exists: keeping it" in completed.stdout
+    assert not [c for c in tools.commands() if c.startswith("kind create")]
+
+
+def test_cluster_down_deletes_an_existing_cluster_even_in_a_long_list(tools: StandIns) -> None:
+    tools.clusters.write_text("speech-mesh\n")
+    completed = tools.run("cluster-down", env={"STAND_IN_EXTRA_CLUSTERS": "20000"})
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert tools.commands() == ["kind get clusters", "kind delete cluster --name speech-mesh"]
+    # It names the cluster before deleting it.
+    assert "deleting kind cluster 'speech-mesh'" in completed.stdout
+
+
+def test_cluster_down_without_the_cluster_deletes_nothing(tools: StandIns) -> None:
+    tools.clusters.write_text("another\n")
+    completed = tools.run("cluster-down")
+    assert completed.returncode == 0, completed.stderr
+    assert tools.commands() == ["kind get clusters"]
+    assert "nothing to do" in completed.stdout
+
+
+def test_a_kind_network_without_ipv4_is_named(tools: StandIns) -> None:
+    completed = tools.run("cluster-up", env={"STAND_IN_KIND_SUBNETS": "fc00:f853:ccd:e793::/64\n"})
+    assert completed.returncode == 1
+    assert "cluster-up: the Docker network 'kind' has no IPv4 subnet" in completed.stderr
+    assert not [c for c in tools.commands() if "apply -f -" in c]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"STAND_IN_ISTIOCTL_FAILS": "1"}, "could not read the istioctl version"),
+        ({"STAND_IN_ISTIOCTL_VERSION": "1.30.3"}, "istioctl 1.30.3 is too old: need 1.30.4"),
+        ({"STAND_IN_ISTIOCTL_VERSION": "1.31.0"}, "would install Istio 1.31"),
+        ({"STAND_IN_KIND_VERSION": "0.27.0"}, "kind 0.27.0 is too old: need 0.29.0"),
+    ],
+)
+def test_wrong_tool_versions_stop_before_any_change(
+    tools: StandIns, env: dict[str, str], message: str
+) -> None:
+    completed = tools.run("cluster-up", env=env)
+    assert completed.returncode == 1
+    assert message in completed.stderr
+    assert not [c for c in tools.commands() if c.startswith(("kind create", "istioctl install"))]
+
+
+def test_cluster_up_with_datadog_keeps_the_keys_off_command_lines(tools: StandIns) -> None:
+    completed = tools.run(
+        "cluster-up", env={"DD_API_KEY": "api-secret-1", "DD_APP_KEY": "app-secret-2"}
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    commands = tools.commands()
+    assert any(c.startswith("helm upgrade --install datadog-operator") for c in commands)
+    assert any("apply -k" in c and c.endswith("k8s/datadog") for c in commands)
+    log = tools.log.read_text()
+    assert "api-secret-1" not in log and "app-secret-2" not in log
+
+
+def test_the_pool_example_in_k8s_metallb_is_what_cluster_up_computes() -> None:
+    comment = (ROOT / "k8s/metallb/ipaddresspool.yaml").read_text()
+    example = re.search(r"subnet (\S+) it is (\S+?)\.\n", comment)
+    assert example is not None, "k8s/metallb/ipaddresspool.yaml: no worked example"
+    completed = _bash(f"source scripts/cluster-up && pool_range {example[1]}")
+    assert completed.stdout.strip() == example[2]
+    substitution = 'sed "s/\\${METALLB_POOL_RANGE}/$POOL_RANGE/g"'
+    assert substitution in comment
+    assert substitution in (ROOT / "scripts/cluster-up").read_text()

@@ -14,6 +14,13 @@ from repocheck.k8s.manifests import Obj, describe
 from repocheck.k8s.served import literal_env
 
 KUBERNETES_DEFAULT_GRACE_S = 30
+# The kind node is Kubernetes 1.33 (k8s/kind/cluster.yaml), so Istio 1.30 injects
+# a native sidecar: it is stopped only after the app containers have exited and
+# then drains for Istio's default terminationDrainDuration (5 s), all inside the
+# same terminationGracePeriodSeconds. (A classic sidecar, on Kubernetes < 1.33,
+# would get SIGTERM together with the app and leave after 5 s, cutting the app's
+# in-flight calls: the pinned node version is what makes this budget right.)
+SIDECAR_DRAIN_S = 5.0
 _DURATION = re.compile(r"^(?P<value>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -61,11 +68,12 @@ def _app_grace_s(container: Mapping[str, Any]) -> float:
 
 
 def termination_grace_fits_shutdown(inventory: Inventory) -> list[str]:
-    """terminationGracePeriodSeconds covers preStop plus the longest request or drain.
+    """terminationGracePeriodSeconds covers preStop, the longest request or drain, the sidecar.
 
     preStop (the wait for endpoint removal) runs first, then SIGTERM; in-flight
     requests may last up to the mesh's route timeout, and an app with its own
-    drain period (``grace_period_s`` in its settings) takes that long.
+    drain period (``grace_period_s`` in its settings) takes that long; then the
+    native Istio sidecar stops and drains (``SIDECAR_DRAIN_S``).
     """
     problems: list[str] = []
     for workload in workloads.workloads(inventory.objects):
@@ -73,11 +81,13 @@ def termination_grace_fits_shutdown(inventory: Inventory) -> list[str]:
         budget = float(pod.get("terminationGracePeriodSeconds", KUBERNETES_DEFAULT_GRACE_S))
         requests_s = _longest_route_timeout_s(inventory, workload)
         for container in workloads.containers(workload):
-            needed = _pre_stop_s(container) + max(requests_s, _app_grace_s(container))
+            app_s = _pre_stop_s(container) + max(requests_s, _app_grace_s(container))
+            needed = app_s + SIDECAR_DRAIN_S
             if needed > budget:
                 problems.append(
                     f"{describe(workload)} container {container.get('name')}: shutdown needs "
-                    f"{needed:g} s (preStop + max(route timeout, app drain)), "
+                    f"{needed:g} s (preStop + max(route timeout, app drain) + native sidecar "
+                    f"drain {SIDECAR_DRAIN_S:g} s), "
                     f"terminationGracePeriodSeconds is {budget:g}"
                 )
     return problems
