@@ -56,6 +56,9 @@ class TextToSpeechServicer:
 
     def Synthesize(self, request, context):
         """Synthesize the whole text and return one audio file.
+        Errors: INVALID_ARGUMENT / NOT_FOUND for a bad request; OUT_OF_RANGE when
+        the audio would be longer than the server's limit (the same limit for both
+        calls, small enough that a unary reply fits the server's send limit).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

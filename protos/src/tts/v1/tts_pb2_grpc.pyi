@@ -34,7 +34,11 @@ class TextToSpeechStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> TextToSpeechAsyncStub: ...
     Synthesize: _grpc.UnaryUnaryMultiCallable[_tts_pb2.SynthesizeRequest, _tts_pb2.SynthesizeResponse]
-    """Synthesize the whole text and return one audio file."""
+    """Synthesize the whole text and return one audio file.
+    Errors: INVALID_ARGUMENT / NOT_FOUND for a bad request; OUT_OF_RANGE when
+    the audio would be longer than the server's limit (the same limit for both
+    calls, small enough that a unary reply fits the server's send limit).
+    """
     StreamSynthesize: _grpc.UnaryStreamMultiCallable[_tts_pb2.SynthesizeRequest, _tts_pb2.StreamSynthesizeResponse]
     """Same request; the first message carries the format, then audio chunks as
     each sentence is synthesized, then a summary. For LINEAR16 the chunks are
@@ -48,7 +52,11 @@ class TextToSpeechStub:
 class TextToSpeechAsyncStub(TextToSpeechStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Synthesize: _aio.UnaryUnaryMultiCallable[_tts_pb2.SynthesizeRequest, _tts_pb2.SynthesizeResponse]  # type: ignore[assignment]
-    """Synthesize the whole text and return one audio file."""
+    """Synthesize the whole text and return one audio file.
+    Errors: INVALID_ARGUMENT / NOT_FOUND for a bad request; OUT_OF_RANGE when
+    the audio would be longer than the server's limit (the same limit for both
+    calls, small enough that a unary reply fits the server's send limit).
+    """
     StreamSynthesize: _aio.UnaryStreamMultiCallable[_tts_pb2.SynthesizeRequest, _tts_pb2.StreamSynthesizeResponse]  # type: ignore[assignment]
     """Same request; the first message carries the format, then audio chunks as
     each sentence is synthesized, then a summary. For LINEAR16 the chunks are
@@ -65,7 +73,11 @@ class TextToSpeechServicer(metaclass=_abc_1.ABCMeta):
         request: _tts_pb2.SynthesizeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_tts_pb2.SynthesizeResponse, _abc.Awaitable[_tts_pb2.SynthesizeResponse]]:
-        """Synthesize the whole text and return one audio file."""
+        """Synthesize the whole text and return one audio file.
+        Errors: INVALID_ARGUMENT / NOT_FOUND for a bad request; OUT_OF_RANGE when
+        the audio would be longer than the server's limit (the same limit for both
+        calls, small enough that a unary reply fits the server's send limit).
+        """
 
     @_abc_1.abstractmethod
     def StreamSynthesize(

@@ -11,6 +11,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from tts.v1 import tts_pb2, tts_pb2_grpc
 
+from tts_backend.audio_limit import AudioLimit
 from tts_backend.engines.base import Engine
 from tts_backend.servicer import TextToSpeechServicer
 from tts_backend.settings import Settings
@@ -48,7 +49,13 @@ def create_server(
         ]
     )
     tts_pb2_grpc.add_TextToSpeechServicer_to_server(
-        TextToSpeechServicer(engine, settings.max_text_chars, settings.default_voice), server
+        TextToSpeechServicer(
+            engine,
+            settings.max_text_chars,
+            settings.default_voice,
+            AudioLimit(settings.max_audio_s, settings.max_send_bytes),
+        ),
+        server,
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 import grpc
 from tts.v1 import tts_pb2, tts_pb2_grpc
 
+from tts_backend.audio_limit import BYTES_PER_SAMPLE, AudioLimit
 from tts_backend.engines.base import Engine, EngineError, PreparedSynthesis, SynthesisParams
 from tts_backend.validation import RequestError, validate_language_code, validate_synthesize
 from tts_backend.wav import wav_header
 
 log = logging.getLogger(__name__)
 
-BYTES_PER_SAMPLE = 2
 MAX_CHUNK_BYTES = 1024 * 1024
 
 
@@ -34,10 +34,13 @@ class _Progress:
 
 
 class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer):
-    def __init__(self, engine: Engine, max_text_chars: int, default_voice: str) -> None:
+    def __init__(
+        self, engine: Engine, max_text_chars: int, default_voice: str, audio_limit: AudioLimit
+    ) -> None:
         self._engine = engine
         self._max_text_chars = max_text_chars
         self._default_voice = default_voice
+        self._audio_limit = audio_limit
 
     async def Synthesize(
         self, request: tts_pb2.SynthesizeRequest, context: grpc.aio.ServicerContext
@@ -49,9 +52,8 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer):
             with self._logged(progress):
                 async with contextlib.aclosing(self._engine.synthesize(params, prepared)) as pcm:
                     async for chunk in pcm:
+                        self._count(progress, chunk)
                         chunks.append(chunk)
-                        progress.segments_done += 1
-                        progress.samples += len(chunk) // BYTES_PER_SAMPLE
         except EngineError as error:
             await context.abort(_status(error.code), error.message)
         data_size = sum(len(chunk) for chunk in chunks)
@@ -83,8 +85,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer):
             with self._logged(progress):
                 async with contextlib.aclosing(self._engine.synthesize(params, prepared)) as chunks:
                     async for chunk in chunks:
-                        progress.segments_done += 1
-                        progress.samples += len(chunk) // BYTES_PER_SAMPLE
+                        self._count(progress, chunk)
                         for start in range(0, len(chunk), MAX_CHUNK_BYTES):
                             yield tts_pb2.StreamSynthesizeResponse(
                                 audio_chunk=chunk[start : start + MAX_CHUNK_BYTES]
@@ -97,6 +98,13 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer):
                 total_samples=progress.samples,
             )
         )
+
+    def _count(self, progress: _Progress, chunk: bytes) -> None:
+        """Add a segment's samples; AudioTooLong (before it is kept or sent) past the limit."""
+        samples = progress.samples + len(chunk) // BYTES_PER_SAMPLE
+        self._audio_limit.check(samples, progress.sample_rate)
+        progress.segments_done += 1
+        progress.samples = samples
 
     async def ListVoices(
         self, request: tts_pb2.ListVoicesRequest, context: grpc.aio.ServicerContext

@@ -24,6 +24,7 @@ class Settings:
     engine: str  # "espeak" | "google"
     workers: int  # eSpeak worker processes
     max_text_chars: int
+    max_audio_s: float  # longest audio one request may produce (unary and streaming alike)
     segment_chars: int  # longest text segment synthesized (and streamed) at once
     pipeline_depth: int  # segments of one request synthesized ahead of the reader
     grace_period_s: float  # in-flight calls may finish within this after SIGTERM
@@ -53,6 +54,7 @@ def load_settings(env: Env | None = None) -> Settings:
         engine=engine,
         workers=env.int("TTS_WORKERS", _cpu_count(), minimum=1, maximum=64),
         max_text_chars=env.int("TTS_MAX_TEXT_CHARS", 5000, minimum=1, maximum=100_000),
+        max_audio_s=env.float("TTS_MAX_AUDIO_S", 600.0, minimum=1.0, maximum=86_400.0),
         segment_chars=env.int("TTS_SEGMENT_CHARS", 400, minimum=20, maximum=5000),
         pipeline_depth=env.int("TTS_PIPELINE_DEPTH", 2, minimum=1, maximum=16),
         grace_period_s=env.float("TTS_GRACE_PERIOD_S", 10.0, minimum=0.0, maximum=300.0),

@@ -1,9 +1,11 @@
 """The TTS backend as the fronts see it: one gRPC channel, a deadline per call.
 
-gRPC failures become HTTP-facing errors: INVALID_ARGUMENT / NOT_FOUND /
-OUT_OF_RANGE (bad text or voice) -> :class:`BackendRejected` (422) with the
-backend's message; anything else (unreachable, deadline exceeded, overloaded,
-internal) -> :class:`BackendUnavailable` (503 with Retry-After).
+gRPC failures become HTTP-facing errors: INVALID_ARGUMENT / NOT_FOUND (bad
+text or voice) -> :class:`BackendRejected` (422) with the backend's message;
+OUT_OF_RANGE (the audio would pass the backend's limit) or a reply over this
+client's receive limit -> :class:`AudioTooLong` (422): permanent, never worth a
+retry; anything else (unreachable, deadline exceeded, overloaded, internal) ->
+:class:`BackendUnavailable` (503 with Retry-After).
 """
 
 from __future__ import annotations
@@ -17,17 +19,20 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tts.v1 import tts_pb2, tts_pb2_grpc
 
-from servicekit.speech.errors import BackendRejected, BackendUnavailable, SpeechError
+from servicekit.speech.errors import (
+    AudioTooLong,
+    BackendRejected,
+    BackendUnavailable,
+    SpeechError,
+)
 from servicekit.speech.wav import PcmFormat, parse_wav
 
 log = logging.getLogger("servicekit.speech.backend")
 
-_REJECTED = {
-    grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.NOT_FOUND,
-    grpc.StatusCode.OUT_OF_RANGE,
-}
-_MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # unary audio of a 5000-character text is ~15 MB
+_REJECTED = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND}
+# The backend keeps a unary reply under its send limit (TTS_MAX_SEND_BYTES, default
+# 64 MiB, by shortening its TTS_MAX_AUDIO_S where needed); this must not be lower.
+_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
     # Reconnect quickly once a restarted backend is back (default backoff grows to 2 min).
@@ -142,6 +147,11 @@ class BackendClient:
         details = exc.details() or code.name
         if code in _REJECTED:
             return BackendRejected(details)
+        if code == grpc.StatusCode.OUT_OF_RANGE:
+            return AudioTooLong(details)
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
+            # gRPC's own message-size check (ours on receive, or the backend's on send).
+            return AudioTooLong(f"the audio is too large to transfer: {details}")
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             message = f"backend did not answer within {self.timeout_s}s"
         elif code == grpc.StatusCode.UNAVAILABLE:

@@ -15,6 +15,8 @@ error                       status  when
 ``too_large``               413     body or text over the configured limits
 ``range_not_satisfiable``   416     Range header outside the file
 ``backend_rejected``        422     backend said INVALID_ARGUMENT (its message)
+``audio_too_long``          422     the audio would pass the backend's limit
+                                    (``TTS_MAX_AUDIO_S``; backend OUT_OF_RANGE)
 ``books_unavailable``       503     books API unreachable, timing out or failing
 ``backend_unavailable``     503     backend unreachable, timing out or failing
 ``storage_unavailable``     503     audio directory missing or not writable
@@ -68,6 +70,13 @@ class TooLarge(SpeechError):
 class BackendRejected(SpeechError):
     status_code = 422
     error = "backend_rejected"
+
+
+class AudioTooLong(SpeechError):
+    """Permanent: the same request would fail the same way, so no Retry-After."""
+
+    status_code = 422
+    error = "audio_too_long"
 
 
 class Unavailable(SpeechError):
