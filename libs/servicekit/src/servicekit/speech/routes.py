@@ -204,17 +204,21 @@ async def _read_chunks(handle: BinaryIO, start: int, length: int) -> AsyncIterat
 
 
 def readiness_check(current_front: Callable[[], Front]) -> ReadinessCheck:
-    """Ready when the audio directory takes a write and the backend says SERVING."""
+    """Ready when the audio directory takes a short file and the backend says SERVING.
+
+    A full audio volume makes the front not ready: every synthesis would end in
+    507, so it cannot do its job (README: Text-to-speech front, readiness).
+    """
 
     async def check() -> None:
         front = current_front()
-        store_ok, backend_ok = await asyncio.gather(
-            asyncio.to_thread(front.deps.store.is_writable),
+        store_problem, backend_ok = await asyncio.gather(
+            asyncio.to_thread(front.deps.store.writability_problem),
             front.deps.backend.is_serving(front.settings.ready_timeout_s),
         )
         problems = []
-        if not store_ok:
-            problems.append(f"audio directory {front.deps.store.root} is not writable")
+        if store_problem is not None:
+            problems.append(f"audio directory {front.deps.store.root}: {store_problem}")
         if not backend_ok:
             problems.append(f"backend at {front.deps.backend.address} is not SERVING")
         if problems:

@@ -40,6 +40,7 @@ AUDIO_ID_PATTERN = re.compile(r"[0-9a-f]{64}")
 _HEADER_PROBE_BYTES = 4096
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _TEMP_SUFFIX = ".tmp"
+READY_PROBE_BYTES = 64 * 1024
 
 
 def audio_id(engine: str, voice: str, text: str) -> str:
@@ -87,18 +88,28 @@ class AudioStore:
             raise storage_error(exc, f"create {self.root}") from exc
 
     def is_writable(self) -> bool:
-        """True if a file can be created, synced and removed in the directory now."""
+        """True if a file can be created, written, synced and removed in the directory now."""
+        return self.writability_problem() is None
+
+    def writability_problem(self) -> str | None:
+        """Why a short audio file could not be stored now (full, not writable), or None.
+
+        Writes and syncs ``READY_PROBE_BYTES`` (about 1.5 s of audio): a volume
+        without room for that is full as far as the front is concerned.
+        """
         try:
             fd, name = tempfile.mkstemp(dir=self.root, prefix=".probe.", suffix=_TEMP_SUFFIX)
-        except OSError:
-            return False
+        except OSError as exc:
+            return storage_error(exc, "create a file").message
         try:
-            os.fsync(fd)
-            return True
-        except OSError:
-            return False
+            with os.fdopen(fd, "wb") as probe:  # buffered: short writes are retried
+                probe.write(bytes(READY_PROBE_BYTES))
+                probe.flush()
+                os.fsync(probe.fileno())
+            return None
+        except OSError as exc:
+            return storage_error(exc, "write a file").message
         finally:
-            os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(name)
 
