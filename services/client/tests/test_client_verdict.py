@@ -1,10 +1,25 @@
-"""The statistical verdict on constructed samples."""
+"""The statistical verdict on constructed samples: per resource, Holm-corrected."""
 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
-from polling_client.verdict import Thresholds, Verdict, VersionStats, compare
+import pytest
+from polling_client.traces import EntrySpan
+from polling_client.verdict import (
+    Comparison,
+    Status,
+    Thresholds,
+    Verdict,
+    VersionStats,
+    group_spans,
+    holm,
+)
+from polling_client.verdict import (
+    TestResults as Results,
+)
+from polling_client.verdict import compare as compare_resources
 
 THRESHOLDS = Thresholds(alpha=0.01, latency_margin=0.10, error_margin=0.01, min_samples=30)
 
@@ -16,6 +31,20 @@ def latencies(n: int, median_ms: float, seed: int) -> list[float]:
 
 def stats(version: str, values: list[float], errors: int = 0) -> VersionStats:
     return VersionStats(version=version, latencies_ms=values, errors=errors)
+
+
+class One:
+    """The comparison of a single resource, as the old pooled tests read it."""
+
+    def __init__(self, comparison: Comparison) -> None:
+        self.verdict = comparison.verdict
+        self.reasons = comparison.reasons
+        self.tests = comparison.resources[0].tests if comparison.resources else Results()
+
+
+def compare(baseline: VersionStats, canary: VersionStats, thresholds: Thresholds) -> One:
+    grouped = {"POST /speech": {s.version: s for s in (baseline, canary) if s.requests}}
+    return One(compare_resources(grouped, "v1", "v2", thresholds))
 
 
 def test_a_clearly_slower_canary_is_rolled_back() -> None:
@@ -99,4 +128,137 @@ def test_a_slowdown_below_the_margin_is_rolled_back_with_a_tighter_margin() -> N
 def test_a_missing_version_holds() -> None:
     result = compare(stats("v1", latencies(50, 20.0, seed=13)), stats("v2", []), THRESHOLDS)
     assert result.verdict is Verdict.HOLD
-    assert result.reasons == ["no requests of v2"]
+    assert result.reasons == ["no requests of v2: nothing to compare"]
+
+
+# --------------------------------------------------------------------------- per resource
+
+FAST, SLOW = "GET /", "POST /speech"
+
+
+def spans(
+    version: str, resource: str, n: int, median_ms: float, seed: int, errors: int = 0
+) -> list[EntrySpan]:
+    return [
+        EntrySpan(version=version, duration_ms=value, error=i < errors, resource=resource)
+        for i, value in enumerate(latencies(n, median_ms, seed))
+    ]
+
+
+def judge(traffic: list[EntrySpan], thresholds: Thresholds = THRESHOLDS) -> Comparison:
+    return compare_resources(group_spans(traffic, "v1", "v2"), "v1", "v2", thresholds)
+
+
+def pooled(traffic: list[EntrySpan]) -> Comparison:
+    """What `client compare` did before: every entry span in one sample per version."""
+    return judge([replace(span, resource="all") for span in traffic])
+
+
+def test_simpsons_paradox_pooled_says_roll_back_per_resource_says_promote() -> None:
+    # v2 is 20% faster on both endpoints, but served mostly the slow one.
+    traffic = [
+        *spans("v1", FAST, 300, 2.0, seed=21),
+        *spans("v1", SLOW, 60, 200.0, seed=22),
+        *spans("v2", FAST, 60, 1.6, seed=23),
+        *spans("v2", SLOW, 300, 160.0, seed=24),
+    ]
+    assert pooled(traffic).verdict is Verdict.ROLL_BACK
+    result = judge(traffic)
+    assert result.verdict is Verdict.PROMOTE
+    assert [r.resource for r in result.resources] == [FAST, SLOW]
+    assert all(r.status is Status.OK for r in result.resources)
+    assert all(r.tests.median_ratio < 1.0 for r in result.resources)
+
+
+def test_one_resource_regresses_while_the_others_improve() -> None:
+    traffic = [
+        *spans("v1", FAST, 200, 2.0, seed=31),
+        *spans("v2", FAST, 200, 1.2, seed=32),
+        *spans("v1", "GET /audio/{name}", 200, 5.0, seed=33),
+        *spans("v2", "GET /audio/{name}", 200, 3.0, seed=34),
+        *spans("v1", SLOW, 200, 100.0, seed=35),
+        *spans("v2", SLOW, 200, 150.0, seed=36),
+    ]
+    # Pooled, the two improvements hide the regression.
+    assert pooled(traffic).verdict is not Verdict.ROLL_BACK
+    result = judge(traffic)
+    assert result.verdict is Verdict.ROLL_BACK
+    status = {r.resource: r.status for r in result.resources}
+    assert status == {FAST: Status.OK, "GET /audio/{name}": Status.OK, SLOW: Status.WORSE}
+    assert len(result.reasons) == 1 and result.reasons[0].startswith(f"{SLOW}: v2 is slower")
+
+
+def test_one_resource_with_too_few_samples_holds() -> None:
+    traffic = [
+        *spans("v1", FAST, 200, 2.0, seed=41),
+        *spans("v2", FAST, 200, 2.0, seed=42),
+        *spans("v1", SLOW, 100, 100.0, seed=43),
+        *spans("v2", SLOW, 10, 100.0, seed=44),
+    ]
+    result = judge(traffic)
+    assert result.verdict is Verdict.HOLD
+    status = {r.resource: r.status for r in result.resources}
+    assert status == {FAST: Status.OK, SLOW: Status.TOO_FEW}
+    assert result.reasons == [f"{SLOW}: not enough requests of v2 (100/10, need 30 each)"]
+
+
+def test_a_regression_beyond_the_margin_wins_over_too_few_samples() -> None:
+    traffic = [
+        *spans("v1", FAST, 200, 2.0, seed=51),
+        *spans("v2", FAST, 200, 6.0, seed=52),
+        *spans("v1", SLOW, 100, 100.0, seed=53),
+        *spans("v2", SLOW, 5, 100.0, seed=54),
+    ]
+    assert judge(traffic).verdict is Verdict.ROLL_BACK
+
+
+def test_a_resource_of_one_version_only_is_listed_not_compared() -> None:
+    traffic = [
+        *spans("v1", FAST, 100, 2.0, seed=61),
+        *spans("v2", FAST, 100, 2.0, seed=62),
+        *spans("v2", "GET /new", 40, 50.0, seed=63),
+        *spans("v3", FAST, 40, 50.0, seed=64),  # neither baseline nor canary: ignored
+    ]
+    result = judge(traffic)
+    assert result.verdict is Verdict.PROMOTE
+    assert [r.resource for r in result.resources] == [FAST]
+    assert [(o.resource, o.version, o.requests) for o in result.only_in] == [("GET /new", "v2", 40)]
+    assert result.family_size == 2
+
+
+def test_holm_adjusted_p_values_by_hand() -> None:
+    # sorted 0.005 0.01 0.03 0.04 -> x4 x3 x2 x1 = 0.02 0.03 0.06 0.04 -> monotone 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == [1.0, 1.0]
+    assert holm([]) == []
+
+
+def test_every_p_value_is_holm_adjusted_over_all_resources() -> None:
+    traffic = [
+        *spans("v1", FAST, 80, 2.0, seed=71),
+        *spans("v2", FAST, 80, 2.2, seed=72, errors=3),
+        *spans("v1", SLOW, 80, 100.0, seed=73, errors=1),
+        *spans("v2", SLOW, 80, 104.0, seed=74),
+    ]
+    result = judge(traffic)
+    raw = [p for r in result.resources for p in (r.tests.latency_p, r.tests.error_p)]
+    adjusted = [
+        p for r in result.resources for p in (r.tests.latency_p_adjusted, r.tests.error_p_adjusted)
+    ]
+    assert adjusted == pytest.approx(holm(raw))
+    assert all(a >= r for a, r in zip(adjusted, raw, strict=True))
+    assert result.family_size == 4 and result.correction == "Holm-Bonferroni step-down"
+
+
+def test_a_regression_significant_alone_is_not_after_the_correction() -> None:
+    # Twenty resources of identical behaviour: uncorrected, one of them would
+    # often look "significant" at 0.05; Holm keeps the family at alpha.
+    loose = replace(THRESHOLDS, alpha=0.05, latency_margin=0.0)
+    traffic: list[EntrySpan] = []
+    for i in range(20):
+        traffic += spans("v1", f"GET /r{i}", 60, 10.0, seed=580 + 2 * i)
+        traffic += spans("v2", f"GET /r{i}", 60, 10.0, seed=581 + 2 * i)
+    result = judge(traffic, loose)
+    raw = min(r.tests.latency_p for r in result.resources)
+    assert raw < 0.01  # these seeds do give a chance "finding" ...
+    assert result.verdict is Verdict.PROMOTE  # ... which the correction does not report

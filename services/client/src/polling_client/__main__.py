@@ -1,7 +1,8 @@
 """``client``: ``client poll ...`` and ``client compare ...``.
 
 Exit status: 0 success, 1 failure (error rate above the threshold, an
-unreachable URL, no traces), 2 bad flag or setting. A failure is one line on
+unreachable URL, no traces), 2 bad flag or setting (including Datadog API keys
+missing or refused). A failure is one line on
 stderr, never a traceback.
 """
 
@@ -15,7 +16,7 @@ from servicekit.telemetry import configure_telemetry
 
 from polling_client.cli import PROGRAM, PollCommand, parse_command
 from polling_client.commands import compare_versions, poll
-from polling_client.errors import ClientError
+from polling_client.errors import ClientError, ConfigError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,6 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             configure_telemetry(PROGRAM, version=version("polling-client"))
             return poll(command)
         return compare_versions(command)
+    except ConfigError as error:
+        print(f"{PROGRAM}: {error}", file=sys.stderr)
+        return 2
     except ClientError as error:
         print(f"{PROGRAM}: {error}", file=sys.stderr)
         return 1

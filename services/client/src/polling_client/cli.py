@@ -34,7 +34,11 @@ class PollCommand:
 
 @dataclass(frozen=True)
 class CompareCommand:
+    source: str  # "agent" (an APM test agent, local or port-forwarded) or "datadog"
     agent_url: str
+    since_s: float  # --datadog: the time window
+    datadog_url: str | None  # --datadog: the API base URL (None: https://api.$DD_SITE)
+    plot_panels: int
     service: str
     env: str | None
     baseline: str
@@ -212,31 +216,57 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
     defaults = Thresholds()
     compare = commands.add_parser(
         "compare",
-        help="compare v1 and v2 from the traces the APM test agent received",
+        help="compare v1 and v2 per resource, from an APM test agent or Datadog",
         description=(
-            "Read the traces held by the Datadog APM test agent (GET /test/traces),"
-            " take the entry spans of the text-to-speech service, and print the"
-            " baseline and the canary side by side with a verdict."
+            "Take the entry spans of the text-to-speech service, from the Datadog APM"
+            " test agent (GET /test/traces: the local stack's, or the cluster's through"
+            " Tilt's port forward) or from Datadog's API (--datadog), and compare the"
+            " baseline and the canary per resource (route template, e.g. 'POST /speech'),"
+            " with one overall verdict."
         ),
         epilog=(
-            "Statistics: latency - one-sided Mann-Whitney U test (is the canary slower?);"
-            " errors - one-sided Fisher exact test (does the canary err more?)."
-            " ROLL BACK when a test is significant (p < --alpha) AND the regression is"
-            " material (median latency above baseline by more than --latency-margin, or"
-            " error rate above baseline by more than --error-margin). HOLD when a"
-            " version has fewer than --min-samples requests or a regression is"
-            " significant but within the margin. PROMOTE otherwise."
+            "Statistics, per resource: latency - one-sided Mann-Whitney U test (is the"
+            " canary slower?); errors - one-sided Fisher exact test (does the canary err"
+            " more?). The p-values of all tests are adjusted with Holm's step-down method"
+            " (Holm-Bonferroni), so the family-wise error over every resource stays at"
+            " --alpha. ROLL BACK when any resource has a significant (adjusted p < --alpha)"
+            " AND material regression (median latency above baseline by more than"
+            " --latency-margin, or error rate above baseline by more than --error-margin)."
+            " HOLD when a resource has fewer than --min-samples requests in either version"
+            " or a regression is significant but within the margin. PROMOTE otherwise."
+            " Resources seen in only one version are listed, not compared."
             f" Defaults: alpha {defaults.alpha}, latency margin {defaults.latency_margin},"
             f" error margin {defaults.error_margin}, min samples {defaults.min_samples}."
-            " Exit status 0 with a verdict, 1 when the agent is unreachable or holds no"
-            " text-to-speech traces, 2 on a bad flag."
+            " --datadog reads DD_API_KEY, DD_APP_KEY and DD_SITE from the environment"
+            " (DATADOG_API_URL or --datadog-url overrides the API address)."
+            " Exit status 0 with a verdict, 1 when the source is unreachable or holds no"
+            " text-to-speech spans, 2 on a bad flag or missing/refused Datadog keys."
         ),
     )
-    compare.add_argument(
+    source = compare.add_mutually_exclusive_group()
+    source.add_argument(
         "--agent",
         default=settings.agent_url,
         type=_checked("a URL", _url),
-        help="APM test agent URL (default %(default)s; environment AGENT_URL)",
+        help="APM test agent URL (default %(default)s; environment AGENT_URL). In the"
+        " cluster: the port forward of `tilt up -- --apm=test-agent`",
+    )
+    source.add_argument(
+        "--datadog",
+        action="store_true",
+        help="read the spans from Datadog's API (Search spans) instead of a test agent",
+    )
+    compare.add_argument(
+        "--since",
+        default=1800.0,
+        type=_checked("a duration", parse_duration),
+        help="--datadog: spans of this last period, e.g. 30m, 2h (default 30m)",
+    )
+    compare.add_argument(
+        "--datadog-url",
+        default=settings.datadog_api_url,
+        type=_checked("a URL", _url),
+        help="--datadog: API base URL (default https://api.$DD_SITE; environment DATADOG_API_URL)",
     )
     compare.add_argument("--service", default="text-to-speech", help="service name (%(default)s)")
     compare.add_argument("--env", help="only spans with this env tag (default: all)")
@@ -247,7 +277,16 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
         "--canary", default="v2", type=_checked("a version", _version), help="(%(default)s)"
     )
     compare.add_argument(
-        "--plot", type=Path, metavar="FILE.png", help="draw both latency distributions to a PNG"
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="draw the latency distributions to a PNG, one panel per resource",
+    )
+    compare.add_argument(
+        "--plot-panels",
+        default=6,
+        type=_checked("a count", _number_in(1, 24, integer=True)),
+        help="--plot: draw the N busiest resources (default %(default)s)",
     )
     compare.add_argument(
         "--alpha",
@@ -271,7 +310,7 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
         "--min-samples",
         default=defaults.min_samples,
         type=_checked("a count", _number_in(1, 10_000_000, integer=True)),
-        help="requests needed per version before promoting (default %(default)s)",
+        help="requests needed per version of each resource before promoting (default %(default)s)",
     )
     compare.add_argument(
         "--resource",
@@ -288,7 +327,7 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
         "--timeout",
         default=10.0,
         type=_checked("a duration", parse_duration),
-        help="timeout of the agent request (default %(default)ss)",
+        help="timeout of each agent or Datadog API request (default %(default)ss)",
     )
     compare.add_argument("--format", choices=("table", "json"), default="table")
 
@@ -318,7 +357,11 @@ def parse_command(argv: Sequence[str] | None = None) -> PollCommand | CompareCom
     if args.plot is not None and args.plot.suffix.lower() != ".png":
         _Parser(prog=f"{PROGRAM} compare").error(f"--plot {args.plot}: expected a .png file")
     return CompareCommand(
+        source="datadog" if args.datadog else "agent",
         agent_url=args.agent,
+        since_s=float(args.since),
+        datadog_url=args.datadog_url,
+        plot_panels=int(args.plot_panels),
         service=args.service,
         env=args.env,
         baseline=args.baseline,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 from polling_client.cli import CompareCommand, PollCommand
+from polling_client.datadog import DatadogQuery, fetch_datadog_traces
+from polling_client.datadog import describe as describe_datadog
 from polling_client.errors import ClientError
 from polling_client.live import LiveDisplay
 from polling_client.poll import run_poll
@@ -34,9 +37,23 @@ def poll(command: PollCommand) -> int:
     return 0 if summary.error_rate <= command.max_error_rate else 1
 
 
+def _read_source(command: CompareCommand) -> tuple[str, list[list[dict[str, Any]]]]:
+    """Where the spans come from: its description and the traces (one shape for all)."""
+    if command.source == "datadog":
+        query = DatadogQuery(
+            service=command.service,
+            env=command.env,
+            since_s=command.since_s,
+            api_url=command.datadog_url,
+            timeout_s=command.timeout_s,
+        )
+        return describe_datadog(query), fetch_datadog_traces(query)
+    return command.agent_url, fetch_traces(command.agent_url, command.timeout_s)
+
+
 def compare_versions(command: CompareCommand) -> int:
-    """Print the comparison and verdict; 1 when there is nothing to compare."""
-    traces = fetch_traces(command.agent_url, command.timeout_s)
+    """Print the per-resource comparison and verdict; 1 when there is nothing to compare."""
+    source, traces = _read_source(command)
     selection = select_entry_spans(
         traces, service=command.service, env=command.env, include_probes=command.include_probes
     )
@@ -46,23 +63,15 @@ def compare_versions(command: CompareCommand) -> int:
         if command.resources:
             where += " of resource " + " or ".join(repr(r) for r in command.resources)
         raise ClientError(
-            f"the APM test agent at {command.agent_url} holds no versioned"
-            f" {command.service} entry spans{where} ({len(traces)} traces in total):"
-            " send traffic first, e.g. `uv run client poll --count 200`"
+            f"{source} holds no versioned {command.service} entry spans{where}"
+            f" ({len(traces)} traces in total): send traffic first, e.g."
+            " `uv run client poll --count 200`"
         )
     # scipy and matplotlib take seconds to import: only needed from here on.
     from polling_client.plot import plot_latencies
-    from polling_client.verdict import VersionStats, compare
+    from polling_client.verdict import compare, group_spans
 
-    samples = {
-        version: VersionStats(
-            version=version,
-            latencies_ms=[s.duration_ms for s in spans if s.version == version],
-            errors=sum(1 for s in spans if s.version == version and s.error),
-        )
-        for version in (command.baseline, command.canary)
-    }
-    others = sorted({s.version for s in spans} - set(samples))
+    others = sorted({s.version for s in spans} - {command.baseline, command.canary})
     notes = []
     if others:
         notes.append(f"versions not compared: {', '.join(others)}")
@@ -70,10 +79,15 @@ def compare_versions(command: CompareCommand) -> int:
         notes.append(f"{selection.unversioned} entry spans without a version tag left out")
     if selection.probes:
         notes.append(f"{selection.probes} health-probe spans left out")
-    comparison = compare(samples[command.baseline], samples[command.canary], command.thresholds)
+    comparison = compare(
+        group_spans(spans, command.baseline, command.canary),
+        command.baseline,
+        command.canary,
+        command.thresholds,
+    )
     render = compare_json if command.output_format == "json" else compare_table
-    print(render(comparison, source=command.agent_url, service=command.service, ignored=notes))
+    print(render(comparison, source=source, service=command.service, ignored=notes))
     if command.plot is not None:
-        plot_latencies(comparison, command.plot)
+        plot_latencies(comparison, command.plot, command.plot_panels)
         print(f"plot written to {command.plot}", file=sys.stderr)
     return 0

@@ -9,3 +9,7 @@ class ClientError(Exception):
     ``__main__`` prints ``client: <message>`` and exits with status 1, never a
     traceback.
     """
+
+
+class ConfigError(ClientError):
+    """A setting the user must fix (missing or refused API keys): exit status 2."""

@@ -1,12 +1,16 @@
-"""Draws the latency distributions of the two versions to a PNG.
+"""Draws the latency distributions of the two versions to a PNG, one panel per resource.
 
-Left: histograms on log-spaced bins (latency is long-tailed); right: the
-empirical cumulative distributions, where a slower version's curve sits to the
-right. Uses matplotlib's Agg backend: no display needed.
+Each panel is one resource (the ``max_panels`` busiest, by requests of both
+versions): the empirical cumulative distributions of baseline and canary on a
+log latency axis, where a slower version's curve sits to the right. Tick
+labels are plain milliseconds at 1-2-5 steps (``0.5``, ``1``, ``2``, ``5``,
+``10`` ...), never scientific notation, and minor ticks carry no label, so
+labels cannot overprint. Uses matplotlib's Agg backend: no display needed.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -15,53 +19,71 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import LogFormatter, ScalarFormatter
+from matplotlib.axes import Axes
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from polling_client.errors import ClientError
-from polling_client.verdict import Comparison
+from polling_client.verdict import Comparison, ResourceComparison
 
 _COLORS = ("tab:blue", "tab:orange")
+DEFAULT_PANELS = 6
 
 
-def plot_latencies(comparison: Comparison, path: Path) -> None:
-    samples = [
-        (comparison.baseline.version + " (baseline)", np.asarray(comparison.baseline.latencies_ms)),
-        (comparison.canary.version + " (canary)", np.asarray(comparison.canary.latencies_ms)),
-    ]
-    present = [values for _, values in samples if values.size]
-    if not present:
-        raise ClientError("no latencies to plot")
-    low = max(min(float(values.min()) for values in present), 1e-3)
-    high = max(*(float(values.max()) for values in present), low * 1.01)
-    bins = np.geomspace(low, high, 40)
+def milliseconds(value: float, _position: float | None = None) -> str:
+    """A log-axis tick label: ``0.2``, ``5``, ``20``, ``1000``: plain, short."""
+    if value <= 0 or not math.isfinite(value):
+        return ""
+    if value >= 1:
+        return f"{value:.0f}"
+    return f"{value:.3g}"
 
-    figure, (hist_ax, cdf_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for (label, values), color in zip(samples, _COLORS, strict=True):
+
+def _panel(axis: Axes, item: ResourceComparison) -> None:
+    for stats, role, color in (
+        (item.baseline, "baseline", _COLORS[0]),
+        (item.canary, "canary", _COLORS[1]),
+    ):
+        values = np.sort(np.clip(np.asarray(stats.latencies_ms, dtype=float), 1e-3, None))
         if not values.size:
             continue
-        hist_ax.hist(np.clip(values, low, high), bins=bins, alpha=0.55, color=color, label=label)
-        ordered = np.sort(values)
-        cdf_ax.step(
-            ordered,
-            np.arange(1, ordered.size + 1) / ordered.size,
+        axis.step(
+            values,
+            np.arange(1, values.size + 1) / values.size,
             where="post",
             color=color,
-            label=label,
+            label=f"{stats.version} ({role}, n={values.size})",
         )
-    for axis in (hist_ax, cdf_ax):
-        axis.set_xscale("log")
-        axis.xaxis.set_major_formatter(ScalarFormatter())
-        # Label only 2x and 5x between decades: every minor tick overlaps.
-        axis.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.4)))
-        axis.tick_params(axis="x", which="minor", labelsize=7)
-        axis.set_xlabel("latency of the text-to-speech entry span (ms)")
-        axis.legend()
-        axis.grid(True, which="both", alpha=0.3)
-    hist_ax.set_ylabel("requests")
-    cdf_ax.set_ylabel("share of requests at or below")
+    axis.set_xscale("log")
+    axis.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.xaxis.set_major_formatter(FuncFormatter(milliseconds))
+    axis.xaxis.set_minor_formatter(NullFormatter())
+    axis.set_ylim(0, 1.02)
+    axis.set_title(f"{item.resource}: {item.status.value}", fontsize=10)
+    axis.set_xlabel("entry span latency (ms)")
+    axis.set_ylabel("share at or below")
+    axis.grid(True, which="major", alpha=0.3)
+    axis.legend(fontsize=8, loc="lower right")
+
+
+def plot_latencies(comparison: Comparison, path: Path, max_panels: int = DEFAULT_PANELS) -> None:
+    busiest = sorted(
+        comparison.resources,
+        key=lambda item: (-(item.baseline.requests + item.canary.requests), item.resource),
+    )[:max_panels]
+    if not busiest:
+        raise ClientError("no resource served by both versions: nothing to plot")
+    columns = min(2, len(busiest))
+    rows = math.ceil(len(busiest) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(6.0 * columns, 3.6 * rows), squeeze=False)
+    for axis, item in zip(axes.flat, busiest, strict=False):
+        _panel(axis, item)
+    for axis in list(axes.flat)[len(busiest) :]:
+        axis.set_visible(False)
+    left_out = len(comparison.resources) - len(busiest)
+    more = f" ({left_out} quieter resources not drawn)" if left_out > 0 else ""
     figure.suptitle(
-        f"{comparison.baseline.version} vs {comparison.canary.version} latency"
-        f" - verdict: {comparison.verdict.value}"
+        f"{comparison.baseline} vs {comparison.canary} latency per resource"
+        f" - verdict: {comparison.verdict.value}{more}"
     )
     figure.tight_layout()
     try:

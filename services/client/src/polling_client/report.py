@@ -91,25 +91,59 @@ def poll_json(summary: PollSummary, max_error_rate: float) -> str:
     return json.dumps(document, indent=2)
 
 
-def compare_table(comparison: Comparison, *, source: str, service: str, ignored: list[str]) -> str:
-    base, canary = comparison.baseline, comparison.canary
-    header = ["", f"{base.version} (baseline)", f"{canary.version} (canary)"]
-    bp, cp = base.latency_percentiles(), canary.latency_percentiles()
-    rows = [
-        ["requests", str(base.requests), str(canary.requests)],
-        ["errors", str(base.errors), str(canary.errors)],
-        ["error rate", f"{base.error_rate:.2%}", f"{canary.error_rate:.2%}"],
-        *[[f"p{q:.0f} ms", _ms(bp[q]), _ms(cp[q])] for q in (50.0, 95.0, 99.0)],
+def _version_cells(stats: VersionStats) -> list[str]:
+    pct = stats.latency_percentiles()
+    return [
+        stats.version,
+        str(stats.requests),
+        str(stats.errors),
+        f"{stats.error_rate:.1%}",
+        *[_ms(pct[q]) for q in (50.0, 95.0, 99.0)],
     ]
-    lines = [f"{service} entry spans from {source}", "", *_table(header, rows), ""]
+
+
+def compare_table(comparison: Comparison, *, source: str, service: str, ignored: list[str]) -> str:
+    b, c = comparison.baseline, comparison.canary
+    header = [
+        "resource",
+        "version",
+        "requests",
+        "errors",
+        "error %",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "latency p",
+        "errors p",
+        "result",
+    ]
+    rows: list[list[str]] = []
+    for item in comparison.resources:
+        tests = item.tests
+        rows.append([item.resource, *_version_cells(item.baseline), "", "", ""])
+        rows.append(
+            [
+                "",
+                *_version_cells(item.canary),
+                _p(tests.latency_p_adjusted),
+                _p(tests.error_p_adjusted),
+                item.status.value,
+            ]
+        )
+    lines = [
+        f"{service} entry spans from {source}: {b} (baseline) vs {c} (canary), per resource",
+        "",
+        *_table(header, rows),
+        "",
+    ]
+    for one in comparison.only_in:
+        lines.append(
+            f"only in {one.version}: {one.resource} ({one.requests} requests, not compared)"
+        )
     lines.append(
-        f"latency: Mann-Whitney U, one-sided ({canary.version} slower):"
-        f" U={_ms(comparison.tests.latency_u)}, p={_p(comparison.tests.latency_p)},"
-        f" median ratio x{_ratio(comparison.tests.median_ratio)}"
-    )
-    lines.append(
-        f"errors:  Fisher exact, one-sided ({canary.version} errs more):"
-        f" p={_p(comparison.tests.error_p)}, difference {_points(comparison.tests.error_rate_diff)}"
+        f"tests per resource, one-sided ({c} worse): latency Mann-Whitney U, errors Fisher"
+        f" exact; p-values adjusted with {comparison.correction} over"
+        f" {comparison.family_size} tests (family-wise error <= alpha)"
     )
     lines.append(f"thresholds: {comparison.thresholds.describe()}")
     lines.extend(f"note: {text}" for text in ignored)
@@ -135,20 +169,13 @@ def compare_json(comparison: Comparison, *, source: str, service: str, ignored: 
     document = {
         "source": source,
         "service": service,
-        "baseline": version(comparison.baseline),
-        "canary": version(comparison.canary),
-        "latency_test": {
-            "name": "mann-whitney-u",
-            "alternative": "canary slower",
-            "u": _number(comparison.tests.latency_u),
-            "p_value": _number(comparison.tests.latency_p),
-            "median_ratio": _number(comparison.tests.median_ratio),
-        },
-        "error_test": {
-            "name": "fisher-exact",
-            "alternative": "canary errs more",
-            "p_value": _number(comparison.tests.error_p),
-            "error_rate_diff": _number(comparison.tests.error_rate_diff),
+        "baseline": comparison.baseline,
+        "canary": comparison.canary,
+        "correction": {
+            "method": "holm",
+            "name": comparison.correction,
+            "family_size": comparison.family_size,
+            "controls": "family-wise error rate",
         },
         "thresholds": {
             "alpha": thresholds.alpha,
@@ -156,6 +183,35 @@ def compare_json(comparison: Comparison, *, source: str, service: str, ignored: 
             "error_margin": thresholds.error_margin,
             "min_samples": thresholds.min_samples,
         },
+        "resources": [
+            {
+                "resource": item.resource,
+                "baseline": version(item.baseline),
+                "canary": version(item.canary),
+                "latency_test": {
+                    "name": "mann-whitney-u",
+                    "alternative": "canary slower",
+                    "u": _number(item.tests.latency_u),
+                    "p_value": _number(item.tests.latency_p),
+                    "p_adjusted": _number(item.tests.latency_p_adjusted),
+                    "median_ratio": _number(item.tests.median_ratio),
+                },
+                "error_test": {
+                    "name": "fisher-exact",
+                    "alternative": "canary errs more",
+                    "p_value": _number(item.tests.error_p),
+                    "p_adjusted": _number(item.tests.error_p_adjusted),
+                    "error_rate_diff": _number(item.tests.error_rate_diff),
+                },
+                "status": item.status.value,
+                "reasons": item.reasons,
+            }
+            for item in comparison.resources
+        ],
+        "only_in": [
+            {"resource": one.resource, "version": one.version, "requests": one.requests}
+            for one in comparison.only_in
+        ],
         "notes": ignored,
         "verdict": comparison.verdict.value,
         "reasons": comparison.reasons,
@@ -165,11 +221,3 @@ def compare_json(comparison: Comparison, *, source: str, service: str, ignored: 
 
 def _p(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.3g}"
-
-
-def _ratio(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.2f}"
-
-
-def _points(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value * 100:+.2f} points"

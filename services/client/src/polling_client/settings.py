@@ -22,6 +22,7 @@ class ClientSettings:
     max_error_rate: float
     wait_s: float
     agent_url: str
+    datadog_api_url: str | None
 
 
 def load_settings(env: Env | None = None) -> ClientSettings:
@@ -35,4 +36,9 @@ def load_settings(env: Env | None = None) -> ClientSettings:
         max_error_rate=env.float("MAX_ERROR_RATE", 0.01, minimum=0.0, maximum=1.0),
         wait_s=env.float("POLL_WAIT_S", 0.0, minimum=0.0, maximum=3600.0),
         agent_url=env.url("AGENT_URL", "http://127.0.0.1:8126"),
+        datadog_api_url=(
+            env.url("DATADOG_API_URL", "https://api.datadoghq.com")
+            if env.optional_str("DATADOG_API_URL")
+            else None
+        ),
     )

@@ -1,0 +1,207 @@
+"""Reads the text-to-speech entry spans from Datadog's API (``client compare --datadog``).
+
+Which endpoint, and why: **Search spans** (``POST /api/v2/spans/events/search``,
+``SpansApi.list_spans_with_pagination`` of the official ``datadog-api-client``).
+
+- The verdict tests the *distribution* of latencies per resource (Mann-Whitney
+  U is a rank test): it needs one duration per request. The two aggregate
+  sources the issue names give summaries only: spans analytics aggregate
+  (``POST /api/v2/spans/analytics/aggregate``) returns counts and percentiles
+  per group, the ``trace.*`` metrics (``trace.<span>.hits/.errors`` and the
+  ``trace.<span>`` distribution by ``version`` and ``resource_name``) return
+  counts and percentiles per time bucket. With those, either the test becomes
+  a different one per source (no longer "one verdict code path") or it is
+  faked from percentiles. Search spans returns the spans themselves, so the
+  test agent, the in-cluster test agent and Datadog feed the very same
+  selection (:func:`polling_client.traces.select_entry_spans`) and verdict.
+- Its cost: it reads *indexed* spans (those kept by retention filters, 15
+  days), 1000 per page, and is rate limited to 300 requests an hour. For a
+  canary comparison over ``--since 30m`` that is a few pages; for the counts to
+  be every request, add a retention filter ``service:text-to-speech`` at 100 %
+  for the canary period (the README says so). A random subset would still give
+  valid tests, only with less power.
+
+Fields used, all documented on the Span model: ``attributes.service``,
+``span_id``, ``parent_id``, ``trace_id``, ``resource_name``,
+``start_timestamp``/``end_timestamp`` (duration), ``env`` and ``tags``
+(``version:v2``). Errors: the Span model has no documented error flag, so the
+error spans are a second query with the documented search term
+``status:error``; a span is an error when its ``span_id`` is in that set.
+
+Rate limits (429 with ``X-RateLimit-Limit/-Period/-Remaining/-Reset``): the
+official client retries, waiting ``X-RateLimit-Reset`` seconds
+(``Configuration(enable_retry=True)``). Auth failures (401/403) are one line
+and exit status 2 (a configuration problem, like a bad flag).
+
+Where it connects: ``https://api.$DD_SITE`` (DD_SITE read by the client's
+``Configuration``, default ``datadoghq.com``), or any URL given with
+``--datadog-url`` / ``DATADOG_API_URL`` (the ``host`` of the Configuration):
+how the tests point it at a local fake.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from polling_client.errors import ClientError, ConfigError
+
+PAGE_LIMIT = 1000  # the largest page the Search spans endpoint serves
+MAX_RETRIES = 5
+# The sites the client's Configuration accepts for DD_SITE (server 0's enum).
+SITES = (
+    "datadoghq.com",
+    "us3.datadoghq.com",
+    "us5.datadoghq.com",
+    "ap1.datadoghq.com",
+    "ap2.datadoghq.com",
+    "uk1.datadoghq.com",
+    "datadoghq.eu",
+    "ddog-gov.com",
+    "us2.ddog-gov.com",
+)
+
+
+@dataclass(frozen=True)
+class DatadogQuery:
+    service: str
+    env: str | None
+    since_s: float
+    api_url: str | None  # None: https://api.$DD_SITE
+    timeout_s: float
+
+
+def describe(query: DatadogQuery) -> str:
+    where = query.api_url or f"https://api.{os.environ.get('DD_SITE') or 'datadoghq.com'}"
+    return f"Datadog ({where}, last {query.since_s:g}s)"
+
+
+def _search(query: DatadogQuery, extra: str = "") -> str:
+    terms = [f"service:{query.service}"]
+    if query.env:
+        terms.append(f"env:{query.env}")
+    if extra:
+        terms.append(extra)
+    return " ".join(terms)
+
+
+def _check_environment(query: DatadogQuery) -> None:
+    missing = [name for name in ("DD_API_KEY", "DD_APP_KEY") if not os.environ.get(name)]
+    if missing:
+        raise ConfigError(
+            f"--datadog needs {' and '.join(missing)} in the environment"
+            " (an API key and an application key with the apm_read scope)"
+        )
+    site = os.environ.get("DD_SITE")
+    if query.api_url is None and site and site not in SITES:
+        raise ConfigError(f"DD_SITE={site!r} is not a Datadog site: one of {', '.join(SITES)}")
+
+
+def fetch_datadog_traces(query: DatadogQuery) -> list[list[dict[str, Any]]]:
+    """Entry-span candidates from Datadog, in the test agent's trace shape."""
+    _check_environment(query)
+    # Imported here: the client package is large and only --datadog needs it.
+    from datadog_api_client import ApiClient, Configuration
+    from datadog_api_client.exceptions import ApiException
+    from datadog_api_client.v2.api.spans_api import SpansApi
+    from datadog_api_client.v2.model.spans_list_request import SpansListRequest
+    from datadog_api_client.v2.model.spans_list_request_attributes import (
+        SpansListRequestAttributes,
+    )
+    from datadog_api_client.v2.model.spans_list_request_data import SpansListRequestData
+    from datadog_api_client.v2.model.spans_list_request_page import SpansListRequestPage
+    from datadog_api_client.v2.model.spans_list_request_type import SpansListRequestType
+    from datadog_api_client.v2.model.spans_query_filter import SpansQueryFilter
+    from datadog_api_client.v2.model.spans_sort import SpansSort
+
+    configuration = Configuration(  # type: ignore[no-untyped-call]
+        host=query.api_url,
+        enable_retry=True,
+        max_retries=MAX_RETRIES,
+        request_timeout=query.timeout_s,
+    )
+
+    def request(search: str) -> SpansListRequest:
+        return SpansListRequest(
+            data=SpansListRequestData(
+                attributes=SpansListRequestAttributes(
+                    filter=SpansQueryFilter(
+                        _from=f"now-{int(query.since_s)}s", to="now", query=search
+                    ),
+                    page=SpansListRequestPage(limit=PAGE_LIMIT),
+                    sort=SpansSort.TIMESTAMP_ASCENDING,
+                ),
+                type=SpansListRequestType.SEARCH_REQUEST,
+            )
+        )
+
+    try:
+        with ApiClient(configuration) as client:
+            api = SpansApi(client)  # type: ignore[no-untyped-call]
+            spans = [_plain(s) for s in api.list_spans_with_pagination(request(_search(query)))]
+            errors = {
+                str(_plain(s).get("attributes", {}).get("span_id"))
+                for s in api.list_spans_with_pagination(request(_search(query, "status:error")))
+            }
+    except ApiException as exc:
+        raise _api_error(exc, configuration.host) from None
+    except OSError as exc:  # urllib3 wraps connection failures in OSError subclasses
+        raise ClientError(
+            f"cannot reach the Datadog API at {configuration.host}: {type(exc).__name__}"
+        ) from None
+    return to_traces(spans, errors)
+
+
+def _plain(model: Any) -> dict[str, Any]:
+    value = model.to_dict() if hasattr(model, "to_dict") else model
+    return value if isinstance(value, dict) else {}
+
+
+def _api_error(exc: Any, host: str) -> ClientError:
+    status = int(getattr(exc, "status", 0) or 0)
+    if status in (401, 403):
+        return ConfigError(
+            f"the Datadog API at {host} refused the keys (HTTP {status}): check DD_API_KEY,"
+            " DD_APP_KEY (needs the apm_read scope) and DD_SITE"
+        )
+    if status == 429:
+        return ClientError(
+            f"the Datadog API at {host} is still rate limiting after {MAX_RETRIES} retries"
+            " (HTTP 429): try again later"
+        )
+    return ClientError(f"the Datadog API at {host} answered HTTP {status}: {exc.reason}")
+
+
+def _ns(timestamp: Any) -> int:
+    """A documented ``start_timestamp``/``end_timestamp`` (datetime) in nanoseconds."""
+    return round(timestamp.timestamp() * 1e9) if hasattr(timestamp, "timestamp") else 0
+
+
+def to_traces(spans: Iterable[dict[str, Any]], error_ids: set[str]) -> list[list[dict[str, Any]]]:
+    """Datadog spans -> the trace lists the test agent answers (one shape, one selection)."""
+    traces: dict[str, list[dict[str, Any]]] = {}
+    for span in spans:
+        attributes = span.get("attributes") or {}
+        tags = dict(tag.split(":", 1) for tag in attributes.get("tags") or [] if ":" in str(tag))
+        meta = {key: tags[key] for key in ("version", "env") if key in tags}
+        if attributes.get("env"):
+            meta["env"] = str(attributes["env"])
+        span_id = str(attributes.get("span_id") or "")
+        traces.setdefault(str(attributes.get("trace_id") or ""), []).append(
+            {
+                "service": attributes.get("service"),
+                "name": attributes.get("type") or "",
+                "resource": attributes.get("resource_name") or "",
+                "span_id": span_id,
+                "parent_id": str(attributes.get("parent_id") or "0"),
+                "duration": max(
+                    0,
+                    _ns(attributes.get("end_timestamp")) - _ns(attributes.get("start_timestamp")),
+                ),
+                "error": 1 if span_id in error_ids else 0,
+                "meta": meta,
+            }
+        )
+    return list(traces.values())
