@@ -17,7 +17,14 @@ from repocheck.k8s.schemas import CrdSchemas, validate
 from testkit.k8s import repo_rendered
 
 K8S = manifests.REPO_ROOT / manifests.K8S_DIR
-EXPECTED_KUSTOMIZATIONS = {"k8s", "k8s/apps", "k8s/istio", "k8s/metallb", "k8s/datadog"}
+EXPECTED_KUSTOMIZATIONS = {
+    "k8s",
+    "k8s/apps",
+    "k8s/istio",
+    "k8s/metallb",
+    "k8s/datadog",
+    "k8s/apm-test-agent",
+}
 
 
 @pytest.fixture(scope="module")

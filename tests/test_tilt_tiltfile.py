@@ -12,11 +12,18 @@ from repocheck.tilt import IMAGE_PREFIX, SERVICE_IMAGES, TiltfileResult
 
 ROOT = tilt.REPO_ROOT
 FRONTS = ("text-to-speech-v1", "text-to-speech-v2")
+SERVICE_REFS = {IMAGE_PREFIX + name for name in SERVICE_IMAGES}
+# Not a service: the Datadog APM test agent, deployed only by --apm=test-agent.
+APM_TEST_AGENT_REF = IMAGE_PREFIX + "apm-test-agent"
 
 
 @pytest.fixture(scope="module")
 def evaluated() -> TiltfileResult:
     return tilt.evaluate_tiltfile(ROOT)
+
+
+def _services(result: TiltfileResult) -> list[tilt.ImageBuild]:
+    return [image for image in result.images if image.ref in SERVICE_REFS]
 
 
 def _resource(result: TiltfileResult, workload: str) -> dict[str, object]:
@@ -32,7 +39,7 @@ def test_the_tiltfile_passes_every_check(evaluated: TiltfileResult) -> None:
 
 def test_every_service_image_is_built_from_its_own_dockerfile(evaluated: TiltfileResult) -> None:
     by_ref = {image.ref: image for image in evaluated.images}
-    assert set(by_ref) == {IMAGE_PREFIX + name for name in SERVICE_IMAGES}
+    assert set(by_ref) == SERVICE_REFS | {APM_TEST_AGENT_REF}
     for name, folder in SERVICE_IMAGES.items():
         image = by_ref[IMAGE_PREFIX + name]
         assert image.context == "."
@@ -51,7 +58,7 @@ def test_every_image_the_rendered_manifests_use_is_built(evaluated: TiltfileResu
 def test_live_update_syncs_sources_into_the_editable_install_and_restarts(
     evaluated: TiltfileResult,
 ) -> None:
-    for image in evaluated.images:
+    for image in _services(evaluated):
         folder = SERVICE_IMAGES[image.ref.removeprefix(IMAGE_PREFIX)]
         steps = list(image.live_update)
         syncs = {s["local_path"]: s["remote_path"] for s in steps if s["__tilt_step__"] == "sync"}
@@ -70,7 +77,7 @@ def test_live_update_syncs_sources_into_the_editable_install_and_restarts(
 
 
 def test_restart_entrypoint_is_the_dockerfile_entrypoint(evaluated: TiltfileResult) -> None:
-    for image in evaluated.images:
+    for image in _services(evaluated):
         text = (ROOT / image.dockerfile).read_text()
         final = dockerfiles.stages(text)[-1]
         entrypoint = [s for s in final if s.keyword == "ENTRYPOINT"][-1]
@@ -185,4 +192,55 @@ def test_a_bad_canary_weight_stops_the_tiltfile(weight: str) -> None:
 
 
 def test_built_images_is_what_other_checks_call() -> None:
-    assert tilt.built_images() == {IMAGE_PREFIX + name for name in SERVICE_IMAGES}
+    assert tilt.built_images() == SERVICE_REFS | {APM_TEST_AGENT_REF}
+
+
+def test_apm_test_agent_is_deployed_traced_to_and_forwarded() -> None:
+    plain = tilt.evaluate_tiltfile(ROOT)
+    result = tilt.evaluate_tiltfile(ROOT, flags={"apm": "test-agent"})
+    assert result.failure is None
+    assert tilt.check_tiltfile(ROOT, result) == []
+    assert not any(o["metadata"].get("namespace") == "apm" for o in plain.manifests)
+    agent = [o for o in result.manifests if o["metadata"]["name"] == "apm-test-agent"]
+    assert {o["kind"] for o in agent} == {"ServiceAccount", "Service", "Deployment"}
+    (deployment,) = [o for o in agent if o["kind"] == "Deployment"]
+    (container,) = workloads.containers(deployment)
+    assert container["image"] == APM_TEST_AGENT_REF
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True  # no live update
+    (image,) = [i for i in result.images if i.ref == APM_TEST_AGENT_REF]
+    assert image.dockerfile == "k8s/apm-test-agent/Dockerfile" and not image.live_update
+    (service,) = [o for o in agent if o["kind"] == "Service"]
+    url = f"http://{service['metadata']['name']}.{service['metadata']['namespace']}"
+    url += f".svc.cluster.local:{service['spec']['ports'][0]['port']}"
+    apps = [
+        o
+        for o in result.manifests
+        if o["kind"] == "Deployment" and o["metadata"]["namespace"] == "apps"
+    ]
+    assert apps
+    for obj in apps:
+        for app in workloads.containers(obj):
+            env = {e["name"]: e.get("value") for e in app.get("env", [])}
+            assert env["DD_TRACE_AGENT_URL"] == url
+            assert "DD_TRACE_ENABLED" not in env
+    (telemetry,) = [o for o in result.manifests if o["kind"] == "Telemetry"]
+    assert telemetry["spec"]["tracing"][0]["providers"] == [{"name": "apm-test-agent"}]
+    operator = yaml.safe_load((ROOT / "k8s/istio/install/istio-operator.yaml").read_text())
+    providers = {p["name"]: p for p in operator["spec"]["meshConfig"]["extensionProviders"]}
+    assert url == "http://{service}:{port}".format(**providers["apm-test-agent"]["datadog"])
+    forwards = _resource(result, "apm-test-agent")["port_forwards"]
+    assert isinstance(forwards, list)
+    # Where `client compare` looks by default (AGENT_URL http://127.0.0.1:8126).
+    assert [(f["local_port"], f["container_port"]) for f in forwards] == [(8126, 8126)]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"apm": "jaeger"}, "--apm must be datadog or test-agent"),
+        ({"apm": "test-agent", "no-datadog": True}, "leave out --no-datadog"),
+    ],
+)
+def test_a_bad_apm_flag_stops_the_tiltfile(flags: dict[str, object], message: str) -> None:
+    result = tilt.evaluate_tiltfile(ROOT, flags=flags)
+    assert result.failure is not None and message in result.failure

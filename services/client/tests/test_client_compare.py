@@ -1,4 +1,5 @@
-"""`client compare` against a real ddapm-test-agent fed by real ddtrace spans."""
+"""`client compare` per resource, from a real ddapm-test-agent fed by real ddtrace spans,
+and from a local fake of Datadog's Search spans API fed the same traffic shape."""
 
 from __future__ import annotations
 
@@ -8,14 +9,26 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from polling_client.__main__ import main
-from testkit.process import REPO_ROOT, console_script, free_port
+from testkit.process import REPO_ROOT, ServiceProcess, console_script, free_port
 from testkit.testagent import ApmTestAgent
+from traffic import REGRESSION, Batch, dumps
 
-EMITTER = Path(__file__).with_name("emit_traces.py")
+HERE = Path(__file__).parent
+EMITTER = HERE / "emit_traces.py"
+FAKE = HERE / "fake_datadog.py"
+KEYS = {"DD_API_KEY": "test-api-key", "DD_APP_KEY": "test-app-key"}
+
+SAME = [
+    Batch("v1", "GET /", 40, 4.0),
+    Batch("v2", "GET /", 40, 4.0),
+    Batch("v1", "POST /speech", 40, 20.0),
+    Batch("v2", "POST /speech", 40, 20.0),
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +43,11 @@ def empty_agent(agent: ApmTestAgent) -> ApmTestAgent:
     return agent
 
 
-def emit(agent: ApmTestAgent, *runs: tuple[str, list[str]]) -> None:
-    """Run one emitter process per (version, flags), concurrently."""
+def emit(agent: ApmTestAgent, plan: list[Batch], under_gateway: tuple[str, ...] = ()) -> None:
+    """One emitter process per version, concurrently; then wait for every entry span."""
+    versions = sorted({batch.version for batch in plan})
     processes = []
-    for version, flags in runs:
+    for version in versions:
         env = {
             **os.environ,
             **agent.tracer_env(),
@@ -41,91 +55,234 @@ def emit(agent: ApmTestAgent, *runs: tuple[str, list[str]]) -> None:
             "DD_VERSION": version,
             "DD_ENV": "test",
         }
+        flags = ["--under-gateway"] if version in under_gateway else []
         processes.append(
-            subprocess.Popen([sys.executable, str(EMITTER), *flags], env=env, cwd=REPO_ROOT)
+            subprocess.Popen(
+                [sys.executable, str(EMITTER), "--plan", dumps(plan), *flags],
+                env=env,
+                cwd=REPO_ROOT,
+            )
         )
     for process in processes:
         assert process.wait(timeout=60) == 0
-
-
-def wait_for_entry_spans(agent: ApmTestAgent, count: int) -> None:
+    expected = sum(batch.count for batch in plan) + len(versions)  # + one probe each
     agent.wait_for_spans(
         lambda spans: (
             sum(1 for s in spans if s.get("name") == "litestar.request" and "version" in s["meta"])
-            >= count
+            >= expected
         )
     )
 
 
-def run_compare(*args: str) -> subprocess.CompletedProcess[str]:
+def run_compare(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    dropped = ("AGENT_URL", "DD_API_KEY", "DD_APP_KEY", "DD_SITE", "DATADOG_API_URL")
     return subprocess.run(
         [console_script("client"), "compare", *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         cwd=REPO_ROOT,
         env={
-            **{k: v for k, v in os.environ.items() if k != "AGENT_URL"},
+            **{k: v for k, v in os.environ.items() if k not in dropped},
             "DD_TRACE_ENABLED": "false",
+            **(env or {}),
         },
     )
 
 
-def test_a_slower_erring_canary_is_rolled_back_and_plotted(
+class FakeDatadog:
+    def __init__(self, plan: list[Batch], *flags: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = ServiceProcess(
+            [
+                sys.executable,
+                str(FAKE),
+                f"--port={self.port}",
+                f"--plan={dumps(plan)}",
+                f"--api-key={KEYS['DD_API_KEY']}",
+                f"--app-key={KEYS['DD_APP_KEY']}",
+                *flags,
+            ],
+            name="fake-datadog",
+            cwd=HERE,
+        )
+
+    def __enter__(self) -> FakeDatadog:
+        self.process.start()
+        self.process.wait_http_ready(f"{self.url}/fake/requests")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.stop()
+
+    def answers(self) -> list[dict[str, Any]]:
+        answers: list[dict[str, Any]] = httpx.get(f"{self.url}/fake/requests").json()
+        return answers
+
+    def compare(self, *args: str, keys: dict[str, str] = KEYS) -> subprocess.CompletedProcess[str]:
+        return run_compare(
+            "--datadog", "--since", "30m", *args, env={**keys, "DATADOG_API_URL": self.url}
+        )
+
+
+def by_resource(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {item["resource"]: item for item in report["resources"]}
+
+
+def shape(report: dict[str, Any]) -> dict[str, Any]:
+    """What must not depend on the source: verdict, statuses, counts, only-in."""
+    return {
+        "verdict": report["verdict"],
+        "family_size": report["correction"]["family_size"],
+        "only_in": report["only_in"],
+        "resources": {
+            name: (
+                item["status"],
+                item["baseline"]["requests"],
+                item["baseline"]["errors"],
+                item["canary"]["requests"],
+                item["canary"]["errors"],
+            )
+            for name, item in by_resource(report).items()
+        },
+    }
+
+
+def test_a_regression_on_one_resource_is_rolled_back_and_plotted(
     empty_agent: ApmTestAgent, tmp_path: Path
 ) -> None:
-    emit(
-        empty_agent,
-        ("v1", ["--count", "60", "--latency-ms", "20", "--under-gateway"]),
-        ("v2", ["--count", "60", "--latency-ms", "40", "--errors", "6"]),
-    )
-    wait_for_entry_spans(empty_agent, 122)  # plus one health probe each
+    emit(empty_agent, REGRESSION, under_gateway=("v1",))
     plot = tmp_path / "latency.png"
 
     result = run_compare("--agent", empty_agent.url, "--plot", str(plot), "--format", "json")
 
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["baseline"]["requests"] == 60 and report["baseline"]["errors"] == 0
-    assert report["canary"]["requests"] == 60 and report["canary"]["errors"] == 6
-    assert report["baseline"]["p50_ms"] == pytest.approx(25.0, rel=0.05)
-    assert report["canary"]["p50_ms"] == pytest.approx(50.0, rel=0.05)
-    assert report["latency_test"]["p_value"] < 1e-6
-    assert report["error_test"]["p_value"] < 0.05
+    assert report["correction"]["method"] == "holm" and report["correction"]["family_size"] == 6
+    resources = by_resource(report)
+    assert list(resources) == ["GET /", "GET /audio/{name}", "POST /speech"]
+    speech = resources["POST /speech"]
+    assert speech["baseline"]["requests"] == 40 and speech["baseline"]["errors"] == 0
+    assert speech["canary"]["requests"] == 40 and speech["canary"]["errors"] == 4
+    assert speech["baseline"]["p50_ms"] == pytest.approx(25.0, rel=0.05)
+    assert speech["canary"]["p50_ms"] == pytest.approx(40.0, rel=0.05)
+    assert speech["latency_test"]["p_adjusted"] < 1e-6
+    assert speech["status"] == "worse"
+    assert resources["GET /"]["status"] == "ok"
+    assert resources["GET /audio/{name}"]["status"] == "ok"
+    assert report["only_in"] == [{"resource": "GET /new", "version": "v2", "requests": 5}]
     assert report["verdict"] == "roll back"
+    assert report["reasons"][0].startswith("POST /speech: v2 is slower than v1")
     assert "2 health-probe spans left out" in report["notes"]
     assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and plot.stat().st_size > 10_000
 
 
-def test_the_same_behaviour_is_promoted_in_a_side_by_side_table(
+def test_the_same_behaviour_is_promoted_in_a_per_resource_table(
     empty_agent: ApmTestAgent,
 ) -> None:
-    emit(
-        empty_agent,
-        ("v1", ["--count", "40", "--latency-ms", "20"]),
-        ("v2", ["--count", "40", "--latency-ms", "20", "--under-gateway"]),
-    )
-    wait_for_entry_spans(empty_agent, 82)
+    emit(empty_agent, SAME, under_gateway=("v2",))
 
     result = run_compare("--agent", empty_agent.url, "--env", "test")
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"text-to-speech entry spans from {empty_agent.url}"
-    header = next(line for line in lines if "(baseline)" in line)
-    assert header.split() == ["v1", "(baseline)", "v2", "(canary)"]
-    assert next(line for line in lines if line.startswith("requests")).split() == [
-        "requests",
-        "40",
-        "40",
-    ]
-    assert any(line.startswith("latency: Mann-Whitney U") for line in lines)
+    assert lines[0] == (
+        f"text-to-speech entry spans from {empty_agent.url}: v1 (baseline) vs v2 (canary),"
+        " per resource"
+    )
+    assert lines[2].split()[:4] == ["resource", "version", "requests", "errors"]
+    rows = [line.split() for line in lines[3:7]]
+    assert rows[0][:4] == ["GET", "/", "v1", "40"]
+    assert rows[1][:2] == ["v2", "40"] and rows[1][-1] == "ok"
+    assert rows[2][:4] == ["POST", "/speech", "v1", "40"]
+    assert any("Holm-Bonferroni step-down over 4 tests" in line for line in lines)
     assert any(line.startswith("thresholds: alpha 0.01") for line in lines)
     assert lines[-1].startswith("verdict: PROMOTE")
 
     other = run_compare("--agent", empty_agent.url, "--resource", "GET /missing")
     assert other.returncode == 1
     assert "entry spans of resource 'GET /missing'" in other.stderr
+
+
+@pytest.mark.parametrize(
+    "plan", [REGRESSION, SAME, [*REGRESSION[:3], Batch("v2", "POST /speech", 10, 20.0)]]
+)
+def test_the_test_agent_and_datadog_give_the_same_verdict_on_the_same_traffic(
+    empty_agent: ApmTestAgent, plan: list[Batch]
+) -> None:
+    # The in-cluster test agent is the same source through a port forward
+    # (`--agent http://localhost:8126`): same request, same code.
+    emit(empty_agent, plan)
+    from_agent = run_compare("--agent", empty_agent.url, "--format", "json")
+    with FakeDatadog(plan, "--max-page=35") as fake:
+        from_datadog = fake.compare("--format", "json")
+        pages = fake.answers()
+
+    assert from_agent.returncode == 0, from_agent.stderr
+    assert from_datadog.returncode == 0, from_datadog.stderr
+    agent_report, datadog_report = json.loads(from_agent.stdout), json.loads(from_datadog.stdout)
+    assert shape(datadog_report) == shape(agent_report)
+    for name, item in by_resource(datadog_report).items():
+        twin = by_resource(agent_report)[name]
+        for role in ("baseline", "canary"):
+            assert item[role]["p50_ms"] == pytest.approx(twin[role]["p50_ms"], rel=1e-3)
+    assert datadog_report["source"].startswith(f"Datadog ({fake.url}")
+    assert len(pages) > 2 and all(page["status"] == 200 for page in pages)
+    cursors = [page["body"]["data"]["attributes"]["page"].get("cursor") for page in pages]
+    assert cursors[0] is None and all(cursors[1:-1])  # followed meta.page.after
+
+
+def test_datadog_is_paged_and_queried_as_documented() -> None:
+    with FakeDatadog(SAME, "--max-page=50") as fake:
+        result = fake.compare("--env", "test")
+        answers = fake.answers()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("verdict: PROMOTE")
+    bodies = [answer["body"]["data"] for answer in answers]
+    assert {body["type"] for body in bodies} == {"search_request"}
+    queries = [body["attributes"]["filter"]["query"] for body in bodies]
+    # 160 entry + 160 inner spans: 7 pages of 50; then the (empty) error spans.
+    assert queries == ["service:text-to-speech env:test"] * 7 + [
+        "service:text-to-speech env:test status:error"
+    ]
+    assert {body["attributes"]["filter"]["from"] for body in bodies} == {"now-1800s"}
+    assert {body["attributes"]["page"]["limit"] for body in bodies} == {1000}
+
+
+def test_datadog_rate_limits_are_waited_out() -> None:
+    with FakeDatadog(SAME, "--rate-limit=2") as fake:
+        result = fake.compare()
+        statuses = [answer["status"] for answer in fake.answers()]
+    assert result.returncode == 0, result.stderr
+    assert statuses == [429, 429, 200, 200]
+    assert result.stdout.splitlines()[-1].startswith("verdict: PROMOTE")
+
+
+def test_refused_datadog_keys_are_one_line_and_exit_2() -> None:
+    with FakeDatadog(SAME) as fake:
+        result = fake.compare(keys={"DD_API_KEY": "wrong", "DD_APP_KEY": "wrong"})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "refused the keys (HTTP 403)" in lines[0]
+
+
+def test_missing_datadog_keys_are_one_line_and_exit_2() -> None:
+    result = run_compare("--datadog", env={"DD_API_KEY": "x"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "client: --datadog needs DD_APP_KEY in the environment"
+        " (an API key and an application key with the apm_read scope)"
+    )
+
+
+def test_an_unreachable_datadog_is_one_line() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run_compare("--datadog", "--timeout", "5", env={**KEYS, "DATADOG_API_URL": url})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the Datadog API" in lines[0]
 
 
 def test_an_agent_without_text_to_speech_traces_is_an_error(empty_agent: ApmTestAgent) -> None:
@@ -143,10 +300,28 @@ def test_an_unreachable_agent_is_one_clear_line() -> None:
     assert len(lines) == 1 and "cannot reach the APM test agent" in lines[0]
 
 
-def test_help_states_the_tests_and_thresholds(capsys: pytest.CaptureFixture[str]) -> None:
+def test_agent_and_datadog_are_exclusive() -> None:
+    result = run_compare("--agent", "http://127.0.0.1:1", "--datadog")
+    assert result.returncode == 2
+    assert "not allowed with argument" in result.stderr
+
+
+def test_help_states_the_tests_the_correction_and_thresholds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["compare", "--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "Mann-Whitney U" in text and "Fisher exact" in text
+    assert "Mann-Whitney U" in text and "Fisher exact" in text and "Holm" in text
     assert "Defaults: alpha 0.01, latency margin 0.1, error margin 0.01, min samples 30" in text
+
+
+def test_datadog_rate_limiting_that_never_ends_is_one_line() -> None:
+    with FakeDatadog(SAME, "--rate-limit=100") as fake:
+        result = fake.compare()
+        statuses = [answer["status"] for answer in fake.answers()]
+    assert result.returncode == 1
+    assert statuses == [429] * 6  # the first try and five retries, each after X-RateLimit-Reset
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "still rate limiting after 5 retries (HTTP 429)" in lines[0]

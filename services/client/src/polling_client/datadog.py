@@ -30,7 +30,8 @@ error spans are a second query with the documented search term
 
 Rate limits (429 with ``X-RateLimit-Limit/-Period/-Remaining/-Reset``): the
 official client retries, waiting ``X-RateLimit-Reset`` seconds
-(``Configuration(enable_retry=True)``). Auth failures (401/403) are one line
+(``Configuration(enable_retry=True)`` with its ``ClientRetry`` policy, up to
+5 times). Auth failures (401/403) are one line
 and exit status 2 (a configuration problem, like a bad flag).
 
 Where it connects: ``https://api.$DD_SITE`` (DD_SITE read by the client's
@@ -44,6 +45,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from polling_client.errors import ClientError, ConfigError
@@ -105,6 +107,7 @@ def fetch_datadog_traces(query: DatadogQuery) -> list[list[dict[str, Any]]]:
     # Imported here: the client package is large and only --datadog needs it.
     from datadog_api_client import ApiClient, Configuration
     from datadog_api_client.exceptions import ApiException
+    from datadog_api_client.rest import ClientRetry
     from datadog_api_client.v2.api.spans_api import SpansApi
     from datadog_api_client.v2.model.spans_list_request import SpansListRequest
     from datadog_api_client.v2.model.spans_list_request_attributes import (
@@ -115,11 +118,18 @@ def fetch_datadog_traces(query: DatadogQuery) -> list[list[dict[str, Any]]]:
     from datadog_api_client.v2.model.spans_list_request_type import SpansListRequestType
     from datadog_api_client.v2.model.spans_query_filter import SpansQueryFilter
     from datadog_api_client.v2.model.spans_sort import SpansSort
+    from urllib3.exceptions import HTTPError, ResponseError
 
+    # The client's own retry policy (waits X-RateLimit-Reset seconds on a 429),
+    # with one retry only for a refused connection or a read timeout.
+    retry = ClientRetry(
+        total=MAX_RETRIES, connect=1, read=1, status=MAX_RETRIES, backoff_factor=0.5
+    )
     configuration = Configuration(  # type: ignore[no-untyped-call]
         host=query.api_url,
         enable_retry=True,
         max_retries=MAX_RETRIES,
+        retry_policy=retry,
         request_timeout=query.timeout_s,
     )
 
@@ -142,21 +152,45 @@ def fetch_datadog_traces(query: DatadogQuery) -> list[list[dict[str, Any]]]:
             api = SpansApi(client)  # type: ignore[no-untyped-call]
             spans = [_plain(s) for s in api.list_spans_with_pagination(request(_search(query)))]
             errors = {
-                str(_plain(s).get("attributes", {}).get("span_id"))
+                str(_plain(s)["attributes"]["span_id"])
                 for s in api.list_spans_with_pagination(request(_search(query, "status:error")))
             }
     except ApiException as exc:
         raise _api_error(exc, configuration.host) from None
-    except OSError as exc:  # urllib3 wraps connection failures in OSError subclasses
+    except (HTTPError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        if isinstance(reason, ResponseError):  # statuses retried MAX_RETRIES times
+            raise ClientError(
+                f"the Datadog API at {configuration.host} still answers {reason} after"
+                f" {MAX_RETRIES} retries (rate limited or failing): try again later"
+            ) from None
         raise ClientError(
-            f"cannot reach the Datadog API at {configuration.host}: {type(exc).__name__}"
+            f"cannot reach the Datadog API at {configuration.host}: {type(reason).__name__}"
         ) from None
     return to_traces(spans, errors)
 
 
-def _plain(model: Any) -> dict[str, Any]:
-    value = model.to_dict() if hasattr(model, "to_dict") else model
-    return value if isinstance(value, dict) else {}
+FIELDS = (
+    "service",
+    "env",
+    "resource_name",
+    "span_id",
+    "parent_id",
+    "trace_id",
+    "type",
+    "tags",
+    "start_timestamp",
+    "end_timestamp",
+)
+
+
+def _plain(span: Any) -> dict[str, Any]:
+    """The documented fields of a Span model, timestamps kept as parsed datetimes.
+
+    (``to_dict()`` would render them back to text at millisecond precision.)
+    """
+    attributes = getattr(span, "attributes", None)
+    return {"attributes": {name: getattr(attributes, name, None) for name in FIELDS}}
 
 
 def _api_error(exc: Any, host: str) -> ClientError:
@@ -175,8 +209,13 @@ def _api_error(exc: Any, host: str) -> ClientError:
 
 
 def _ns(timestamp: Any) -> int:
-    """A documented ``start_timestamp``/``end_timestamp`` (datetime) in nanoseconds."""
-    return round(timestamp.timestamp() * 1e9) if hasattr(timestamp, "timestamp") else 0
+    """A ``start_timestamp``/``end_timestamp`` (datetime or ISO 8601 text) in nanoseconds."""
+    if isinstance(timestamp, str):
+        try:
+            timestamp = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+        except ValueError:
+            return 0
+    return round(timestamp.timestamp() * 1e9) if isinstance(timestamp, datetime) else 0
 
 
 def to_traces(spans: Iterable[dict[str, Any]], error_ids: set[str]) -> list[list[dict[str, Any]]]:
