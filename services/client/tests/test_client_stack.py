@@ -91,9 +91,14 @@ def test_poll_then_compare_through_the_real_stack(stack: StackPorts, tmp_path: P
     result = json.loads(compare.stdout)
     # Every answer the client tallied has its entry span (plus the client's
     # reachability check, a GET / that was not tallied).
-    compared = result["baseline"]["requests"] + result["canary"]["requests"]
+    compared = sum(
+        item[role]["requests"] for item in result["resources"] for role in ("baseline", "canary")
+    ) + sum(one["requests"] for one in result["only_in"])
     assert tts_requests <= compared <= tts_requests + 1
-    assert result["baseline"]["version"] == "v1" and result["canary"]["version"] == "v2"
+    assert result["baseline"] == "v1" and result["canary"] == "v2"
+    # The client's mix reaches every text-to-speech route of both versions.
+    assert {item["resource"] for item in result["resources"]} >= {"GET /", "POST /speech"}
+    assert result["correction"]["method"] == "holm"
     assert result["verdict"] in ("promote", "hold", "roll back")
     assert plot.stat().st_size > 10_000
 

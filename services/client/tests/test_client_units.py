@@ -213,3 +213,44 @@ def test_live_line_rewrites_in_place_on_a_terminal_and_prints_lines_otherwise() 
     assert len(lines) == 2 and "\r" not in pipe.getvalue()
     assert "2 req 0.5/s" in lines[1] and "errors 1 (50.0%)" in lines[1]
     assert "v1 1 (50%)" in lines[1] and "v2 1 (50%)" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [(0.001, "0.001"), (0.45, "0.45"), (3.5, "3.5"), (20.0, "20"), (250.0, "250"), (1500, "1500")],
+)
+def test_log_axis_labels_are_plain_milliseconds(value: float, label: str) -> None:
+    from polling_client.plot import milliseconds
+
+    assert milliseconds(value) == label
+
+
+@pytest.mark.parametrize(("low", "high"), [(0.4, 0.67), (3.0, 6.0), (20.0, 48.0), (0.5, 4000.0)])
+def test_a_panel_has_distinct_readable_tick_labels(low: float, high: float) -> None:
+    import matplotlib.pyplot as plt
+    from polling_client.plot import _panel
+    from polling_client.verdict import ResourceComparison, Status, TestResults, VersionStats
+
+    values = [low + (high - low) * i / 99 for i in range(100)]
+    item = ResourceComparison(
+        "GET /",
+        VersionStats("v1", values, 0),
+        VersionStats("v2", values, 0),
+        TestResults(),
+        Status.OK,
+    )
+    figure, axis = plt.subplots()
+    try:
+        _panel(axis, item)
+        figure.canvas.draw()
+        left, right = axis.get_xlim()
+        labels = [
+            t.get_text()
+            for t in axis.get_xticklabels()
+            if t.get_text() and left <= t.get_position()[0] <= right
+        ]
+    finally:
+        plt.close(figure)
+    assert len(labels) >= 2
+    assert len(labels) == len(set(labels)), labels  # no two ticks print the same text
+    assert not any("e" in label for label in labels), labels  # never 3e-01

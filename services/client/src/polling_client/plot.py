@@ -4,8 +4,9 @@ Each panel is one resource (the ``max_panels`` busiest, by requests of both
 versions): the empirical cumulative distributions of baseline and canary on a
 log latency axis, where a slower version's curve sits to the right. Tick
 labels are plain milliseconds at 1-2-5 steps (``0.5``, ``1``, ``2``, ``5``,
-``10`` ...), never scientific notation, and minor ticks carry no label, so
-labels cannot overprint. Uses matplotlib's Agg backend: no display needed.
+``10`` ...; finer steps when the data spans less than a decade), never
+scientific notation, and minor ticks carry no label, so labels cannot
+overprint. Uses matplotlib's Agg backend: no display needed.
 """
 
 from __future__ import annotations
@@ -30,10 +31,14 @@ DEFAULT_PANELS = 6
 
 
 def milliseconds(value: float, _position: float | None = None) -> str:
-    """A log-axis tick label: ``0.2``, ``5``, ``20``, ``1000``: plain, short."""
+    """A log-axis tick label in plain numbers: ``0.45``, ``3.5``, ``20``, ``1500``.
+
+    Three significant digits below 100 (ticks inside one decade, e.g. 3.5, stay
+    apart from 4), whole numbers above: never ``3e-01``-style notation.
+    """
     if value <= 0 or not math.isfinite(value):
         return ""
-    if value >= 1:
+    if value >= 100:
         return f"{value:.0f}"
     return f"{value:.3g}"
 

@@ -20,5 +20,5 @@ class Thresholds:
         return (
             f"alpha {self.alpha:g} (one-sided), latency margin +{self.latency_margin:.0%} "
             f"on the median, error margin +{self.error_margin * 100:.1f} points, "
-            f"at least {self.min_samples} requests per version"
+            f"at least {self.min_samples} requests per version of each resource"
         )
