@@ -13,7 +13,7 @@ import tomllib
 
 from repocheck import dockerfiles
 from repocheck.k8s import manifests, workloads
-from repocheck.k8s.testing import repo_rendered
+from testkit.k8s import repo_rendered
 
 ROOT = manifests.REPO_ROOT
 HERE = ROOT / "k8s/apm-test-agent"
