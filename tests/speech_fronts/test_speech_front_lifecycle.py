@@ -8,6 +8,7 @@ killed writer leaves behind can never be served.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -95,30 +96,67 @@ def test_kill_9_mid_stream_leaves_nothing_to_serve(
     assert_only_complete_files(v2.audio_dir)
 
 
-def test_kill_9_of_v1_while_it_writes_leaves_nothing_to_serve(
-    fronts: dict[str, FrontServer],
+def unread_bytes_from(pid: int, port: int) -> int:
+    """Bytes process ``pid`` sent to the local server on ``port`` that it has not read yet.
+
+    From ``/proc/net/tcp{,6}``: the client's sockets are found by inode, the
+    server's ends by port pair; their receive queues hold what is unread.
+    """
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    rows = [
+        line.split()
+        for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
+        for line in table.read_text().splitlines()[1:]
+    ]
+
+    def ports(row: list[str]) -> tuple[int, int]:
+        return int(row[1].rsplit(":", 1)[1], 16), int(row[2].rsplit(":", 1)[1], 16)
+
+    client_ports = {ports(row)[0] for row in rows if row[9] in inodes and ports(row)[1] == port}
+    return sum(
+        int(row[4].split(":")[1], 16)
+        for row in rows
+        if ports(row)[0] == port and ports(row)[1] in client_ports
+    )
+
+
+def test_kill_9_of_v1_waiting_for_its_audio_leaves_nothing_to_serve(
+    fronts: dict[str, FrontServer], backend: TtsBackend
 ) -> None:
+    """v1 writes the whole file after the unary reply, so the point to kill it at is
+    fixed by freezing the backend: v1's request has reached the backend (its bytes sit
+    unread in the backend's socket) and cannot be answered. What a killed writer
+    leaves on disk mid-write (a temp file) is the v2 test's subject; both use the
+    same AtomicWriter."""
     v1 = fronts["v1"]
     text = LONG_TEXT.replace("Every", "Each")
     speech_id = audio_id("espeak", "", text)
-    with request_in_background(v1.url, text) as thread:
-        # v1 writes the whole file at once after the unary reply: kill as soon as
-        # its temp file appears (or, if the write was too quick to see, at the end).
-        partial = wait_for_partial_write(v1.audio_dir, speech_id, thread, min_bytes=0)
+    with frozen(backend.process.pid), request_in_background(v1.url, text) as thread:
+        deadline = time.monotonic() + 60.0
+        while unread_bytes_from(v1.process.pid, backend.port) == 0:
+            assert thread.is_alive(), "the request ended while the backend was frozen"
+            assert time.monotonic() < deadline, "v1 never sent the request to the backend"
+            time.sleep(0.01)
         v1.process.kill()
-    final = v1.audio_dir / f"{speech_id}.wav"
-    if partial is not None and not final.exists():
-        assert partial.exists()
+    assert not (v1.audio_dir / f"{speech_id}.wav").exists()
+    assert temp_files(v1.audio_dir, speech_id) == []
     assert_only_complete_files(v1.audio_dir)
 
     v1.start_again()
     with httpx.Client(base_url=v1.url, timeout=60.0) as http:
-        served = http.get(f"/audio/{speech_id}.wav")
-    if final.exists():
-        assert served.status_code == 200
-        assert served.content == final.read_bytes()
-    else:
-        assert served.status_code == 404
+        assert http.get(f"/audio/{speech_id}.wav").status_code == 404
+        again = http.post("/speech", json={"text": text})
+        assert again.status_code == 201, again.text
+        assert again.json()["cached"] is False
+        audio = http.get(f"/audio/{speech_id}.wav")
+    assert audio.status_code == 200
+    assert audio.content == (v1.audio_dir / f"{speech_id}.wav").read_bytes()
+    assert_only_complete_files(v1.audio_dir)
 
 
 def test_sigterm_lets_the_request_in_flight_finish(fronts: dict[str, FrontServer]) -> None:

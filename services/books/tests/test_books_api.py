@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,18 @@ def assert_error(response: httpx.Response, status: int, *needles: str) -> dict[s
         assert needle in body["detail"], body
     assert "Traceback" not in response.text
     return body
+
+
+def wait_for_log_lines(books: BooksServer, needle: str) -> list[dict[str, object]]:
+    """The JSON log lines containing ``needle``, once there is at least one (30 s deadline)."""
+    deadline = time.monotonic() + 30
+    while True:
+        output = books.process.output()
+        lines = [json.loads(line) for line in output.splitlines() if needle in line]
+        if lines:
+            return lines
+        assert time.monotonic() < deadline, f"no log line with {needle!r}:\n{output[-2000:]}"
+        time.sleep(0.02)
 
 
 def create(client: httpx.Client, **fields: object) -> dict[str, object]:
@@ -252,7 +265,12 @@ def test_books_probes_and_openapi(client: httpx.Client) -> None:
 def test_books_access_log_has_one_json_line_per_request(books: BooksServer) -> None:
     marker = "/books/424242?probe=access-log"
     httpx.get(books.url + marker)
-    lines = [json.loads(line) for line in books.process.output().splitlines() if marker in line]
+    # The line is written once the response has been sent: wait for it, then for
+    # a later request's line, so a duplicate of the first would be in by then.
+    lines = wait_for_log_lines(books, marker)
+    httpx.get(books.url + "/books/424242?probe=after")
+    wait_for_log_lines(books, "probe=after")
+    lines = wait_for_log_lines(books, marker)
     assert len(lines) == 1
     entry = lines[0]
     assert entry["http.method"] == "GET"
