@@ -29,7 +29,7 @@ def main() -> None:
     settings = load_or_exit(_load, "books")
     configure_telemetry("books")
     configure_logging("books")
-    serve(create_app(settings), settings.host, settings.port)
+    serve(create_app(settings), settings.host, settings.port, access_log=settings.access_log)
 
 
 if __name__ == "__main__":

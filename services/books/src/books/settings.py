@@ -1,8 +1,9 @@
 """Settings of the books service, from environment variables.
 
 ``HOST`` (default 127.0.0.1), ``PORT`` (default 8081), ``BOOKS_DB_PATH``
-(default ``data/books.db``; its directory is created and must be writable) and
-``BOOKS_DB_SYNCHRONOUS`` (``NORMAL`` or ``FULL``, default ``NORMAL``).
+(default ``data/books.db``; its directory is created and must be writable),
+``BOOKS_DB_SYNCHRONOUS`` (``NORMAL`` or ``FULL``, default ``NORMAL``) and
+``BOOKS_ACCESS_LOG`` (``true``/``false``, default ``true``: one JSON line per request).
 
 Durability: the database runs in WAL mode. With ``synchronous=NORMAL`` every
 committed transaction has been written to the WAL file with ``write()`` before
@@ -31,6 +32,7 @@ class Settings:
     port: int = 8081
     db_path: Path = Path("data/books.db")
     db_synchronous: str = "NORMAL"
+    access_log: bool = True
 
 
 def load_settings(env: Env | None = None) -> Settings:
@@ -41,6 +43,7 @@ def load_settings(env: Env | None = None) -> Settings:
         port=env.port("PORT", 8081),
         db_path=env.path("BOOKS_DB_PATH", "data/books.db"),
         db_synchronous=env.str("BOOKS_DB_SYNCHRONOUS", "NORMAL", choices=SYNCHRONOUS_MODES),
+        access_log=env.bool("BOOKS_ACCESS_LOG", True),
     )
 
 
