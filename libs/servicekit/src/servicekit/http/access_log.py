@@ -5,7 +5,10 @@ are logged too. Field names are Datadog standard attributes: ``http.method``,
 ``http.url`` (path and query), ``http.status_code``, ``http.route`` (the route
 template, when one matched), ``duration`` (nanoseconds) and
 ``network.client.ip``. Kept deliberately small: one closure and one log call
-per request.
+per request. The line is written straight to the JSON handler when logging
+is set up as :func:`servicekit.logs.configure_logging` leaves it (same fields,
+no LogRecord, buffered until the loop iteration ends); otherwise through
+``logging`` as any record.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+
+from servicekit.logs import context_fields, direct_handler
 
 access_logger = logging.getLogger("servicekit.access")
 
@@ -61,10 +66,17 @@ class AccessLogMiddleware:
         route = scope.get("path_template")
         if route:
             extra["http.route"] = route
+        method = scope["method"]
+        handler = direct_handler(self.logger)
+        if handler is not None:
+            trace = context_fields()
+            if trace:
+                extra.update(trace)
+            handler.write_fields("info", self.logger.name, f"{method} {path} {status}", extra)
+            return
         # logger.info without the caller lookup (a stack walk per request) and
         # without makeRecord's per-key checks; the record factory (log-trace
         # correlation hooks in there), filters and handlers still apply.
-        method = scope["method"]
         record = logging.getLogRecordFactory()(
             self.logger.name, logging.INFO, __file__, 0, f"{method} {path} {status}", None, None
         )

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from servicekit.logs import set_context_fields
 from servicekit.telemetry.config import TelemetrySettings, TraceMode
 
 # The server span of the request being handled in this task (set by the ASGI
@@ -40,14 +41,22 @@ def install_log_correlation(settings: TelemetrySettings) -> None:
     ids = _datadog_ids() if settings.mode is TraceMode.DATADOG else _otel_ids()
     previous = logging.getLogRecordFactory()
 
+    def trace_fields() -> dict[str, str] | None:
+        found = ids()
+        if found is None:
+            return None
+        return {"dd.trace_id": found[0], "dd.span_id": found[1], **static}
+
     def record_with_trace(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        found = ids()
-        if found is not None:
-            record.__dict__["dd.trace_id"], record.__dict__["dd.span_id"] = found
-            record.__dict__.update(static)
+        fields = trace_fields()
+        if fields is not None:
+            record.__dict__.update(fields)
         return record
 
+    # Lines written without a LogRecord (the access log) get the same fields.
+    record_with_trace.adds_context_fields = previous is logging.LogRecord  # type: ignore[attr-defined]
+    set_context_fields(trace_fields)
     logging.setLogRecordFactory(record_with_trace)
     _installed.append(True)
 
