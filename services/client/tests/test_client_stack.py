@@ -99,8 +99,30 @@ def test_poll_then_compare_through_the_real_stack(stack: StackPorts, tmp_path: P
     # The client's mix reaches every text-to-speech route of both versions.
     assert {item["resource"] for item in result["resources"]} >= {"GET /", "POST /speech"}
     assert result["correction"]["method"] == "holm"
-    assert result["verdict"] in ("promote", "hold", "roll back")
     assert plot.stat().st_size > 10_000
+
+    # Verdicts on shapes this test determines, from the same real traces. GET / is
+    # the same handler in v1 and v2 (servicekit.speech) and its requests were
+    # interleaved: one latency distribution, so p < 1e-9 (the smallest --alpha)
+    # comes once in 1e9 runs -> promote.
+    sure = run_client(
+        *("compare", "--agent", agent_url, "--resource", "GET /", "--alpha", "1e-9"),
+        *("--min-samples", "1", "--format", "json"),
+    )
+    assert sure.returncode == 0, sure.stderr
+    promoted = json.loads(sure.stdout)
+    assert promoted["verdict"] == "promote", promoted
+    [root] = promoted["resources"]
+    # The same, asking one request more than the canary has: not enough -> hold, naming v2.
+    need = str(root["canary"]["requests"] + 1)
+    few = run_client(
+        *("compare", "--agent", agent_url, "--resource", "GET /", "--alpha", "1e-9"),
+        *("--min-samples", need, "--format", "json"),
+    )
+    assert few.returncode == 0, few.stderr
+    held = json.loads(few.stdout)
+    assert held["verdict"] == "hold", held
+    assert any("v2" in reason for reason in held["reasons"]), held
 
     speech = run_client("compare", "--agent", agent_url, "--resource", "POST /speech")
     assert speech.returncode == 0, speech.stderr
