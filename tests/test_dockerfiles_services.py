@@ -166,6 +166,8 @@ def _normalized(service: str) -> list[str]:
         text = text.replace(f"/app/.venv/bin/{script}", "/app/.venv/bin/{script}")
         if "apt-get" in text or step.keyword == "EXPOSE":
             continue  # the client's curl; the port of each service
+        if "libs/speech_front/src" in text and "speech-front" in project["dependencies"]:
+            continue  # the fronts' own shared member (books and the others do not carry it)
         lines.append(re.sub(r" \\?HOST=0\.0\.0\.0 PORT=\d+", "", text))
     return lines
 

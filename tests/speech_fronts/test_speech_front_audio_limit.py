@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servicekit.speech.storage import audio_id
+from speech_front.storage import audio_id
 from testkit.fronts import FrontServer
 from testkit.tts_backend import TtsBackend, running_tts_backend
 

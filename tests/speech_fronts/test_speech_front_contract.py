@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from servicekit.speech.storage import audio_id
-from servicekit.speech.wav import parse_wav
+from servicekit.wav import parse_wav
+from speech_front.storage import audio_id
 from testkit.books import BooksServer
 from testkit.fronts import FrontServer
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from servicekit.speech.storage import audio_id
-from servicekit.speech.wav import HEADER_SIZE, parse_wav
+from servicekit.wav import HEADER_SIZE, parse_wav
+from speech_front.storage import audio_id
 from testkit.fronts import FrontServer
 from testkit.process import frozen
 from testkit.tts_backend import TtsBackend

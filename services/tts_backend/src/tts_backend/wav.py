@@ -1,6 +1,6 @@
 """WAV (RIFF) for the backend: the header of mono 16-bit PCM, and a strict reader.
 
-The header layout itself lives once in :mod:`servicekit.speech.wav`; this
+The header layout itself lives once in :mod:`servicekit.wav`; this
 module adds the backend's fixed format and a reader that rejects anything
 inconsistent (used on Google's responses and by the tests).
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from servicekit.speech.wav import HEADER_SIZE, PcmFormat
-from servicekit.speech.wav import parse_wav as _parse_header
-from servicekit.speech.wav import wav_header as _header
+from servicekit.wav import HEADER_SIZE, PcmFormat
+from servicekit.wav import parse_wav as _parse_header
+from servicekit.wav import wav_header as _header
 
 __all__ = ["HEADER_SIZE", "WavAudio", "WavError", "read_wav", "wav_header"]
 

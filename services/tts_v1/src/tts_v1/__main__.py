@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from servicekit.speech.main import run_front
+from speech_front.main import run_front
 
 from tts_v1.app import create_app
 from tts_v1.settings import load_settings

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from litestar import Litestar
-from servicekit.speech.app import create_speech_app
-from servicekit.speech.settings import FrontSettings
+from speech_front.app import create_speech_app
+from speech_front.settings import FrontSettings
 
 from tts_v1.strategy import SynthesizeEveryTime
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from servicekit.settings import Env
-from servicekit.speech.settings import FrontSettings, load_front_settings
+from speech_front.settings import FrontSettings, load_front_settings
 
 VERSION = "v1"
 DEFAULT_PORT = 8082

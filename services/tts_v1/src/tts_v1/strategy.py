@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from servicekit.speech.strategy import Produced, SpeechDeps, SpeechJob
 from servicekit.telemetry import spans
+from speech_front.strategy import Produced, SpeechDeps, SpeechJob
 
 
 class SynthesizeEveryTime:

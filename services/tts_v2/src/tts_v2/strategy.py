@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 
-from servicekit.speech.singleflight import SingleFlight
-from servicekit.speech.storage import StoredAudio
-from servicekit.speech.strategy import Produced, SpeechDeps, SpeechJob
 from servicekit.telemetry import spans
+from speech_front.singleflight import SingleFlight
+from speech_front.storage import StoredAudio
+from speech_front.strategy import Produced, SpeechDeps, SpeechJob
 
 
 class CachedStreaming:

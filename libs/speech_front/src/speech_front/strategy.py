@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from servicekit.speech.backend_client import BackendClient
-from servicekit.speech.storage import AudioStore, StoredAudio, audio_id
+from speech_front.backend_client import BackendClient
+from speech_front.storage import AudioStore, StoredAudio, audio_id
 
-log = logging.getLogger("servicekit.speech")
+log = logging.getLogger("speech_front")
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,9 @@ import logging
 from typing import Any
 
 from litestar import Request, Response
-
 from servicekit.http import error_response
 
-log = logging.getLogger("servicekit.speech")
+log = logging.getLogger("speech_front")
 
 DEFAULT_RETRY_AFTER_S = 1
 

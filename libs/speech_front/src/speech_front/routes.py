@@ -18,14 +18,14 @@ from litestar.datastructures import State
 from litestar.enums import MediaType
 from litestar.response import Stream
 from litestar.types import ControllerRouterHandler
-
 from servicekit.http import ReadinessCheck, error_response
-from servicekit.speech.books_client import BooksClient, book_text
-from servicekit.speech.errors import AudioNotFound, BadRequest, TooLarge
-from servicekit.speech.ranges import Unsatisfiable, parse_range
-from servicekit.speech.settings import FrontSettings
-from servicekit.speech.storage import StoredAudio, is_audio_id
-from servicekit.speech.strategy import Produced, SpeechDeps, SpeechJob, SynthesisStrategy
+
+from speech_front.books_client import BooksClient, book_text
+from speech_front.errors import AudioNotFound, BadRequest, TooLarge
+from speech_front.ranges import Unsatisfiable, parse_range
+from speech_front.settings import FrontSettings
+from speech_front.storage import StoredAudio, is_audio_id
+from speech_front.strategy import Produced, SpeechDeps, SpeechJob, SynthesisStrategy
 
 _READ_CHUNK = 64 * 1024
 _MAX_VOICE_CHARS = 64

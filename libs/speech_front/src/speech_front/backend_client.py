@@ -17,17 +17,17 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from servicekit.wav import PcmFormat, parse_wav
 from tts.v1 import tts_pb2, tts_pb2_grpc
 
-from servicekit.speech.errors import (
+from speech_front.errors import (
     AudioTooLong,
     BackendRejected,
     BackendUnavailable,
     SpeechError,
 )
-from servicekit.speech.wav import PcmFormat, parse_wav
 
-log = logging.getLogger("servicekit.speech.backend")
+log = logging.getLogger("speech_front.backend")
 
 _REJECTED = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND}
 # The backend keeps a unary reply under its send limit (TTS_MAX_SEND_BYTES, default

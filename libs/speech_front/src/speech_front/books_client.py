@@ -6,11 +6,11 @@ import logging
 
 import httpx
 import msgspec
-
-from servicekit.speech.errors import BookNotFound, BooksUnavailable
 from servicekit.telemetry import spans
 
-log = logging.getLogger("servicekit.speech.books")
+from speech_front.errors import BookNotFound, BooksUnavailable
+
+log = logging.getLogger("speech_front.books")
 
 
 class Book(msgspec.Struct):

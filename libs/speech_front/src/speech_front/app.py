@@ -10,17 +10,17 @@ from contextlib import asynccontextmanager
 from litestar import Litestar, Router
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import BeforeMessageSendHookHandler, Message, Scope
-
 from servicekit.http import healthz_route, json_api, readiness_route
-from servicekit.speech.backend_client import BackendClient
-from servicekit.speech.books_client import BooksClient
-from servicekit.speech.errors import SpeechError, speech_error_handler
-from servicekit.speech.routes import SPEECH_ROUTES, Front, readiness_check
-from servicekit.speech.settings import FrontSettings
-from servicekit.speech.storage import AudioStore
-from servicekit.speech.strategy import SpeechDeps, StrategyFactory
 
-log = logging.getLogger("servicekit.speech")
+from speech_front.backend_client import BackendClient
+from speech_front.books_client import BooksClient
+from speech_front.errors import SpeechError, speech_error_handler
+from speech_front.routes import SPEECH_ROUTES, Front, readiness_check
+from speech_front.settings import FrontSettings
+from speech_front.storage import AudioStore
+from speech_front.strategy import SpeechDeps, StrategyFactory
+
+log = logging.getLogger("speech_front")
 
 VERSION_HEADER = "x-tts-version"
 

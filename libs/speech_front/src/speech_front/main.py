@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from litestar import Litestar
-
 from servicekit.cli import handle_command_line
 from servicekit.http import serve
 from servicekit.logs import configure_logging
 from servicekit.settings import Env, load_or_exit
-from servicekit.speech.settings import FrontSettings
 from servicekit.telemetry import configure_telemetry
+
+from speech_front.settings import FrontSettings
 
 SERVICE_NAME = "text-to-speech"  # one service, two versions (DD_VERSION v1/v2)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from servicekit.settings import Env, SettingsError
-from servicekit.speech.settings import load_front_settings
+from speech_front.settings import load_front_settings
 from tts_v1.settings import load_settings as load_v1
 from tts_v2.settings import load_settings as load_v2
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from servicekit.speech.ranges import ByteRange, Unsatisfiable, parse_range
+from speech_front.ranges import ByteRange, Unsatisfiable, parse_range
 
 
 @pytest.mark.parametrize(

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 import msgspec
+from servicekit.wav import PcmFormat, parse_wav, wav_header
 
-from servicekit.speech.errors import SpeechError, StorageFull, StorageUnavailable
-from servicekit.speech.wav import PcmFormat, parse_wav, wav_header
+from speech_front.errors import SpeechError, StorageFull, StorageUnavailable
 
-log = logging.getLogger("servicekit.speech.storage")
+log = logging.getLogger("speech_front.storage")
 
 AUDIO_ID_PATTERN = re.compile(r"[0-9a-f]{64}")
 _HEADER_PROBE_BYTES = 4096

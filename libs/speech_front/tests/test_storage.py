@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from servicekit.speech.errors import StorageUnavailable
-from servicekit.speech.storage import AudioStore, audio_id, is_audio_id
-from servicekit.speech.wav import HEADER_SIZE, PcmFormat, parse_wav, wav_header
+from servicekit.wav import HEADER_SIZE, PcmFormat, parse_wav, wav_header
+from speech_front.errors import StorageUnavailable
+from speech_front.storage import AudioStore, audio_id, is_audio_id
 
 FMT = PcmFormat(sample_rate_hz=16000)
 
@@ -117,8 +117,8 @@ def test_killed_writer_leaves_only_an_unservable_temp_file(tmp_path: Path) -> No
         f"""
         import sys
         from pathlib import Path
-        from servicekit.speech.storage import AudioStore
-        from servicekit.speech.wav import PcmFormat
+        from speech_front.storage import AudioStore
+        from servicekit.wav import PcmFormat
         writer = AudioStore(Path({str(tmp_path)!r})).stream_writer({speech_id!r}, PcmFormat(16000))
         writer.write(b"\\x00" * 4096)
         print("written", flush=True)
@@ -164,9 +164,9 @@ def test_file_size_limit_is_storage_full_and_cleans_up(tmp_path: Path) -> None:
         f"""
         import resource
         from pathlib import Path
-        from servicekit.speech.errors import StorageFull
-        from servicekit.speech.storage import AudioStore, audio_id
-        from servicekit.speech.wav import PcmFormat
+        from speech_front.errors import StorageFull
+        from speech_front.storage import AudioStore, audio_id
+        from servicekit.wav import PcmFormat
         resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
         store = AudioStore(Path({str(tmp_path)!r}))
         writer = store.stream_writer(audio_id("e", "", "big"), PcmFormat(16000))

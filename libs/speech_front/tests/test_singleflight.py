@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from servicekit.speech.singleflight import SingleFlight
+from speech_front.singleflight import SingleFlight
 
 
 async def test_concurrent_callers_share_one_run() -> None:
