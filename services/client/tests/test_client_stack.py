@@ -102,7 +102,7 @@ def test_poll_then_compare_through_the_real_stack(stack: StackPorts, tmp_path: P
     assert plot.stat().st_size > 10_000
 
     # Verdicts on shapes this test determines, from the same real traces. GET / is
-    # the same handler in v1 and v2 (servicekit.speech) and its requests were
+    # the same handler in v1 and v2 (speech_front) and its requests were
     # interleaved: one latency distribution, so p < 1e-9 (the smallest --alpha)
     # comes once in 1e9 runs -> promote.
     sure = run_client(
