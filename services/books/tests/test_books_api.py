@@ -1,15 +1,14 @@
-"""The books API against a real server process on a real SQLite file."""
+"""The books API against a real server process, on SQLite and on PostgreSQL (see conftest)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-from testkit.books import BooksServer, running_books
+from testkit.books import BooksServer, Database, running_books
 
 JSON = {"Content-Type": "application/json"}
 MAX_ID = 2**63 - 1
@@ -46,8 +45,8 @@ def create(client: httpx.Client, **fields: object) -> dict[str, object]:
     return response.json()
 
 
-def test_books_original_walkthrough_on_fresh_database(tmp_path: Path) -> None:
-    with running_books(tmp_path / "fresh.db") as server:
+def test_books_original_walkthrough_on_fresh_database(fresh_database: Database) -> None:
+    with running_books(fresh_database) as server:
         created = subprocess.run(
             [
                 "curl", "-s", "-i", "-H", "Content-Type: application/json",
@@ -114,8 +113,8 @@ def test_books_unicode_and_limits_round_trip(client: httpx.Client) -> None:
     assert fetched["description"] == description
 
 
-def test_books_list_is_ordered_and_paginated(tmp_path: Path) -> None:
-    with running_books(tmp_path / "pages.db") as server, httpx.Client(base_url=server.url) as http:
+def test_books_list_is_ordered_and_paginated(fresh_database: Database) -> None:
+    with running_books(fresh_database) as server, httpx.Client(base_url=server.url) as http:
         ids = [create(http, title=f"b{i}")["id"] for i in range(5)]
         assert [b["id"] for b in http.get("/books").json()] == ids
         assert [b["id"] for b in http.get("/books?limit=2").json()] == ids[:2]
@@ -162,6 +161,8 @@ def test_books_pagination_out_of_range(client: httpx.Client, query: str, needle:
         ({"title": None, "author": "A"}, ["title"]),
         ({"title": "T", "author": "A", "isbn": "1"}, ["unknown field", "isbn"]),
         ({"title": "T", "author": "A", "id": 7}, ["unknown field", "id"]),
+        ({"title": "T\u0000", "author": "A"}, ["title", "NUL"]),
+        ({"title": "T", "author": "A", "description": "\u0000"}, ["description", "NUL"]),
         ([{"title": "T", "author": "A"}], ["object"]),
         ("just a string", ["object"]),
     ],
@@ -181,6 +182,7 @@ def test_books_bad_body_is_400(client: httpx.Client, body: object, needles: list
         ({"title": None}, ["title"]),
         ({"author": "x" * 201}, ["author"]),
         ({"colour": "red"}, ["unknown field", "colour"]),
+        ({"author": "a\u0000b"}, ["author", "NUL"]),
     ],
 )
 def test_books_bad_patch_is_400(client: httpx.Client, body: object, needles: list[str]) -> None:

@@ -1,4 +1,7 @@
-"""Durability, concurrency, shutdown and start-up settings of the books process."""
+"""Durability, concurrency, shutdown and start-up settings of the books process.
+
+Tests taking ``fresh_database`` run on SQLite and on PostgreSQL (see conftest).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from testkit.books import running_books
+from testkit.books import Database, running_books
 from testkit.process import console_script
 
 
@@ -24,8 +27,8 @@ def all_books(url: str) -> list[dict[str, object]]:
             return books
 
 
-def test_books_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
-    with running_books(tmp_path / "durable.db") as server:
+def test_books_acknowledged_writes_survive_kill_9(fresh_database: Database) -> None:
+    with running_books(fresh_database) as server:
         acknowledged: dict[int, dict[str, object]] = {}
         with httpx.Client(base_url=server.url) as http:
             for i in range(150):
@@ -37,7 +40,7 @@ def test_books_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
             acknowledged[1] = changed
             assert http.delete("/books/2").status_code == 204
             del acknowledged[2]
-        os.killpg(server.process.pid, signal.SIGKILL)  # no shutdown, no checkpoint
+        os.killpg(server.process.pid, signal.SIGKILL)  # no shutdown, no checkpoint, no pool close
         assert server.process.wait_exit() == -signal.SIGKILL
 
         server.start_again()
@@ -45,7 +48,7 @@ def test_books_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     assert stored == acknowledged
 
 
-def test_books_concurrent_writes_are_all_kept(tmp_path: Path) -> None:
+def test_books_concurrent_writes_are_all_kept(fresh_database: Database) -> None:
     async def post_many(url: str, count: int) -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_connections=32)) as http:
             return await asyncio.gather(
@@ -58,7 +61,7 @@ def test_books_concurrent_writes_are_all_kept(tmp_path: Path) -> None:
                 *(http.patch(f"/books/{book_id}", json={"author": f"a{i}"}) for i in range(count))
             )
 
-    with running_books(tmp_path / "concurrent.db") as server:
+    with running_books(fresh_database) as server:
         responses = asyncio.run(post_many(server.url, 300))
         assert all(r.status_code == 201 for r in responses)
         ids = [r.json()["id"] for r in responses]
@@ -72,9 +75,10 @@ def test_books_concurrent_writes_are_all_kept(tmp_path: Path) -> None:
         assert final_author in {f"a{i}" for i in range(50)}
 
 
-def test_books_sigterm_finishes_requests_closes_database_exits_0(tmp_path: Path) -> None:
-    db_path = tmp_path / "graceful.db"
-    with running_books(db_path) as server:
+def test_books_sigterm_finishes_requests_closes_database_exits_0(
+    fresh_database: Database,
+) -> None:
+    with running_books(fresh_database) as server:
         results: list[httpx.Response | Exception] = []
         first_answer = threading.Event()
 
@@ -101,8 +105,9 @@ def test_books_sigterm_finishes_requests_closes_database_exits_0(tmp_path: Path)
         assert "Traceback" not in log
         answered = [r for r in results if isinstance(r, httpx.Response)]
         assert answered and all(r.status_code == 201 for r in answered)
-        # A clean close checkpoints and removes the write-ahead log.
-        assert not Path(f"{db_path}-wal").exists()
+        if isinstance(fresh_database, Path):
+            # A clean SQLite close checkpoints and removes the write-ahead log.
+            assert not Path(f"{fresh_database}-wal").exists()
 
         server.start_again()
         stored_ids = {book["id"] for book in all_books(server.url)}
@@ -126,6 +131,13 @@ def run_books(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProces
         ({"BOOKS_DB_PATH": "{tmp}/a-file/books.db"}, "BOOKS_DB_PATH"),
         ({"BOOKS_DB_PATH": "{tmp}"}, "BOOKS_DB_PATH"),
         ({"BOOKS_DB_PATH": "{tmp}/not-a-database.db"}, "BOOKS_DB_PATH"),
+        ({"BOOKS_DATABASE_URL": "sqlite:///{tmp}/a-file/books.db"}, "BOOKS_DATABASE_URL"),
+        ({"BOOKS_DATABASE_URL": "mysql://books@127.0.0.1/books"}, "BOOKS_DATABASE_URL"),
+        ({"BOOKS_DATABASE_URL": "postgresql://books@127.0.0.1:99999/b"}, "BOOKS_DATABASE_URL"),
+        ({"BOOKS_DATABASE_URL": "postgresql://books@127.0.0.1:5432/"}, "BOOKS_DATABASE_URL"),
+        ({"BOOKS_DATABASE_URL": "sqlite://"}, "BOOKS_DATABASE_URL"),
+        ({"BOOKS_DB_POOL_SIZE": "0"}, "BOOKS_DB_POOL_SIZE"),
+        ({"BOOKS_DB_STATEMENT_TIMEOUT_S": "soon"}, "BOOKS_DB_STATEMENT_TIMEOUT_S"),
     ],
 )
 def test_books_bad_setting_exits_2_naming_it(

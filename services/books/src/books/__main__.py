@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from servicekit.cli import handle_command_line
 from servicekit.http import serve
 from servicekit.logs import configure_logging
@@ -15,11 +17,16 @@ from books.settings import Settings, load_settings, prepare_db_path
 def _load() -> Settings:
     settings = load_settings()
     prepare_db_path(settings)
+    if settings.postgres_url is not None:
+        from books.postgres import check_connection
+
+        asyncio.run(check_connection(settings))
     return settings
 
 
 DESCRIPTION = (
-    "Async CRUD API for books (Litestar on aiosqlite), with /healthz and /readyz. "
+    "Async CRUD API for books (Litestar; SQLite by default, PostgreSQL for several "
+    "replicas), with /healthz and /readyz. "
     "OpenAPI at /schema/openapi.json."
 )
 

@@ -8,16 +8,16 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from servicekit.http import healthz_route, json_api, readiness_route
 
-from books.repository import BookStore
 from books.routes import book_routes
 from books.settings import Settings
+from books.store import create_store
 
 MAX_BODY_BYTES = 64 * 1024
 
 
 def create_app(settings: Settings) -> Litestar:
     """The app; the database is opened (and migrated) at start-up, closed at shutdown."""
-    store = BookStore(settings.db_path, settings.db_synchronous)
+    store = create_store(settings)
 
     @asynccontextmanager
     async def database(_: Litestar) -> AsyncIterator[None]:

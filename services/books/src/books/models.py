@@ -24,12 +24,22 @@ Timestamp = Annotated[
 MAX_ID = 2**63 - 1
 
 
+def _refuse_nul(**fields: object) -> None:
+    """PostgreSQL text cannot hold U+0000, so neither backend accepts it (same contract)."""
+    for name, value in fields.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError(f"{name} must not contain the NUL character (\\u0000)")
+
+
 class BookIn(msgspec.Struct, forbid_unknown_fields=True):
     """Body of POST /books and PUT /books/{id}: the whole book."""
 
     title: Title
     author: Author
     description: Description | None = None
+
+    def __post_init__(self) -> None:
+        _refuse_nul(title=self.title, author=self.author, description=self.description)
 
 
 class BookPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -38,6 +48,9 @@ class BookPatch(msgspec.Struct, forbid_unknown_fields=True):
     title: Title | msgspec.UnsetType = msgspec.UNSET
     author: Author | msgspec.UnsetType = msgspec.UNSET
     description: Description | msgspec.UnsetType | None = msgspec.UNSET
+
+    def __post_init__(self) -> None:
+        _refuse_nul(title=self.title, author=self.author, description=self.description)
 
     def is_empty(self) -> bool:
         return (

@@ -1,4 +1,4 @@
-"""SQL for books: one writer on aiosqlite, one in-loop reader for small reads.
+"""SQLite store (the embedded default): one writer on aiosqlite, one in-loop reader.
 
 Writes go through a single aiosqlite connection in autocommit mode: each write
 is one statement (``... RETURNING``), hence one transaction, committed before
@@ -26,6 +26,7 @@ from pathlib import Path
 import aiosqlite
 import msgspec
 
+from books.migrations import MIGRATIONS
 from books.models import BookIn, BookPatch
 
 log = logging.getLogger("books.repository")
@@ -35,20 +36,6 @@ _BOOK_JSON = (
     " 'created_at', created_at, 'updated_at', updated_at)"
 )
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
-
-# Schema history: MIGRATIONS[n] moves a database from user_version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE books (
-        id          INTEGER PRIMARY KEY AUTOINCREMENT,
-        title       TEXT NOT NULL,
-        author      TEXT NOT NULL,
-        description TEXT,
-        created_at  TEXT NOT NULL,
-        updated_at  TEXT NOT NULL
-    )
-    """,
-)
 
 _SELECT_ONE = f"SELECT {_BOOK_JSON} FROM books WHERE id = ?"
 _SELECT_PAGE = f"SELECT {_BOOK_JSON} FROM books ORDER BY id LIMIT ? OFFSET ?"
@@ -69,7 +56,9 @@ _DELETE = "DELETE FROM books WHERE id = ? RETURNING id"
 
 
 class BookStore:
-    """The books table. :meth:`open` before use, :meth:`close` at shutdown."""
+    """The books table in SQLite. :meth:`open` before use, :meth:`close` at shutdown."""
+
+    backend = "sqlite"
 
     def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
         self.path = path
@@ -167,8 +156,11 @@ async def _migrate(writer: aiosqlite.Connection) -> None:
     try:
         (version,) = next(iter(await writer.execute_fetchall("PRAGMA user_version")))
         for index in range(int(version), len(MIGRATIONS)):
-            await writer.execute(MIGRATIONS[index])
-            log.info("migrated", extra={"db.schema_version": index + 1})
+            await writer.execute(MIGRATIONS[index].sqlite)
+            log.info(
+                "migrated",
+                extra={"db.schema_version": index + 1, "db.migration": MIGRATIONS[index].name},
+            )
         await writer.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
         await writer.execute("COMMIT")
     except BaseException:

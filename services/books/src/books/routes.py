@@ -1,24 +1,32 @@
 """HTTP routes of the books API.
 
-Handlers are built around one :class:`BookStore` (closures, no per-request
-dependency injection). Responses carry JSON produced by SQLite; the handler
+Handlers are built around one store (closures, no per-request dependency
+injection). Responses carry JSON produced by the store; the handler
 annotations still name :class:`Book` so the OpenAPI schema describes it.
+Reads are plain functions on SQLite (its reads are synchronous, see
+:mod:`books.store`) and coroutines on PostgreSQL; the API is the same.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+import logging
+from typing import Annotated, Any, Protocol, cast
 
-from litestar import MediaType, Response, Router, delete, get, patch, post, put
+from litestar import MediaType, Request, Response, Router, delete, get, patch, post, put
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import Parameter
+from servicekit.http import error_response
 
 from books.models import MAX_ID, Book, BookIn, BookPatch
 from books.repository import BookStore
+from books.store import Store, StoreUnavailable
+
+log = logging.getLogger("books.routes")
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
+RETRY_AFTER_S = 1
 
 IdParam = Annotated[
     str,
@@ -58,25 +66,55 @@ def _not_found(book_id: int) -> NotFoundException:
     return NotFoundException(detail=f"no book with id {book_id}")
 
 
-def book_routes(store: BookStore) -> Router:
+def _found(book_id: int, body: bytes | None) -> Response[Book]:
+    if body is None:
+        raise _not_found(book_id)
+    return _json(body)
+
+
+class AsyncReads(Protocol):
+    async def get_json(self, book_id: int) -> bytes | None: ...
+
+    async def list_json(self, limit: int, offset: int) -> bytes: ...
+
+
+def _read_handlers(store: Store) -> list[HTTPRouteHandler]:
+    if isinstance(store, BookStore):  # SQLite: synchronous reads, on the loop
+
+        @get("/", summary="List books ordered by id", sync_to_thread=False)
+        def list_books(limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> Response[list[Book]]:
+            return cast("Response[list[Book]]", _json(store.list_json(limit, offset)))
+
+        @get("/{book_id:str}", summary="Get a book", sync_to_thread=False)
+        def get_book(book_id: IdParam) -> Response[Book]:
+            parsed = parse_id(book_id)
+            return _found(parsed, store.get_json(parsed))
+
+        return [list_books, get_book]
+
+    reads = cast(AsyncReads, store)
+
+    @get("/", summary="List books ordered by id")
+    async def list_books_async(
+        limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> Response[list[Book]]:
+        return cast("Response[list[Book]]", _json(await reads.list_json(limit, offset)))
+
+    @get("/{book_id:str}", summary="Get a book")
+    async def get_book_async(book_id: IdParam) -> Response[Book]:
+        parsed = parse_id(book_id)
+        return _found(parsed, await reads.get_json(parsed))
+
+    return [list_books_async, get_book_async]
+
+
+def book_routes(store: Store) -> Router:
     """``/books`` CRUD routes bound to ``store``."""
 
     @post("/", summary="Create a book")
     async def create_book(data: BookIn) -> Response[Book]:
         book_id, body = await store.create_json(data)
         return _json(body, 201, {"Location": f"/books/{book_id}"})
-
-    @get("/", summary="List books ordered by id", sync_to_thread=False)
-    def list_books(limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> Response[list[Book]]:
-        return cast("Response[list[Book]]", _json(store.list_json(limit, offset)))
-
-    @get("/{book_id:str}", summary="Get a book", sync_to_thread=False)
-    def get_book(book_id: IdParam) -> Response[Book]:
-        parsed = parse_id(book_id)
-        body = store.get_json(parsed)
-        if body is None:
-            raise _not_found(parsed)
-        return _json(body)
 
     @put("/{book_id:str}", summary="Replace a book")
     async def replace_book(book_id: IdParam, data: BookIn) -> Response[Book]:
@@ -106,10 +144,32 @@ def book_routes(store: BookStore) -> Router:
 
     handlers: list[HTTPRouteHandler] = [
         create_book,
-        list_books,
-        get_book,
+        *_read_handlers(store),
         replace_book,
         patch_book,
         delete_book,
     ]
-    return Router(path="/books", route_handlers=handlers, tags=["books"])
+    return Router(
+        path="/books",
+        route_handlers=handlers,
+        tags=["books"],
+        exception_handlers={StoreUnavailable: _unavailable},
+    )
+
+
+def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The database is down or too slow: 503 with ``Retry-After``, never a 500."""
+    log.warning(
+        "database unavailable",
+        extra={
+            "http.method": request.method,
+            "http.url": request.url.path,
+            "error.message": str(exc),
+        },
+    )
+    return error_response(
+        503,
+        "the database is unavailable; retry later",
+        "database_unavailable",
+        {"Retry-After": str(RETRY_AFTER_S)},
+    )

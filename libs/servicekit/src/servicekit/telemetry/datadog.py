@@ -24,6 +24,9 @@ INTEGRATIONS: dict[str, bool] = {
     "grpc": True,  # grpc and grpc.aio, server and client
     "httpx": True,
     # sqlite3: servicekit.telemetry.sqlite (lighter than ddtrace's wrapt proxies)
+    # asyncpg: one postgres.query span per statement (resource = the SQL), on the
+    # event loop, so under the request span (books on PostgreSQL)
+    "asyncpg": True,
     "aiohttp": True,  # the local gateway's client (its server spans: aiohttp_server.py)
     "futures": True,  # ThreadPoolExecutor.submit carries the active span
 }
