@@ -30,6 +30,51 @@ def test_check_passes_on_the_repository(name: str) -> None:
     assert suite.CROSS_CHECKS[name](repo_inventory()) == []
 
 
+def _variants() -> list[Path]:
+    from repocheck.k8s.manifests import K8S_DIR, REPO_ROOT, overlay_dirs
+    from repocheck.k8s.testing import repo_rendered
+
+    return overlay_dirs(REPO_ROOT / K8S_DIR, repo_rendered())
+
+
+@pytest.mark.parametrize("name", list(suite.CROSS_CHECKS))
+def test_check_passes_on_every_overlay(name: str) -> None:
+    from repocheck.k8s.manifests import REPO_ROOT
+    from repocheck.k8s.testing import repo_built_images, repo_rendered
+
+    assert _variants()
+    for overlay in _variants():
+        variant = suite.variant_inventory(REPO_ROOT, repo_rendered(), overlay, repo_built_images())
+        assert suite.CROSS_CHECKS[name](variant) == [], overlay
+
+
+def test_overlay_objects_replace_the_base_ones() -> None:
+    from repocheck.k8s.manifests import REPO_ROOT
+    from repocheck.k8s.testing import repo_rendered
+
+    (overlay,) = [o for o in _variants() if o.name == "books-postgres"]
+    variant = suite.variant_inventory(REPO_ROOT, repo_rendered(), overlay)
+    books = variant.find("Deployment", "apps", "books")
+    assert books is not None and books["spec"]["replicas"] == 3
+
+
+def test_a_broken_overlay_fails_the_checks(tmp_path: Path) -> None:
+    """The database URL names a Service CloudNativePG does not make: env-addresses fails."""
+
+    def mutate(docs: Docs) -> None:
+        env = docs[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+        for var in env:
+            if var["name"] == "BOOKS_DATABASE_URL":
+                var["value"] = var["value"].replace("books-db-rw", "books-db-primary")
+
+    root = broken_copy(tmp_path, "k8s/components/books-postgres/books-deployment.yaml", mutate)
+    report = suite.run(root, with_tilt=False)
+    problems = report.problems["env-addresses"]
+    assert any("k8s/overlays/books-postgres" in p and "books-db-primary" in p for p in problems), (
+        problems
+    )
+
+
 @dataclass(frozen=True)
 class Breakage:
     check: str
@@ -301,6 +346,14 @@ BREAKAGES = [
             _deployment(d, "text-to-speech-v1")
         ),
         "Deployment apps/text-to-speech-v1",
+    ),
+    Breakage(
+        "references",
+        "k8s/components/books-postgres/books-db.yaml",
+        lambda d: _set(["spec", "bootstrap", "initdb", "secret", "name"], "nope")(
+            find(d, "Cluster", "books-db")
+        ),
+        "Cluster apps/books-db",
     ),
     Breakage(
         "shutdown-budget",

@@ -63,6 +63,34 @@ def test_books_is_a_single_writer() -> None:
     assert "cannot scale out" in (ROOT / "k8s/apps/books.yaml").read_text()
 
 
+def test_books_on_postgres_is_three_stateless_replicas() -> None:
+    overlay = repo_rendered()[ROOT / "k8s/overlays/books-postgres"]
+    (books,) = [
+        o for o in overlay if o["kind"] == "Deployment" and o["metadata"]["name"] == "books"
+    ]
+    spec = books["spec"]
+    assert spec["replicas"] == 3 and spec["strategy"]["type"] == "RollingUpdate"
+    pod = spec["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]  # no database volume
+    assert not [
+        o
+        for o in overlay
+        if o["kind"] == "PersistentVolumeClaim" and "books" in o["metadata"]["name"]
+    ]
+    env = {v["name"]: v for v in pod["containers"][0]["env"]}
+    assert "BOOKS_DB_PATH" not in env
+    assert env["BOOKS_DATABASE_URL"]["value"].startswith("postgresql://books@books-db-rw.apps.")
+    assert ":" not in env["BOOKS_DATABASE_URL"]["value"].split("//")[1].split("@")[0]  # no password
+    ref = env["BOOKS_DATABASE_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "books-db-credentials", "key": "password"}
+    (cluster,) = [o for o in overlay if o["kind"] == "Cluster"]
+    assert cluster["apiVersion"] == "postgresql.cnpg.io/v1"
+    assert cluster["spec"]["bootstrap"]["initdb"]["secret"]["name"] == ref["name"]
+    assert cluster["spec"]["inheritedMetadata"]["labels"]["sidecar.istio.io/inject"] == "false"
+    assert _numbers(_versions()["CNPG_VERSION"]) >= (1, 28, 0)
+    assert [o for o in overlay if o["kind"] == "PodDisruptionBudget"]
+
+
 def test_text_to_speech_versions_share_one_service_and_volume() -> None:
     service = _one("Service", "text-to-speech")
     assert service["spec"]["selector"] == {"app": "text-to-speech"}

@@ -24,6 +24,7 @@ EXPECTED_KUSTOMIZATIONS = {
     "k8s/metallb",
     "k8s/datadog",
     "k8s/apm-test-agent",
+    "k8s/overlays/books-postgres",
 }
 
 
@@ -52,6 +53,29 @@ def test_top_level_is_apps_plus_istio() -> None:
     top = {manifests.identity(o) for o in _rendered("k8s")}
     parts = {manifests.identity(o) for o in _rendered("k8s/apps") + _rendered("k8s/istio")}
     assert top == parts
+
+
+def test_overlays_deploy_what_k8s_deploys_plus_their_components() -> None:
+    import yaml
+
+    top = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    for overlay in manifests.overlay_dirs(K8S, repo_rendered()):
+        spec = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+        resources = {(overlay / r).resolve() for r in spec["resources"]}
+        assert resources == {(K8S / r).resolve() for r in top["resources"]}, overlay
+        assert spec["components"], overlay
+        base = {manifests.identity(o) for o in _rendered("k8s")}
+        assert base - {manifests.identity(o) for o in repo_rendered()[overlay]} <= {
+            ("", "PersistentVolumeClaim", "apps", "books-data")
+        }
+
+
+def test_components_are_not_rendered_alone() -> None:
+    components = [d for d in (K8S / "components").iterdir() if d.is_dir()]
+    assert components
+    for component in components:
+        assert manifests.is_component(component / "kustomization.yaml")
+        assert component not in repo_rendered()
 
 
 def _deployment(name: str) -> manifests.Obj:

@@ -247,3 +247,34 @@ def test_apm_test_agent_is_deployed_traced_to_and_forwarded() -> None:
 def test_a_bad_apm_flag_stops_the_tiltfile(flags: dict[str, object], message: str) -> None:
     result = tilt.evaluate_tiltfile(ROOT, flags=flags)
     assert result.failure is not None and message in result.failure
+
+
+def test_books_db_postgres_deploys_the_overlay_with_its_database() -> None:
+    result = tilt.evaluate_tiltfile(ROOT, flags={"books-db": "postgres"})
+    assert result.failure is None
+    assert tilt.check_tiltfile(ROOT, result) == []
+    (books,) = [
+        o
+        for o in result.manifests
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == "books"
+    ]
+    assert books["spec"]["replicas"] == 3
+    assert [o for o in result.manifests if o["kind"] == "Cluster"]
+    assert not [
+        o
+        for o in result.manifests
+        if o["kind"] == "PersistentVolumeClaim" and o["metadata"]["name"] == "books-data"
+    ]
+    assert _resource(result, "books")["resource_deps"] == ["books-db"]
+    (database,) = [
+        c.args for c in result.called("k8s_resource") if c.args.get("new_name") == "books-db"
+    ]
+    assert "books-db:cluster:apps" in database["objects"]
+
+
+def test_books_db_defaults_to_sqlite_and_refuses_other_values() -> None:
+    plain = tilt.evaluate_tiltfile(ROOT)
+    assert [o for o in plain.manifests if o["metadata"]["name"] == "books-data"]
+    assert not [o for o in plain.manifests if o["kind"] == "Cluster"]
+    result = tilt.evaluate_tiltfile(ROOT, flags={"books-db": "mysql"})
+    assert result.failure is not None and "--books-db" in result.failure

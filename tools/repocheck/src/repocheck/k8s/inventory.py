@@ -7,7 +7,9 @@ creates outside kustomize and the manifests may still reference:
   by ``istioctl install``): its Service and its ServiceAccount, which istioctl
   names ``<gateway>-service-account``;
 - the Secrets that ``scripts/cluster-up`` creates from the environment, listed
-  with placeholder values in ``k8s/secrets/secrets.example.yaml``.
+  with placeholder values in ``k8s/secrets/secrets.example.yaml``;
+- the Services the CloudNativePG operator creates for each ``Cluster``
+  (``<name>-rw``, ``-ro``, ``-r`` on port 5432).
 """
 
 from __future__ import annotations
@@ -94,6 +96,32 @@ def istio_provided_objects(operator: Mapping[str, Any]) -> list[Obj]:
     return provided
 
 
+CNPG_GROUP = "postgresql.cnpg.io"
+CNPG_SERVICE_SUFFIXES = ("rw", "ro", "r")
+POSTGRES_PORT = 5432
+
+
+def cnpg_provided_objects(objects: Iterable[Obj]) -> list[Obj]:
+    """The Services CloudNativePG makes for each of its Clusters."""
+    provided: list[Obj] = []
+    for cluster in objects:
+        if manifests.group(cluster) != CNPG_GROUP or manifests.kind(cluster) != "Cluster":
+            continue
+        for suffix in CNPG_SERVICE_SUFFIXES:
+            provided.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {
+                        "name": f"{manifests.name(cluster)}-{suffix}",
+                        "namespace": manifests.namespace(cluster),
+                    },
+                    "spec": {"ports": [{"name": "postgres", "port": POSTGRES_PORT}]},
+                }
+            )
+    return provided
+
+
 def load_inventory(
     repo_root: Path,
     rendered: Mapping[Path, list[Obj]] | None = None,
@@ -102,7 +130,7 @@ def load_inventory(
     """The inventory of a repository (or of a broken copy of it, in tests)."""
     rendered = rendered if rendered is not None else render_all(repo_root / manifests.K8S_DIR)
     objects = manifests.unique(o for objs in rendered.values() for o in objs)
-    provided: list[Obj] = []
+    provided: list[Obj] = cnpg_provided_objects(objects)
     operator_file = repo_root / ISTIO_OPERATOR_FILE
     if operator_file.is_file():
         for operator in manifests.load_file(operator_file):

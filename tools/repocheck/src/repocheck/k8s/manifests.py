@@ -53,9 +53,28 @@ def load_file(path: Path) -> list[Obj]:
 
 
 def kustomization_dirs(k8s_root: Path) -> list[Path]:
-    """Every directory under ``k8s_root`` (itself included) with a kustomization."""
+    """Every directory under ``k8s_root`` (itself included) with a kustomization.
+
+    Components (``kind: Component``) are left out: they render only as part of
+    a kustomization that lists them (an overlay), which is checked instead.
+    """
     names = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-    return sorted({p.parent for name in names for p in k8s_root.rglob(name)})
+    found = {p.parent for name in names for p in k8s_root.rglob(name) if not is_component(p)}
+    return sorted(found)
+
+
+def is_component(kustomization_file: Path) -> bool:
+    spec = yaml.safe_load(kustomization_file.read_text()) or {}
+    return isinstance(spec, dict) and spec.get("kind") == "Component"
+
+
+OVERLAYS_DIR = "overlays"
+
+
+def overlay_dirs(k8s_root: Path, directories: Iterable[Path]) -> list[Path]:
+    """The kustomizations under ``k8s/overlays/``: variants of what Tilt deploys."""
+    root = (k8s_root / OVERLAYS_DIR).resolve()
+    return [d for d in directories if d.resolve().is_relative_to(root)]
 
 
 def root_kustomizations(directories: list[Path]) -> list[Path]:

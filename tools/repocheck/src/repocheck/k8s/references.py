@@ -50,7 +50,14 @@ def _pod_references(workload: Obj) -> Iterator[tuple[str, str, str | None]]:
 
 
 def _custom_resource_references(obj: Obj) -> Iterator[tuple[str, str, str | None]]:
-    """Secrets a DatadogAgent reads its API/app keys from."""
+    """Secrets a DatadogAgent reads its API/app keys from, or a CloudNativePG Cluster its
+    owner's credentials from."""
+    if manifests.kind(obj) == "Cluster" and manifests.group(obj) == "postgresql.cnpg.io":
+        initdb = ((obj.get("spec") or {}).get("bootstrap") or {}).get("initdb") or {}
+        secret = (initdb.get("secret") or {}).get("name")
+        if secret:
+            yield ("Secret", str(secret), "password")
+        return
     if manifests.kind(obj) != "DatadogAgent":
         return
     credentials = (((obj.get("spec") or {}).get("global")) or {}).get("credentials") or {}

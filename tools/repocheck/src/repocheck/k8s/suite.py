@@ -8,7 +8,7 @@ from pathlib import Path
 
 from repocheck.k8s import images, istio, pods, references, served, services, shutdown
 from repocheck.k8s.inventory import Inventory, load_inventory, render_all
-from repocheck.k8s.manifests import K8S_DIR, Obj
+from repocheck.k8s.manifests import K8S_DIR, Obj, overlay_dirs
 from repocheck.k8s.schemas import CrdSchemas, validate
 
 Check = Callable[[Inventory], list[str]]
@@ -54,6 +54,17 @@ def schema_problems(
     }
 
 
+def variant_inventory(
+    repo_root: Path,
+    rendered: dict[Path, list[Obj]],
+    overlay: Path,
+    built: set[str] | frozenset[str] | None = None,
+) -> Inventory:
+    """The inventory as deployed with ``overlay``: its objects first, so they win."""
+    ordered = {overlay: rendered[overlay], **{d: o for d, o in rendered.items() if d != overlay}}
+    return load_inventory(repo_root, ordered, built)
+
+
 def run(repo_root: Path, schemas: CrdSchemas | None = None, *, with_tilt: bool = True) -> Report:
     """Render every kustomization once, validate every object, run every cross-check."""
     rendered = render_all(repo_root / K8S_DIR)
@@ -70,6 +81,12 @@ def run(repo_root: Path, schemas: CrdSchemas | None = None, *, with_tilt: bool =
     problems = schema_problems(rendered, schemas or CrdSchemas(), repo_root)
     for name, check in CROSS_CHECKS.items():
         problems[name] = check(inventory)
+    # Each overlay is a whole deployable variant: its objects replace the base's.
+    for overlay in overlay_dirs(repo_root / K8S_DIR, rendered):
+        variant = variant_inventory(repo_root, rendered, overlay, built)
+        where = overlay.relative_to(repo_root)
+        for name, check in CROSS_CHECKS.items():
+            problems[name] += [f"{where}: {problem}" for problem in check(variant)]
     if tilt_error is not None:
         problems["images"] = [tilt_error]
     return Report(problems)
