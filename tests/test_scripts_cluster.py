@@ -412,3 +412,53 @@ def test_the_pool_example_in_k8s_metallb_is_what_cluster_up_computes() -> None:
     substitution = 'sed "s/\\${METALLB_POOL_RANGE}/$POOL_RANGE/g"'
     assert substitution in comment
     assert substitution in (ROOT / "scripts/cluster-up").read_text()
+
+
+def test_with_postgres_is_the_only_argument_and_installs_the_pinned_operator() -> None:
+    completed = _bash(
+        "source scripts/cluster-up && parse_args --with-postgres && echo $WITH_POSTGRES"
+        " && cnpg_manifest_url $CNPG_VERSION"
+    )
+    lines = completed.stdout.split()
+    assert lines[0] == "1", completed.stderr
+    version = next(
+        line.split("=", 1)[1]
+        for line in (ROOT / "k8s/versions.env").read_text().splitlines()
+        if line.startswith("CNPG_VERSION=")
+    )
+    minor = version.rsplit(".", 1)[0]
+    assert lines[1] == (
+        "https://raw.githubusercontent.com/cloudnative-pg/cloudnative-pg/"
+        f"release-{minor}/releases/cnpg-{version}.yaml"
+    )
+    refused = _bash("source scripts/cluster-up && parse_args --with-mysql")
+    assert refused.returncode == 2
+    assert "unknown argument: --with-mysql" in refused.stderr
+
+
+def test_books_db_secret_matches_the_cluster_and_the_deployment() -> None:
+    script = (ROOT / "scripts/cluster-up").read_text()
+    component = ROOT / "k8s/components/books-postgres"
+    (cluster,) = yaml.safe_load_all((component / "books-db.yaml").read_text())
+    (deployment,) = yaml.safe_load_all((component / "books-deployment.yaml").read_text())
+    assert 'BOOKS_DB_SECRET="books-db-credentials"' in script
+    assert "--type=kubernetes.io/basic-auth" in script
+    assert cluster["spec"]["bootstrap"]["initdb"]["secret"]["name"] == "books-db-credentials"
+    assert cluster["spec"]["bootstrap"]["initdb"]["owner"] == "books"
+    assert "printf 'books' >\"$secret_dir/username\"" in script
+    env = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (
+        env["BOOKS_DATABASE_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
+        == "books-db-credentials"
+    )
+    assert "postgresql://books@" in env["BOOKS_DATABASE_URL"]["value"]
+
+
+def test_the_password_recipe_gives_32_random_characters() -> None:
+    recipe = next(
+        line.strip().split(" >")[0]
+        for line in (ROOT / "scripts/cluster-up").read_text().splitlines()
+        if "/dev/urandom" in line
+    )
+    first, second = (_bash(recipe).stdout for _ in range(2))
+    assert len(first) == 32 and first.isalnum() and first != second
