@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
 
 from devstack.ports import port_problems
+from devstack.postgres import LocalPostgres, PostgresUnavailable
 from devstack.services import Ports, StackConfig, build_specs
 from devstack.supervisor import Output, Stack
 
@@ -25,7 +27,11 @@ times within a minute stops the stack."""
 
 EPILOG = """\
 --port-base B: gateway B, books B+1, tts-v1 B+2, tts-v2 B+3, tts-backend B+4,
-agent B+5, OTLP HTTP B+6, OTLP gRPC B+7; a per-service flag overrides it."""
+agent B+5, OTLP HTTP B+6, OTLP gRPC B+7 (PostgreSQL B+8 with --books-db
+postgres); a per-service flag overrides it."""
+
+DEFAULT_POSTGRES_PORT = 5433  # not 5432: leave a system PostgreSQL alone
+POSTGRES_DATABASE = "books"
 
 _PORT_FLAGS = {
     "gateway": "gateway_port",
@@ -71,6 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="SQLite database and audio files, kept across runs (default data/)",
     )
     up.add_argument("--clean", action="store_true", help="delete the data directory first")
+    up.add_argument(
+        "--books-db",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="books' database: sqlite (default, DATA_DIR/books.db) or postgres (a local "
+        "PostgreSQL server the stack starts, data in DATA_DIR/postgres; needs initdb and "
+        "postgres on PATH or in /usr/lib/postgresql/*/bin)",
+    )
+    up.add_argument(
+        "--postgres-port",
+        type=_port,
+        metavar="PORT",
+        help=f"its port with --books-db postgres (default {DEFAULT_POSTGRES_PORT})",
+    )
     up.add_argument(
         "--istio-dir",
         type=Path,
@@ -131,6 +151,7 @@ def banner(config: StackConfig, seconds: float, output: Output) -> None:
         f"  gateway         {gateway}",
         f"  APM test agent  {config.agent_url}",
         f"  data            {config.data_dir.resolve()}",
+        f"  books database  {config.books_database_url or 'SQLite, books.db in the data dir'}",
         "try:",
         '  curl -H \'Content-Type: application/json\' -d \'{"author": "occupytheweb",'
         f' "title": "Network Basics for Hackers"}}\' -X POST {gateway}/books',
@@ -146,9 +167,33 @@ def banner(config: StackConfig, seconds: float, output: Output) -> None:
         output.stack(line)
 
 
+def postgres_port(args: argparse.Namespace) -> int:
+    if args.postgres_port:
+        return int(args.postgres_port)
+    return int(args.port_base) + 8 if args.port_base else DEFAULT_POSTGRES_PORT
+
+
+def start_postgres(data_dir: Path, port: int) -> LocalPostgres:
+    """The local server with its data under the stack's data dir, and the books database."""
+    server = LocalPostgres(data_dir / "postgres", port)
+    print(f"{PROGRAM}: starting PostgreSQL on 127.0.0.1:{port} ({server.data_dir})", flush=True)
+    server.start()
+    try:
+        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{POSTGRES_DATABASE}'")
+        if not exists.strip():
+            server.create_database(POSTGRES_DATABASE)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
 def up(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    problems = port_problems(config.ports.named())
+    ports = config.ports.named()
+    if args.books_db == "postgres":
+        ports["postgres"] = postgres_port(args)
+    problems = port_problems(ports)
     if not config.istio_dir.is_dir():
         problems.append(f"Istio directory {config.istio_dir} does not exist (--istio-dir)")
     if problems:
@@ -159,16 +204,30 @@ def up(args: argparse.Namespace) -> int:
     if args.clean:
         wipe_data_dir(config.data_dir)
     (config.data_dir / "snapshots").mkdir(parents=True, exist_ok=True)
-    specs = build_specs(config)
-    output = Output([spec.name for spec in specs])
-    stack = Stack(
-        specs,
-        cwd=Path.cwd(),
-        ready_timeout_s=args.ready_timeout,
-        on_ready=lambda seconds: banner(config, seconds, output),
-        output=output,
-    )
-    return asyncio.run(stack.run())
+    postgres: LocalPostgres | None = None
+    if args.books_db == "postgres":
+        try:
+            postgres = start_postgres(config.data_dir.resolve(), ports["postgres"])
+        except PostgresUnavailable as error:
+            print(f"{PROGRAM}: --books-db postgres: {error}", file=sys.stderr)
+            print(f"{PROGRAM}: nothing started", file=sys.stderr)
+            return 1
+        config = dataclasses.replace(config, books_database_url=postgres.url(POSTGRES_DATABASE))
+    try:
+        specs = build_specs(config)
+        output = Output([spec.name for spec in specs])
+        stack = Stack(
+            specs,
+            cwd=Path.cwd(),
+            ready_timeout_s=args.ready_timeout,
+            on_ready=lambda seconds: banner(config, seconds, output),
+            output=output,
+        )
+        return asyncio.run(stack.run())
+    finally:
+        if postgres is not None:
+            postgres.stop()  # after books: its pool closes first
+            print(f"{PROGRAM}: stopped PostgreSQL", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -68,6 +68,12 @@ def _hand_over(path: Path) -> None:
     """Give ``path`` (recursively) to the server's user when we are root."""
     if os.geteuid() != 0:
         return
+    for parent in path.parents:
+        if not parent.stat().st_mode & 0o001:
+            raise PostgresUnavailable(
+                f"running as root, PostgreSQL runs as {UNPRIVILEGED_USER}, which cannot "
+                f"reach {path} ({parent} is not searchable by others)"
+            )
     user = pwd.getpwnam(UNPRIVILEGED_USER)
     for root, dirs, files in os.walk(path):
         for name in [*dirs, *files]:

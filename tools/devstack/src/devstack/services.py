@@ -54,6 +54,8 @@ class StackConfig:
     dd_env: str = "local"
     with_client: bool = False
     client_rate: float = 2.0
+    # --books-db postgres: the local server's database (None: SQLite under data_dir).
+    books_database_url: str | None = None
 
     @property
     def gateway_url(self) -> str:
@@ -142,7 +144,11 @@ def build_specs(config: StackConfig) -> list[ServiceSpec]:
             {
                 **tracing,
                 "PORT": str(ports.books),
-                "BOOKS_DB_PATH": str(data / "books.db"),
+                **(
+                    {"BOOKS_DATABASE_URL": config.books_database_url}
+                    if config.books_database_url
+                    else {"BOOKS_DB_PATH": str(data / "books.db")}
+                ),
                 "DD_SERVICE": "books",
                 "DD_VERSION": "v1",
             },
