@@ -52,7 +52,6 @@ def test_stack_runs_books_on_a_local_postgres(data_dir: Path) -> None:
         listed = httpx.get(f"{ports.gateway_url}/books").json()
         assert [b["title"] for b in listed] == ["On PostgreSQL"]
         assert (data_dir / "postgres" / "data" / "PG_VERSION").exists()
-        assert '"db.system": "postgresql"' in proc.output() or "database open" in proc.output()
         assert proc.process is not None
         proc.process.send_signal(signal.SIGINT)
         assert proc.wait_exit(timeout=90) == 0
