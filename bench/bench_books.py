@@ -26,6 +26,9 @@ the rounds and the ratios to the anchor::
 followed by ``rss_mb SERVER N`` (the server's RSS right after the load, median).
 Scenarios: ``get_one`` (GET /books/1), ``list`` (GET /books, 100 books),
 ``post_mix`` (50 % POST /books, 50 % GET by id). Errors exit with status 1.
+
+``--db postgres``: SQLite next to PostgreSQL with one and three books
+processes, in the same run (see ``bench/bench_books_db.py``; no anchor needed).
 The helpers below (``run_wrk``...) are shared with the other bench scripts.
 """
 
@@ -134,7 +137,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="rounds (medians are printed)")
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--load-cpu", type=int, default=1)
+    parser.add_argument(
+        "--db",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="postgres: SQLite x1 next to PostgreSQL x1 and x3 (bench/bench_books_db.py)",
+    )
     args = parser.parse_args()
+    if args.db == "postgres":
+        from bench_books_db import compare_backends
+
+        compare_backends(args)
+        return
     for tool in ("wrk", "taskset", "curl"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is required (apt-get install wrk util-linux curl)")

@@ -96,8 +96,8 @@ class Env:
             raise SettingsError(name, value[:40] + "...", f"at most {max_length} characters")
         return value
 
-    def optional_str(self, name: _Text) -> _Text | None:
-        self._note(name, None, "text")
+    def optional_str(self, name: _Text, *, expected: _Text = "text") -> _Text | None:
+        self._note(name, None, expected)
         return self.raw(name)
 
     def int(

@@ -64,7 +64,7 @@ def load_settings(env: Env | None = None) -> Settings:
     env = env or Env()
     host = env.str("HOST", "127.0.0.1")
     port = env.port("PORT", 8081)
-    url = env.optional_str(URL_SETTING)
+    url = env.optional_str(URL_SETTING, expected=URL_EXPECTED)
     db_path = env.path("BOOKS_DB_PATH", "data/books.db")
     db_path_setting = "BOOKS_DB_PATH"
     postgres_url: str | None = None
