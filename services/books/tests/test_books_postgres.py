@@ -279,6 +279,7 @@ def test_three_replicas_share_one_database(replicas: list[BooksServer]) -> None:
             return await mixed_load(port, MIX_SECONDS)
 
     acknowledged, statuses, bad_reads = asyncio.run(run())
+    print(f"3 replicas, {MIX_SECONDS:g} s: {len(statuses)} requests, {len(acknowledged)} books")
     assert acknowledged
     assert set(statuses) <= {200, 201}, sorted(set(statuses))
     assert bad_reads == 0
