@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 from devstack import cli, postgres
-from devstack.testing import StackPorts, stack_command, wait_for_output
-from servicekit.testing import ServiceProcess, free_port
+from testkit.devstack import StackPorts, stack_command, wait_for_output
+from testkit.process import ServiceProcess, free_port
 
 pytestmark = pytest.mark.slow
 
