@@ -236,6 +236,7 @@ case "$name $*" in
     sed 's/^/  stdin: /' >>"$STAND_IN_LOG" ;;
   "kubectl "*"-o jsonpath="*) echo "172.18.255.205" ;;
   "kubectl "*"--dry-run=client -o yaml"*) echo "kind: Stand-in" ;;
+  "kubectl "*" get secret "*) [ -n "${STAND_IN_SECRET_EXISTS:-}" ] || exit 1 ;;
   "istioctl version --remote=false")
     [ -z "${STAND_IN_ISTIOCTL_FAILS:-}" ] || exit 1
     echo "client version: ${STAND_IN_ISTIOCTL_VERSION:-1.30.4}" ;;
@@ -462,3 +463,28 @@ def test_the_password_recipe_gives_32_random_characters() -> None:
     )
     first, second = (_bash(recipe).stdout for _ in range(2))
     assert len(first) == 32 and first.isalnum() and first != second
+
+
+@pytest.mark.parametrize("exists", [False, True])
+def test_cluster_up_with_postgres_installs_the_operator_and_makes_the_secret_once(
+    tools: StandIns, exists: bool
+) -> None:
+    env = {"STAND_IN_SECRET_EXISTS": "1"} if exists else {}
+    completed = tools.run("cluster-up", "--with-postgres", env=env)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    commands = tools.commands()
+    applied = [c for c in commands if "apply --server-side --force-conflicts -f https://" in c]
+    assert len(applied) == 1 and applied[0].endswith(".yaml") and "/cnpg-" in applied[0]
+    assert any("rollout status deployment/cnpg-controller-manager" in c for c in commands)
+    created = [c for c in commands if "create secret generic books-db-credentials" in c]
+    if exists:
+        assert created == [] and "keeping it" in completed.stdout
+    else:
+        (command,) = created
+        assert "--type=kubernetes.io/basic-auth" in command
+        assert "--from-file=password=" in command and "--from-file=username=" in command
+
+
+def test_cluster_up_without_postgres_installs_no_operator(tools: StandIns) -> None:
+    assert tools.run("cluster-up").returncode == 0
+    assert not [c for c in tools.commands() if "cnpg" in c or "books-db-credentials" in c]
