@@ -32,7 +32,7 @@ def test_check_passes_on_the_repository(name: str) -> None:
 
 def _variants() -> list[Path]:
     from repocheck.k8s.manifests import K8S_DIR, REPO_ROOT, overlay_dirs
-    from repocheck.k8s.testing import repo_rendered
+    from testkit.k8s import repo_rendered
 
     return overlay_dirs(REPO_ROOT / K8S_DIR, repo_rendered())
 
@@ -40,7 +40,7 @@ def _variants() -> list[Path]:
 @pytest.mark.parametrize("name", list(suite.CROSS_CHECKS))
 def test_check_passes_on_every_overlay(name: str) -> None:
     from repocheck.k8s.manifests import REPO_ROOT
-    from repocheck.k8s.testing import repo_built_images, repo_rendered
+    from testkit.k8s import repo_built_images, repo_rendered
 
     assert _variants()
     for overlay in _variants():
@@ -50,7 +50,7 @@ def test_check_passes_on_every_overlay(name: str) -> None:
 
 def test_overlay_objects_replace_the_base_ones() -> None:
     from repocheck.k8s.manifests import REPO_ROOT
-    from repocheck.k8s.testing import repo_rendered
+    from testkit.k8s import repo_rendered
 
     (overlay,) = [o for o in _variants() if o.name == "books-postgres"]
     variant = suite.variant_inventory(REPO_ROOT, repo_rendered(), overlay)
