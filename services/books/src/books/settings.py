@@ -52,11 +52,11 @@ class Settings:
     postgres_password: str | None = None
     pool_size: int = 10
     statement_timeout_s: float = 5.0
+    access_log: bool = True
 
     @property
     def backend(self) -> str:
         return "sqlite" if self.postgres_url is None else "postgresql"
-    access_log: bool = True
 
 
 def load_settings(env: Env | None = None) -> Settings:
