@@ -161,20 +161,39 @@ def test_text_to_speech_pins_then_splits_70_30() -> None:
 def test_every_route_has_retries_and_a_timeout() -> None:
     for name in ("books", "text-to-speech", "edge"):
         for rule in _http(name):
-            assert set(rule["retries"]) == {"attempts", "perTryTimeout", "retryOn"}, name
+            assert {"attempts", "retryOn"} <= set(rule["retries"]), name
             assert rule["timeout"], name
+
+
+# Envoy conditions that cannot replay a request the app may have received
+# (`reset`, `5xx` and `gateway-error` retry after a reset of a request already sent).
+NEVER_REPLAYING = {"connect-failure", "refused-stream", "reset-before-request"}
+
+
+def test_books_routes_never_replay_a_request_that_was_sent() -> None:
+    routes = [
+        rule
+        for name in ("books", "edge")
+        for rule in _http(name)
+        if any(r["destination"]["host"].startswith("books.") for r in rule["route"])
+    ]
+    assert len(routes) == 2
+    for rule in routes:
+        assert set(rule["retries"]["retryOn"].split(",")) <= NEVER_REPLAYING, rule["retries"]
+        assert "perTryTimeout" not in rule["retries"]
 
 
 def test_destination_rules_limit_and_eject() -> None:
     for name in ("books", "text-to-speech", "tts-backend"):
         policy = _one("DestinationRule", name)["spec"]["trafficPolicy"]
         assert policy["connectionPool"]["tcp"]["maxConnections"] > 0
-        assert set(policy["outlierDetection"]) >= {
-            "consecutive5xxErrors",
-            "interval",
-            "baseEjectionTime",
-            "maxEjectionPercent",
-        }
+        outlier = policy["outlierDetection"]
+        assert set(outlier) >= {"interval", "baseEjectionTime", "maxEjectionPercent"}
+        # Only connection failures eject: the apps' own 503s (+ Retry-After) never do.
+        assert outlier["splitExternalLocalOriginErrors"] is True
+        assert outlier["consecutiveLocalOriginFailures"] > 0
+        assert outlier["consecutive5xxErrors"] == 0  # unset would be Envoy's 5
+        assert not outlier.get("consecutiveGatewayErrors")
     subsets = _one("DestinationRule", "text-to-speech")["spec"]["subsets"]
     assert {s["name"]: s["labels"] for s in subsets} == {
         "v1": {"version": "v1"},

@@ -236,6 +236,16 @@ def test_retry_on_semantics_follow_envoy() -> None:
     assert not reset.retries_status(503)
     codes = policy("409")
     assert codes.retries_status(409) and not codes.retries_status(500)
+    # reset-before-request: any no-answer failure, but only while nothing was sent.
+    before = policy("reset-before-request")
+    assert all(before.retries_failure(f, request_started=False) for f in F)
+    assert not any(before.retries_failure(f, request_started=True) for f in F)
+    assert not any(before.retries_failure(f) for f in F)  # unknown: assume sent
+    assert not before.retries_status(503)
+    books = policy("connect-failure,refused-stream,reset-before-request")
+    assert books.retries_failure(F.CONNECT_FAILURE, request_started=True)
+    assert not books.retries_failure(F.RESET, request_started=True)
+    assert not books.retries_failure(F.PER_TRY_TIMEOUT, request_started=True)
     assert parse_retry_on("5xx,refused-stream,bogus")[2:] == (["refused-stream"], ["bogus"])
 
 
@@ -287,10 +297,53 @@ def test_outlier_ejection_multiplier_decays_while_healthy() -> None:
 
 
 def test_outlier_policy_read_from_destination_rule(repo_config) -> None:
-    policy = repo_config.outlier[V2]
-    assert policy.consecutive_5xx == 5
-    assert policy.base_ejection_s == 30.0
-    assert policy.interval_s == 10.0
+    for destination in (V1, V2, BOOKS):
+        policy = repo_config.outlier[destination]
+        # Only connection failures count: the fronts' 503 + Retry-After never ejects.
+        assert policy.split_local_origin
+        assert policy.consecutive_local_origin == 5
+        assert policy.consecutive_5xx is None and policy.consecutive_gateway is None
+        assert not policy.panic
+        assert policy.base_ejection_s == 30.0
+        assert policy.interval_s == 10.0
+
+
+def test_outlier_with_split_local_origin_counts_only_connection_failures() -> None:
+    policy = OutlierPolicy(
+        consecutive_5xx=None, consecutive_local_origin=3, split_local_origin=True
+    )
+    detector = OutlierDetector({V2: policy}, clock=lambda: 0.0)
+    assert not any(detector.record_status(V2, 503) for _ in range(50))
+    assert not detector.record_failure(V2)
+    assert not detector.record_failure(V2)
+    assert not detector.record_status(V2, 503)  # an answer ends the run of failures
+    assert not detector.record_failure(V2)
+    assert not detector.record_failure(V2)
+    assert detector.record_failure(V2)
+    assert detector.ejected() == {V2}
+
+
+def test_outlier_without_split_counts_failures_as_5xx_and_local_origin_is_ignored() -> None:
+    # Istio passes consecutiveLocalOriginFailures only with the split.
+    docs = _docs(_vs(SIMPLE_ROUTE))
+    docs.append(
+        yaml.safe_load(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+            "metadata: {name: svc, namespace: apps}\n"
+            "spec:\n  host: svc\n  subsets: [{name: v1, labels: {version: v1}}]\n"
+            "  trafficPolicy:\n    outlierDetection:\n"
+            "      consecutiveLocalOriginFailures: 2\n      minHealthPercent: 50\n"
+        )
+    )
+    config = build_gateway_config(docs)
+    (policy,) = config.outlier.values()
+    assert policy.consecutive_5xx == 5  # Envoy's default when unset
+    assert policy.consecutive_local_origin is None and not policy.split_local_origin
+    assert policy.panic
+    detector = OutlierDetector(dict(config.outlier), clock=lambda: 0.0)
+    (destination,) = config.outlier
+    assert not any(detector.record_status(destination, 503) for _ in range(4))
+    assert detector.record_failure(destination)  # fifth error in a row
 
 
 @pytest.mark.parametrize(

@@ -78,12 +78,14 @@ _TRAFFIC_POLICY_NOT_APPLICABLE = {"tls", "connectionPool", "loadBalancer", "port
 _OUTLIER = {
     "consecutive5xxErrors",
     "consecutiveGatewayErrors",
+    "consecutiveLocalOriginFailures",
+    "splitExternalLocalOriginErrors",
     "baseEjectionTime",
     "interval",
     "maxEjectionPercent",
+    "minHealthPercent",
 }
-# Each local destination is a single address: no pool whose healthy share matters.
-_OUTLIER_NOT_APPLICABLE = {"minHealthPercent"}
+_OUTLIER_NOT_APPLICABLE: set[str] = set()
 
 
 class IstioConfigError(Exception):
@@ -291,12 +293,28 @@ class _Builder:
             return None
         spec = self.check(detection, f"{where}.outlierDetection", _OUTLIER, _OUTLIER_NOT_APPLICABLE)
         gateway_errors = self.integer(spec, "consecutiveGatewayErrors", where, 0)
+        # Unset, Istio leaves Envoy's default (5, enforced); 0 disables it.
         errors_5xx = self.integer(spec, "consecutive5xxErrors", where, 5)
+        split = spec.get("splitExternalLocalOriginErrors", False)
+        if not isinstance(split, bool):
+            self.errors.append(
+                f"{where}.splitExternalLocalOriginErrors: expected true or false, got {split!r}"
+            )
+            split = False
+        # Istio passes consecutiveLocalOriginFailures to Envoy only with the split.
+        local_origin = self.integer(spec, "consecutiveLocalOriginFailures", where, 0)
+        min_health = self.integer(spec, "minHealthPercent", where, 0)
         if self.integer(spec, "maxEjectionPercent", where, 10) == 0:
             return None  # Envoy: 0% means no host may be ejected
         return OutlierPolicy(
             consecutive_5xx=errors_5xx or None,
             consecutive_gateway=gateway_errors or None,
+            consecutive_local_origin=(local_origin or None) if split else None,
+            split_local_origin=split,
+            # Istio's minHealthPercent is Envoy's panic threshold; each local
+            # destination is one address, so any value above 0 means panic
+            # (route to it even while ejected) as soon as it is ejected.
+            panic=min_health > 0,
             base_ejection_s=self.duration(spec.get("baseEjectionTime"), where, 30.0) or 30.0,
             interval_s=self.duration(spec.get("interval"), where, 10.0) or 10.0,
         )

@@ -8,9 +8,16 @@ spends back in rotation, as Envoy's does. ``maxEjectionPercent``: Envoy always
 lets the first host of a pool be ejected, so for a one-address destination any
 value but 0 allows the ejection (0 disables it). Envoy ends an ejection at its
 next ``interval`` sweep; here it ends exactly when its time is up. Counted like
-Envoy without split local-origin errors:
+Envoy. Without ``splitExternalLocalOriginErrors``:
 ``consecutive5xxErrors`` counts 5xx answers and no-answer failures,
-``consecutiveGatewayErrors`` counts 502/503/504 and no-answer failures.
+``consecutiveGatewayErrors`` counts 502/503/504 and no-answer failures. With it,
+those two count answers only, and ``consecutiveLocalOriginFailures`` counts the
+no-answer failures (connect failure, reset, timeout; any answer resets it).
+
+When every destination of a route is ejected the gateway answers Envoy's own
+503 "no healthy upstream" (Istio sets the panic threshold to
+``minHealthPercent``, 0 by default, so Envoy never falls back to ejected hosts);
+see :meth:`devstack.gateway.proxy.Proxy._choose`.
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from devstack.gateway.routing import Destination
 class OutlierPolicy:
     consecutive_5xx: int | None = None
     consecutive_gateway: int | None = None
+    consecutive_local_origin: int | None = None
+    split_local_origin: bool = False
+    panic: bool = False
     base_ejection_s: float = 30.0
     max_ejection_s: float = 300.0
     interval_s: float = 10.0
@@ -36,6 +46,7 @@ class OutlierPolicy:
 class _State:
     consecutive_5xx: int = 0
     consecutive_gateway: int = 0
+    consecutive_local_origin: int = 0
     times_ejected: int = 0
     ejected_until: float = 0.0
     decayed_until: float = 0.0
@@ -59,37 +70,63 @@ class OutlierDetector:
                     self._ejected.discard(destination)
         return self._ejected
 
+    def usable(self, destination: Destination, ejected: set[Destination]) -> bool:
+        """Not ejected, or ejected but its policy's panic threshold routes to it anyway."""
+        if destination not in ejected:
+            return True
+        policy = self.policies.get(destination)
+        return policy is not None and policy.panic
+
     def record_status(self, destination: Destination, status: int) -> bool:
         """Count an answer; True when it ejects the destination."""
-        return self._record(destination, status >= 500, status in GATEWAY_ERROR_CODES)
+        return self._record(destination, status >= 500, status in GATEWAY_ERROR_CODES, False)
 
     def record_failure(self, destination: Destination) -> bool:
         """Count a no-answer failure (connect failure, reset, timeout)."""
-        return self._record(destination, True, True)
+        return self._record(destination, True, True, True)
 
-    def _record(self, destination: Destination, is_5xx: bool, is_gateway: bool) -> bool:
+    def _record(
+        self, destination: Destination, is_5xx: bool, is_gateway: bool, local_origin: bool
+    ) -> bool:
         policy = self.policies.get(destination)
         if policy is None:
             return False
         state = self._states.setdefault(destination, _State())
         now = self.clock()
         _decay(state, policy, now)
-        state.consecutive_5xx = state.consecutive_5xx + 1 if is_5xx else 0
-        state.consecutive_gateway = state.consecutive_gateway + 1 if is_gateway else 0
+        if policy.split_local_origin:
+            # Answers and connection failures are counted apart (Envoy's
+            # split_external_local_origin_errors): an answer ends a run of
+            # connection failures, a connection failure leaves the answer counts.
+            if local_origin:
+                state.consecutive_local_origin += 1
+            else:
+                state.consecutive_local_origin = 0
+                state.consecutive_5xx = state.consecutive_5xx + 1 if is_5xx else 0
+                state.consecutive_gateway = state.consecutive_gateway + 1 if is_gateway else 0
+        else:
+            state.consecutive_5xx = state.consecutive_5xx + 1 if is_5xx else 0
+            state.consecutive_gateway = state.consecutive_gateway + 1 if is_gateway else 0
         tripped = (
-            policy.consecutive_5xx is not None and state.consecutive_5xx >= policy.consecutive_5xx
-        ) or (
-            policy.consecutive_gateway is not None
-            and state.consecutive_gateway >= policy.consecutive_gateway
+            _reached(state.consecutive_5xx, policy.consecutive_5xx)
+            or _reached(state.consecutive_gateway, policy.consecutive_gateway)
+            or (
+                policy.split_local_origin
+                and _reached(state.consecutive_local_origin, policy.consecutive_local_origin)
+            )
         )
         if not tripped or state.ejected_until > now:
             return False
         state.times_ejected += 1
         duration = min(policy.base_ejection_s * state.times_ejected, policy.max_ejection_s)
         state.ejected_until = state.decayed_until = now + duration
-        state.consecutive_5xx = state.consecutive_gateway = 0
+        state.consecutive_5xx = state.consecutive_gateway = state.consecutive_local_origin = 0
         self._ejected.add(destination)
         return True
+
+
+def _reached(count: int, threshold: int | None) -> bool:
+    return threshold is not None and count >= threshold
 
 
 def _decay(state: _State, policy: OutlierPolicy, now: float) -> None:

@@ -27,6 +27,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -161,6 +162,7 @@ class Proxy:
             cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             timeout=aiohttp.ClientTimeout(total=None),
+            trace_configs=[_sent_tracer()],
         )
 
     async def close(self) -> None:
@@ -225,8 +227,13 @@ class Proxy:
         deadline = loop.time() + route.timeout_s if route.timeout_s else None
         policy = route.retry
         tried: set[Destination] = set()
-        destination = route.pick(self.outlier.ejected())
+        chosen = self._choose(route, tried)
+        if chosen is None:
+            return _envoy_error(503, "no healthy upstream")
+        destination = chosen
         retry = 0
+        # Envoy's upstream_request_started: some try has sent bytes upstream.
+        sent = _Sent()
         while True:
             started = loop.time()
             try_deadline = deadline
@@ -248,6 +255,7 @@ class Proxy:
                         # upstream that refuses it (413) answers before any of it is
                         # sent, instead of resetting a connection being written to.
                         expect100=isinstance(body, _StreamedBody),
+                        trace_request_ctx=sent,
                     )
             except _BadBody as error:
                 return _closing(error.status, error.text)
@@ -272,17 +280,27 @@ class Proxy:
                     upstream.close()
                     retry += 1
                     tried.add(destination)
-                    destination = await self._next_try(route, tried, retry, deadline)
+                    chosen = await self._next_try(route, tried, retry, deadline)
+                    if chosen is None:
+                        return _envoy_error(503, "no healthy upstream")
+                    destination = chosen
                     continue
                 return await _relay(request, upstream, upstream_ms, deadline)
             if isinstance(body, _StreamedBody) and body.error is not None:
                 return _closing(body.error.status, body.error.text)
             self.outlier.record_failure(destination)
-            if retry < policy.attempts and policy.retries_failure(failure) and _replayable(body):
+            if (
+                retry < policy.attempts
+                and policy.retries_failure(failure, request_started=sent.started)
+                and _replayable(body)
+            ):
                 retry += 1
                 tried.add(destination)
                 if _time_left(loop, deadline):
-                    destination = await self._next_try(route, tried, retry, deadline)
+                    chosen = await self._next_try(route, tried, retry, deadline)
+                    if chosen is None:
+                        return _envoy_error(503, "no healthy upstream")
+                    destination = chosen
                     continue
             if failure is Failure.PER_TRY_TIMEOUT:
                 return _envoy_error(504, "upstream request timeout")
@@ -295,12 +313,51 @@ class Proxy:
 
     async def _next_try(
         self, route: Route, tried: set[Destination], retry: int, deadline: float | None
-    ) -> Destination:
+    ) -> Destination | None:
         delay = backoff_s(retry)
         if deadline is not None:
             delay = min(delay, max(0.0, deadline - asyncio.get_running_loop().time()))
         await asyncio.sleep(delay)
-        return route.pick(tried | self.outlier.ejected())
+        return self._choose(route, tried)
+
+    def _choose(self, route: Route, tried: set[Destination]) -> Destination | None:
+        """A destination not tried yet and not ejected if there is one; None if all are ejected.
+
+        None is Envoy's "no healthy upstream": Istio sets the panic threshold to
+        the DestinationRule's minHealthPercent (0 unless set), so a subset whose
+        only pod is ejected gets no traffic at all instead of its pod anyway.
+        """
+        ejected = self.outlier.ejected()
+        destination = route.pick(tried | ejected)
+        if self.outlier.usable(destination, ejected):
+            return destination
+        destination = route.pick(ejected)  # every healthy one was tried: any healthy one
+        return destination if self.outlier.usable(destination, ejected) else None
+
+
+class _Sent:
+    """Set once aiohttp has written a try's request headers (``trace_request_ctx``)."""
+
+    __slots__ = ("started",)
+
+    def __init__(self) -> None:
+        self.started = False
+
+
+def _sent_tracer() -> aiohttp.TraceConfig:
+    tracer = aiohttp.TraceConfig()
+    tracer.on_request_headers_sent.append(_on_headers_sent)
+    return tracer
+
+
+async def _on_headers_sent(
+    session: aiohttp.ClientSession,
+    context: SimpleNamespace,
+    params: aiohttp.TraceRequestHeadersSentParams,
+) -> None:
+    sent = context.trace_request_ctx
+    if isinstance(sent, _Sent):
+        sent.started = True
 
 
 def _replayable(body: bytes | _StreamedBody | None) -> bool:

@@ -7,7 +7,14 @@ Envoy (and so Istio):
 - ``gateway-error``: 502, 503 or 504, and the same no-answer cases as ``5xx``.
 - ``connect-failure``: the connection to the upstream could not be made.
 - ``reset``: the upstream did not answer at all (connect failure, reset/disconnect
-  before the response headers, per-try timeout).
+  before the response headers, per-try timeout), whether or not the request had
+  already been sent: a non-idempotent request (``POST``) can be replayed.
+- ``reset-before-request``: the same failures, but only while no byte of the
+  request has been sent upstream by any try of it (Envoy's
+  ``upstream_request_started``, sticky across tries: ``retry_state_impl.cc``,
+  ``wouldRetryFromReset``; ``router.cc`` sets it from
+  ``first_upstream_tx_byte_sent``). Here "sent" means aiohttp has written the
+  request headers to the connection.
 - a bare status code (``"503"``): that response code (Istio's
   ``retriable-status-codes`` shorthand).
 
@@ -21,7 +28,9 @@ import enum
 import random
 from dataclasses import dataclass
 
-SUPPORTED_CONDITIONS = frozenset({"5xx", "gateway-error", "connect-failure", "reset"})
+SUPPORTED_CONDITIONS = frozenset(
+    {"5xx", "gateway-error", "connect-failure", "reset", "reset-before-request"}
+)
 # Conditions that can never happen behind the local gateway (HTTP/1.1 upstreams,
 # plain HTTP routes): accepted with a warning that names them.
 NOT_APPLICABLE_CONDITIONS = frozenset(
@@ -62,10 +71,17 @@ class RetryPolicy:
             return True
         return "gateway-error" in self.retry_on and status in GATEWAY_ERROR_CODES
 
-    def retries_failure(self, failure: Failure) -> bool:
-        if self.retry_on & {"5xx", "gateway-error", "reset"}:
+    def retries_failure(self, failure: Failure, *, request_started: bool = True) -> bool:
+        """Whether a try that ended in ``failure`` is retried (Envoy's ``wouldRetryFromReset``).
+
+        ``request_started``: some try of this request has already sent bytes
+        upstream (when unknown, assume it has: never replay by accident).
+        """
+        if failure is Failure.CONNECT_FAILURE and "connect-failure" in self.retry_on:
             return True
-        return failure is Failure.CONNECT_FAILURE and "connect-failure" in self.retry_on
+        if "reset-before-request" in self.retry_on and not request_started:
+            return True
+        return bool(self.retry_on & {"5xx", "gateway-error", "reset"})
 
 
 # Istio's default when a route declares no `retries`: 2 retries on connection
