@@ -278,3 +278,26 @@ def test_books_db_defaults_to_sqlite_and_refuses_other_values() -> None:
     assert not [o for o in plain.manifests if o["kind"] == "Cluster"]
     result = tilt.evaluate_tiltfile(ROOT, flags={"books-db": "mysql"})
     assert result.failure is not None and "--books-db" in result.failure
+
+
+def test_port_forwards_do_not_collide_with_the_local_stack(evaluated: TiltfileResult) -> None:
+    """`uv run stack up` and `tilt up` side by side: no local port bound twice."""
+    from devstack.services import Ports
+
+    stack_ports = set(Ports().named().values())
+    local_ports = [
+        forward["local_port"]
+        for call in evaluated.called("k8s_resource")
+        for forward in call.args.get("port_forwards") or []
+    ]
+    assert len(local_ports) == 4 and len(set(local_ports)) == 4
+    assert not stack_ports & set(local_ports), stack_ports & set(local_ports)
+    readme = (ROOT / "README.md").read_text()
+    assert all(f"`{port}`" in readme or f"localhost:{port}" in readme for port in local_ports)
+
+
+def test_readme_says_the_canary_weight_outlives_the_tilt_session() -> None:
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    start = readme.index("`tilt up -- --canary-weight=50`")
+    sentence = readme[start : start + 400]
+    assert "stay in the cluster after Tilt stops" in sentence and "`tilt down`" in sentence

@@ -46,3 +46,28 @@ def test_generated_package_imports_as_tts_v1() -> None:
     assert tts_pb2_grpc.tts_dot_v1_dot_tts__pb2 is tts_pb2
     request = tts_pb2.SynthesizeRequest(text="Hello.", speaking_rate=1.5)
     assert tts_pb2.SynthesizeRequest.FromString(request.SerializeToString()) == request
+
+
+def test_a_second_run_touches_nothing_and_a_changed_file_alone_is_rewritten(
+    tmp_path: Path,
+) -> None:
+    """Tilt's protos-codegen runs this at every `tilt up`: rewriting unchanged files
+    would live-update (restart) every image."""
+    generator = _load_generator()
+    first = generator.generate(tmp_path)
+
+    def stats() -> dict[Path, tuple[int, int]]:
+        return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in first}
+
+    before = stats()
+    assert generator.generate(tmp_path) == first
+    assert stats() == before
+    damaged = first[0]
+    fresh = damaged.read_bytes()
+    damaged.write_bytes(b"# edited by hand\n")
+    before = stats()
+    generator.generate(tmp_path)
+    after = stats()
+    assert damaged.read_bytes() == fresh
+    assert [p for p in first if after[p] != before[p]] == [damaged]
+    assert sorted(p.name for p in tmp_path.rglob(".*")) == []  # no temporary left over
