@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+from pathlib import Path
+
 import pytest
 from repocheck import tilt
+from repocheck.__main__ import main
 
 ROOT = tilt.REPO_ROOT
 TILTFILE = (ROOT / "Tiltfile").read_text()
@@ -119,3 +124,147 @@ def test_an_entrypoint_other_than_the_images_is_reported() -> None:
         _edit("entrypoint=['/app/.venv/bin/' + script]", "entrypoint=['/app/.venv/bin/python']")
     )
     assert any("but the image's ENTRYPOINT is" in p for p in problems), problems
+
+
+# --------------------------------------------------------------------------- argument types
+# Tilt's UnpackArgs refuses these when the Tiltfile loads (internal/tiltfile/*.go).
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # a string where Tilt unpacks an int
+        (
+            "port_forward(18081, 8080,",
+            "port_forward('18081', 8080,",
+            "port_forward(): for parameter local_port: got string, want int",
+        ),
+        # an int where Tilt unpacks a string
+        (
+            "link('http://localhost/', 'gateway (kind port mapping)')",
+            "link('http://localhost/', 80)",
+            "link(): for parameter name: got int, want string",
+        ),
+        # a string where Tilt wants a sequence of strings (SequenceToStringSlice)
+        (
+            "resource_deps=['protos-codegen']",
+            "resource_deps='protos-codegen'",
+            "k8s_resource(): for parameter resource_deps: got string, want list of strings",
+        ),
+        # a bool flag given as a string
+        (
+            "config.define_bool('no-datadog',",
+            "config.define_bool('no-datadog', args='no',",
+            "config.define_bool(): for parameter args: got string, want bool",
+        ),
+        # a docker_build keyword forwarded by the restart extension, wrong type
+        (
+            "restart_file=RESTART_FILE,",
+            "restart_file=RESTART_FILE, pull='yes',",
+            "docker_build_with_restart(): for parameter pull: got string, want bool",
+        ),
+        (
+            "sync(src, '/app/' + src)",
+            "sync(src, 10001)",
+            "sync(): for parameter remote_path: got int, want string",
+        ),
+    ],
+)
+def test_an_argument_of_the_wrong_type_is_reported(old: str, new: str, expected: str) -> None:
+    problems = _problems_with(_edit(old, new))
+    assert any(expected in p for p in problems), problems
+
+
+def test_right_types_pass_including_blobs_and_none_where_tilt_allows() -> None:
+    extra = """
+docker_build('speech-mesh/extra', '.', dockerfile=None, dockerfile_contents=blob('FROM scratch'),
+             only=['pyproject.toml'], build_args={'A': 'b'}, pull=False, target='final')
+local_resource('x', cmd=['true'], deps='protos/tts', labels='codegen', env={'K': 'v'})
+"""
+    problems = _problems_with(TILTFILE + extra)
+    assert problems == [], problems
+
+
+# --------------------------------------------------------------------------- image refs
+
+
+def test_a_second_build_of_the_same_ref_is_reported() -> None:
+    again = "\ndocker_build('speech-mesh/books', '.', dockerfile='services/books/Dockerfile')\n"
+    problems = _problems_with(TILTFILE + again)
+    assert any(
+        "docker_build(): Image for ref 'speech-mesh/books' has already been defined" in p
+        for p in problems
+    ), problems
+
+
+def test_a_build_of_the_ref_the_restart_extension_derives_is_reported() -> None:
+    base = "speech-mesh/tts-v1-tilt_docker_build_with_restart_base"
+    again = f"\ndocker_build('{base}', '.', dockerfile='services/tts_v1/Dockerfile')\n"
+    problems = _problems_with(TILTFILE + again)
+    assert any(f"Image for ref '{base}' has already been defined" in p for p in problems), problems
+
+
+def test_docker_hub_spellings_of_one_ref_are_one_image() -> None:
+    source = TILTFILE + "\ndocker_build('docker.io/speech-mesh/client', '.')\n"
+    problems = _problems_with(source)
+    assert any("'docker.io/speech-mesh/client' has already been defined" in p for p in problems)
+
+
+# --------------------------------------------------------------------------- the restart extension
+
+
+def test_restart_extension_accepts_target_and_dockerfile_contents() -> None:
+    """Both go to docker_build of the base image (tilt-extensions restart_process)."""
+    extra = """
+docker_build_with_restart('speech-mesh/extra', '.', entrypoint=['/app/.venv/bin/books'],
+    live_update=[sync('services/books/src', '/app/services/books/src')],
+    dockerfile_contents=read_file('services/books/Dockerfile'), target='runtime',
+    only=['services/books/src'])
+"""
+    problems = _problems_with(TILTFILE + extra)
+    assert problems == [], problems
+
+
+def test_restart_extension_refuses_dockerfile_and_dockerfile_contents_together() -> None:
+    extra = """
+docker_build_with_restart('speech-mesh/extra', '.', entrypoint=['x'],
+    live_update=[sync('services/books/src', '/app/services/books/src')],
+    dockerfile='services/books/Dockerfile', dockerfile_contents='FROM scratch')
+"""
+    problems = _problems_with(TILTFILE + extra)
+    assert any("Cannot specify both dockerfile and dockerfile_contents" in p for p in problems)
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def _repo_copy(tmp_path: Path) -> Path:
+    skip = shutil.ignore_patterns(
+        ".git", ".venv", "__pycache__", ".pytest_cache", "data", ".mypy_cache", ".ruff_cache"
+    )
+    root = tmp_path / "repo"
+    shutil.copytree(ROOT, root, ignore=skip)
+    return root
+
+
+def test_the_cli_fails_on_a_tiltfile_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`uv run repocheck` reports what the Tiltfile tests report, not only the k8s checks."""
+    root = _repo_copy(tmp_path)
+    tiltfile = root / "Tiltfile"
+    text = tiltfile.read_text()
+    assert "resource_deps=['protos-codegen']" in text
+    tiltfile.write_text(text.replace("resource_deps=['protos-codegen']", "resource_dep=['x']"))
+    assert main(["--root", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "tiltfile: Tiltfile: k8s_resource(): unknown keyword 'resource_dep'" in out
+    # That is the only failing check: the copy is otherwise the repository.
+    summary = re.search(r"repocheck: (\d+) of (\d+) checks passed", out)
+    assert summary is not None, out
+    assert int(summary[1]) == int(summary[2]) - 1, out
+
+
+def test_the_cli_lists_the_tiltfile_check(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--list"]) == 0
+    assert "\ntiltfile " in "\n" + capsys.readouterr().out

@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-tilt",
         action="store_true",
-        help="skip evaluating the Tiltfile (the image check then fails)",
+        help="skip evaluating the Tiltfile (no tiltfile check; the image check then fails)",
     )
     parser.add_argument("--list", action="store_true", help="list the checks and exit")
     return parser
@@ -48,6 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, check in suite.CROSS_CHECKS.items():
             summary = (check.__doc__ or "").strip().splitlines()[0]
             print(f"{name:26} {summary}")
+        print(
+            f"{suite.TILTFILE_CHECK:26} The Tiltfile as Tilt loads it: builtins, keywords, "
+            "argument types, duplicate image refs, builds, live_update, resources."
+        )
         return 0
     try:
         report = suite.run(

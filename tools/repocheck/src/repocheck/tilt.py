@@ -47,11 +47,214 @@ SERVICE_IMAGES: dict[str, str] = {
     "client": "client",
 }
 
-# restart_process's docker_build_with_restart: its own parameters; the rest go
-# to docker_build (minus the ones it sets itself for the child image).
+# restart_process's docker_build_with_restart (tilt-extensions
+# restart_process/Tiltfile): its own parameters; every other keyword goes to
+# docker_build(ref + base_suffix, context, **kwargs), the base image (so
+# target= and dockerfile_contents= are fine there), and the child image
+# docker_build(ref, ...) is built FROM it. Both refs are defined.
 _RESTART_EXT_PARAMS = ("ref", "context", "entrypoint", "live_update")
 _RESTART_EXT_OPTIONAL = ("base_suffix", "restart_file", "trigger", "exit_policy")
-_RESTART_EXT_RESERVED = frozenset({"dockerfile_contents", "target"})
+_RESTART_EXT_BASE_SUFFIX = "-tilt_docker_build_with_restart_base"
+
+
+# --------------------------------------------------------------------------- argument types
+# What Tilt's UnpackArgs (starlark-go, with Tilt's value.* unpackers) accepts
+# for each parameter, from the Go source (internal/tiltfile/*.go): a string
+# where an int is wanted (or the reverse) fails when the Tiltfile loads.
+# A parameter not listed accepts any value (a starlark.Value in Go).
+class Kind:
+    STR = "string"  # Go string: a Starlark string only
+    INT = "int"  # Go int: a Starlark int only (not a bool)
+    BOOL = "bool"
+    STRINGABLE = "string or blob"  # value.Stringable, value.LocalPath
+    STR_OR_LIST = "string or list of strings"  # StringOrStringList, LocalPathList, LabelSet
+    STR_SEQUENCE = "list of strings"  # starlark.Sequence read by SequenceToStringSlice
+    SEQUENCE = "list"  # starlark.Sequence / *starlark.List
+    STR_DICT = "dict of strings"  # value.StringStringMap
+    PORT_FORWARDS = "int, string, port_forward() or a list of those"
+    LINKS = "string, link() or a list of those"
+    COMMAND = "string or list of strings"  # value.Cmd (entrypoint, cmd)
+
+
+_ARG_KINDS: dict[str, dict[str, str]] = {
+    "port_forward": {
+        "local_port": Kind.INT,
+        "container_port": Kind.INT,
+        "name": Kind.STR,
+        "link_path": Kind.STR,
+        "host": Kind.STR,
+    },
+    "link": {"url": Kind.STR, "name": Kind.STR},
+    "sync": {"local_path": Kind.STR, "remote_path": Kind.STR},
+    "run": {"cmd": Kind.COMMAND, "echo_off": Kind.BOOL},
+    "fall_back_on": {"paths": Kind.STR_OR_LIST},
+    "version_settings": {"check_updates": Kind.BOOL, "constraint": Kind.STR},
+    "allow_k8s_contexts": {"contexts": Kind.STR_OR_LIST},
+    "k8s_resource": {
+        "workload": Kind.STR,
+        "new_name": Kind.STR,
+        "port_forwards": Kind.PORT_FORWARDS,
+        "resource_deps": Kind.STR_SEQUENCE,
+        "objects": Kind.STR_SEQUENCE,
+        "auto_init": Kind.BOOL,
+        "links": Kind.LINKS,
+        "labels": Kind.STR_OR_LIST,
+    },
+    "local_resource": {
+        "name": Kind.STR,
+        "cmd": Kind.COMMAND,
+        "serve_cmd": Kind.COMMAND,
+        "deps": Kind.STR_OR_LIST,
+        "resource_deps": Kind.STR_SEQUENCE,
+        "ignore": Kind.STR_OR_LIST,
+        "auto_init": Kind.BOOL,
+        "allow_parallel": Kind.BOOL,
+        "links": Kind.LINKS,
+        "labels": Kind.STR_OR_LIST,
+        "env": Kind.STR_DICT,
+        "serve_env": Kind.STR_DICT,
+    },
+    "docker_build": {
+        "ref": Kind.STR,
+        "context": Kind.STRINGABLE,
+        "build_args": Kind.STR_DICT,
+        "dockerfile": Kind.STRINGABLE,
+        "dockerfile_contents": Kind.STRINGABLE,
+        "live_update": Kind.SEQUENCE,
+        "match_in_env_vars": Kind.BOOL,
+        "ignore": Kind.STR_OR_LIST,
+        "only": Kind.STR_OR_LIST,
+        "entrypoint": Kind.COMMAND,
+        "container_args": Kind.STR_SEQUENCE,
+        "target": Kind.STR,
+        "ssh": Kind.STR_OR_LIST,
+        "secret": Kind.STR_OR_LIST,
+        "network": Kind.STRINGABLE,
+        "extra_tag": Kind.STR_OR_LIST,
+        "cache_from": Kind.STR_OR_LIST,
+        "pull": Kind.BOOL,
+        "platform": Kind.STRINGABLE,
+        "extra_hosts": Kind.STR_OR_LIST,
+    },
+    "docker_build_with_restart": {
+        "base_suffix": Kind.STR,
+        "restart_file": Kind.STR,
+        "exit_policy": Kind.STR,
+        "trigger": Kind.STR_OR_LIST,
+    },
+    "k8s_yaml": {"allow_duplicates": Kind.BOOL},
+    "kustomize": {"paths": Kind.STRINGABLE, "flags": Kind.STR_SEQUENCE},
+    "read_file": {"paths": Kind.STRINGABLE},
+    "read_yaml": {"paths": Kind.STRINGABLE},
+    "read_yaml_stream": {"paths": Kind.STRINGABLE},
+    "read_json": {"paths": Kind.STRINGABLE},
+    "encode_yaml_stream": {"objs": Kind.SEQUENCE},
+    "os.getenv": {"key": Kind.STRINGABLE},
+    "config.define_bool": {"name": Kind.STR, "args": Kind.BOOL, "usage": Kind.STR},
+    "config.define_string": {"name": Kind.STR, "args": Kind.BOOL, "usage": Kind.STR},
+    "config.define_string_list": {"name": Kind.STR, "args": Kind.BOOL, "usage": Kind.STR},
+}
+# The docker_build parameters the extension forwards are typed as docker_build's.
+_ARG_KINDS["docker_build_with_restart"] = {
+    **_ARG_KINDS["docker_build"],
+    "entrypoint": Kind.COMMAND,
+    **_ARG_KINDS["docker_build_with_restart"],
+}
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _is_blob(value: object) -> bool:
+    return isinstance(value, dict) and "__tilt_blob__" in value
+
+
+def _is_list(value: object) -> bool:
+    return isinstance(value, list | tuple)
+
+
+def _items(value: object) -> list[object]:
+    """A list's or tuple's elements; anything else as a one-element list."""
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _marked(value: object, marker: str) -> bool:
+    return isinstance(value, dict) and marker in value
+
+
+def _fits(kind: str, value: object) -> bool:
+    """Would Tilt's unpacker for ``kind`` accept ``value``? (None only where Tilt allows it.)"""
+    if kind == Kind.STR:
+        return _is_str(value)
+    if kind == Kind.INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == Kind.BOOL:
+        return isinstance(value, bool)
+    if kind == Kind.STRINGABLE:
+        return _is_str(value) or _is_blob(value)
+    if kind in (Kind.STR_OR_LIST, Kind.COMMAND):
+        return value is None or all(map(_is_str, _items(value)))
+    if kind == Kind.STR_SEQUENCE:
+        return _is_list(value) and all(map(_is_str, _items(value)))
+    if kind == Kind.SEQUENCE:
+        return _is_list(value)
+    if kind == Kind.STR_DICT:
+        return isinstance(value, dict) and all(_is_str(k) and _is_str(v) for k, v in value.items())
+    if kind == Kind.PORT_FORWARDS:
+        return all(
+            (isinstance(i, int) and not isinstance(i, bool))
+            or _is_str(i)
+            or _marked(i, "__tilt_port_forward__")
+            for i in _items(value)
+        )
+    if kind == Kind.LINKS:
+        return value is None or all(
+            _is_str(i) or _marked(i, "__tilt_link__") for i in _items(value)
+        )
+    return True
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "NoneType"
+    if isinstance(value, bool):
+        return "bool"
+    if _is_blob(value):
+        return "blob"
+    for marker, name in (
+        ("__tilt_port_forward__", "port_forward"),
+        ("__tilt_link__", "link"),
+        ("__tilt_step__", "live_update step"),
+    ):
+        if _marked(value, marker):
+            return name
+    return {int: "int", str: "string", list: "list", tuple: "tuple", dict: "dict"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def type_problems(
+    function: str, args: Mapping[str, object], none_means_unset: frozenset[str] = frozenset()
+) -> list[str]:
+    """Arguments of a type Tilt's UnpackArgs rejects, as Tilt words it."""
+    problems: list[str] = []
+    for name, kind in _ARG_KINDS.get(function, {}).items():
+        if name not in args or (args[name] is None and name in none_means_unset):
+            continue
+        if not _fits(kind, args[name]):
+            problems.append(
+                f"{function}(): for parameter {name}: got {_type_name(args[name])}, want {kind}"
+            )
+    return problems
+
+
+def _normal_ref(ref: str) -> str:
+    """Docker's familiar form: docker.io/library/x and x are one image."""
+    for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/"):
+        if ref.startswith(prefix):
+            return ref[len(prefix) :]
+    return ref
 
 
 # Tilt builtins the interpreter itself provides (struct takes any keywords;
@@ -74,6 +277,7 @@ class Param:
     varargs: bool = False
     kwargs: bool = False
     doc_name: str | None = None
+    none_means_unset: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,6 +321,8 @@ class Signature:
         for param in self.params:
             if param.required and not param.varargs and param.name not in bound:
                 problems.append(f"{self.name}(): missing required argument {param.name!r}")
+        unset = frozenset(p.name for p in self.params if p.none_means_unset)
+        problems.extend(type_problems(self.name, bound, unset))
         return BoundCall(self.name, bound, problems)
 
     def _accepted_name(self, doc_name: str) -> str:
@@ -153,6 +359,7 @@ class TiltApi:
                     bool(p.get("varargs")),
                     bool(p.get("kwargs")),
                     p.get("doc_name"),
+                    bool(p.get("none_means_unset")),
                 )
                 for p in spec["params"]
             )
@@ -196,6 +403,17 @@ class TiltfileResult:
     failure: str | None = None
     images: list[ImageBuild] = field(default_factory=list)
     manifests: list[dict[str, Any]] = field(default_factory=list)
+    # Every image ref defined so far (docker_build, and both refs of each
+    # docker_build_with_restart): Tilt refuses a second definition.
+    defined_refs: list[str] = field(default_factory=list)
+
+    def define_ref(self, function: str, ref: str) -> str | None:
+        """Record ``ref``; the problem Tilt reports if it was already defined."""
+        normal = _normal_ref(ref)
+        if normal in self.defined_refs:
+            return f"{function}(): Image for ref {ref!r} has already been defined"
+        self.defined_refs.append(normal)
+        return None
 
     def called(self, name: str) -> list[BoundCall]:
         return [c for c in self.calls if c.name == name]
@@ -341,6 +559,15 @@ class _Behaviours:
         raise TiltfileFailed(str(a["msg"]))
 
     def docker_build(self, a: dict[str, Any]) -> None:
+        problem = self.result.define_ref("docker_build", str(a["ref"]))
+        if problem is not None:
+            self.result.problems.append(problem)
+            return
+        if a.get("dockerfile") is not None and "dockerfile_contents" in a:
+            self.result.problems.append(
+                "docker_build(): Cannot specify both dockerfile and dockerfile_contents"
+            )
+            return
         self.result.images.append(_image_from(a, restart=False))
 
 
@@ -351,12 +578,20 @@ def _command(value: object) -> list[str]:
     return [str(word) for word in value] if isinstance(value, list) else []
 
 
+# ImageBuild.dockerfile of a build from dockerfile_contents= (no file to read).
+INLINE_DOCKERFILE = "<dockerfile_contents>"
+
+
 def _image_from(a: Mapping[str, Any], *, restart: bool) -> ImageBuild:
     only = a.get("only") or []
+    if a.get("dockerfile_contents") is not None:
+        dockerfile = INLINE_DOCKERFILE
+    else:
+        dockerfile = str(a.get("dockerfile") or posixpath.join(str(a["context"]), "Dockerfile"))
     return ImageBuild(
         ref=str(a["ref"]),
         context=str(a["context"]),
-        dockerfile=str(a.get("dockerfile") or posixpath.join(str(a["context"]), "Dockerfile")),
+        dockerfile=dockerfile,
         only=tuple([only] if isinstance(only, str) else only),
         live_update=tuple(a.get("live_update") or ()),
         entrypoint=_command(a.get("entrypoint")),
@@ -395,15 +630,16 @@ def _restart_ext_recorder(api: TiltApi, result: TiltfileResult) -> Callable[...,
     def record(*args: object, **kwargs: object) -> object:
         call = own.bind(args, kwargs)
         for key in call.args:
-            if key in _RESTART_EXT_RESERVED:
-                call.problems.append(
-                    f"docker_build_with_restart(): {key!r} is set by the extension itself"
-                )
-            elif key not in forwarded and key not in {p.name for p in params}:
+            if key not in forwarded and key not in {p.name for p in params}:
                 call.problems.append(
                     f"docker_build_with_restart(): unknown keyword {key!r} "
                     "(neither the extension's nor docker_build's)"
                 )
+        if call.args.get("dockerfile") is not None and "dockerfile_contents" in call.args:
+            call.problems.append(
+                "docker_build_with_restart(): Cannot specify both dockerfile and "
+                "dockerfile_contents (docker_build of the base image)"
+            )
         steps = call.args.get("live_update") or []
         if not steps:
             call.problems.append("docker_build_with_restart(): needs live_update steps")
@@ -413,6 +649,15 @@ def _restart_ext_recorder(api: TiltApi, result: TiltfileResult) -> Callable[...,
             call.problems.append(
                 "docker_build_with_restart(): restart_container() is not allowed here"
             )
+        if not call.problems:
+            # The extension defines the base image, then the image itself.
+            ref = str(call.args["ref"])
+            suffix = call.args.get("base_suffix", _RESTART_EXT_BASE_SUFFIX)
+            for defined in (f"{ref}{suffix}", ref):
+                problem = result.define_ref("docker_build_with_restart", defined)
+                if problem is not None:
+                    call.problems.append(problem)
+                    break
         result.calls.append(call)
         result.problems.extend(call.problems)
         if not call.problems:
@@ -590,6 +835,8 @@ def _image_problems(repo_root: Path, image: ImageBuild) -> list[str]:
     dockerfile = repo_root / image.dockerfile
     if not context.is_dir():
         problems.append(f"{where}: context {image.context!r} does not exist")
+    if image.dockerfile == INLINE_DOCKERFILE:
+        return problems  # no Dockerfile on disk to compare with
     if not dockerfile.is_file():
         problems.append(f"{where}: Dockerfile {image.dockerfile!r} does not exist")
         return problems

@@ -65,18 +65,32 @@ def variant_inventory(
     return load_inventory(repo_root, ordered, built)
 
 
+# The Tiltfile's own check (repocheck.tilt.check_tiltfile: Tilt's argument
+# names, arity and types, duplicate image refs, builds, live_update paths,
+# resources), reported under this name when the run includes the Tiltfile.
+TILTFILE_CHECK = "tiltfile"
+
+
 def run(repo_root: Path, schemas: CrdSchemas | None = None, *, with_tilt: bool = True) -> Report:
-    """Render every kustomization once, validate every object, run every cross-check."""
+    """Render every kustomization once, validate every object, run every cross-check.
+
+    With ``with_tilt`` the Tiltfile is evaluated once: its builds feed the
+    ``images`` check and its own problems are the ``tiltfile`` check.
+    """
     rendered = render_all(repo_root / K8S_DIR)
     built: set[str] | None = None
+    tilt_problems: list[str] = []
     tilt_error: str | None = None
     if with_tilt:
-        from repocheck.tilt import built_images
+        from repocheck.tilt import built_images, check_tiltfile, evaluate_tiltfile
 
         try:
-            built = built_images(repo_root)
+            evaluated = evaluate_tiltfile(repo_root)
+            built = built_images(repo_root, evaluated)
+            tilt_problems = check_tiltfile(repo_root, evaluated)
         except Exception as error:  # any failure of the evaluator is reported, not raised
             tilt_error = f"the Tiltfile could not be evaluated: {type(error).__name__}: {error}"
+            tilt_problems = [tilt_error]
     inventory = load_inventory(repo_root, rendered, built)
     problems = schema_problems(rendered, schemas or CrdSchemas(), repo_root)
     for name, check in CROSS_CHECKS.items():
@@ -89,4 +103,6 @@ def run(repo_root: Path, schemas: CrdSchemas | None = None, *, with_tilt: bool =
             problems[name] += [f"{where}: {problem}" for problem in check(variant)]
     if tilt_error is not None:
         problems["images"] = [tilt_error]
+    if with_tilt:
+        problems[TILTFILE_CHECK] = tilt_problems
     return Report(problems)
