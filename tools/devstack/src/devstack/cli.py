@@ -11,8 +11,10 @@ from pathlib import Path
 
 from devstack.ports import port_problems
 from devstack.postgres import LocalPostgres, PostgresUnavailable
+from devstack.reload import Reloader, SourceMap, run_from_sources
 from devstack.services import Ports, StackConfig, build_specs
 from devstack.supervisor import Output, Stack
+from devstack.workspace import find_workspace_root, load_workspace
 
 PROGRAM = "stack"
 DEFAULT_DATA_DIR = Path("data")
@@ -23,7 +25,15 @@ Start books, tts-backend, text-to-speech v1 and v2, the local gateway and the
 Datadog APM test agent as processes on 127.0.0.1; wait until every one is
 ready; print the gateway URL and example commands. Ctrl-C (or SIGTERM) stops
 everything. A service that dies is restarted with backoff; one that dies 5
-times within a minute stops the stack."""
+times within a minute stops the stack.
+
+Services run from the sources of the uv workspace the current directory is in.
+Live reload (unless --no-reload): a saved .py file restarts the services that
+import it (their own src/ and the workspace members they depend on), on the
+same ports with the same data; a service that does not come back waits for the
+next save while the others keep running. The gateway reloads its routes when a
+file in the Istio directory changes; an edit it cannot apply keeps the previous
+routes. A change to uv.lock or a pyproject.toml needs a restart of the stack."""
 
 EPILOG = """\
 --port-base B: gateway B, books B+1, tts-v1 B+2, tts-v2 B+3, tts-backend B+4,
@@ -108,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"(default {getattr(defaults, field)})",
         )
     up.add_argument(
+        "--no-reload",
+        dest="reload",
+        action="store_false",
+        help="do not restart services when their source changes, nor reload the routes",
+    )
+    up.add_argument(
         "--ready-timeout",
         type=float,
         default=60.0,
@@ -131,6 +147,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         istio_dir=args.istio_dir,
         with_client=args.with_client,
         client_rate=args.client_rate,
+        reload=args.reload,
     )
 
 
@@ -144,14 +161,22 @@ def wipe_data_dir(path: Path) -> None:
         shutil.rmtree(resolved)
 
 
-def banner(config: StackConfig, seconds: float, output: Output) -> None:
+def banner(
+    config: StackConfig, seconds: float, output: Output, sources: SourceMap | None = None
+) -> None:
     gateway = config.gateway_url
+    if sources is None:
+        code = "  code            the installed packages (not in a uv workspace)"
+    else:
+        reload = "live reload on" if config.reload else "no reload (--no-reload)"
+        code = f"  code            {sources.workspace.root} ({reload})"
     lines = [
         f"all services ready in {seconds:.1f} s",
         f"  gateway         {gateway}",
         f"  APM test agent  {config.agent_url}",
         f"  data            {config.data_dir.resolve()}",
         f"  books database  {config.books_database_url or 'SQLite, books.db in the data dir'}",
+        code,
         "try:",
         '  curl -H \'Content-Type: application/json\' -d \'{"author": "occupytheweb",'
         f' "title": "Network Basics for Hackers"}}\' -X POST {gateway}/books',
@@ -215,13 +240,18 @@ def up(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, books_database_url=postgres.url(POSTGRES_DATABASE))
     try:
         specs = build_specs(config)
+        root = find_workspace_root(Path.cwd())
+        sources = SourceMap.for_specs(load_workspace(root), specs) if root else None
+        if sources is not None:
+            specs = run_from_sources(specs, sources)
         output = Output([spec.name for spec in specs])
         stack = Stack(
             specs,
             cwd=Path.cwd(),
             ready_timeout_s=args.ready_timeout,
-            on_ready=lambda seconds: banner(config, seconds, output),
+            on_ready=lambda seconds: banner(config, seconds, output, sources),
             output=output,
+            reloader=Reloader(sources) if sources is not None and config.reload else None,
         )
         return asyncio.run(stack.run())
     finally:

@@ -56,6 +56,7 @@ class StackConfig:
     client_rate: float = 2.0
     # --books-db postgres: the local server's database (None: SQLite under data_dir).
     books_database_url: str | None = None
+    reload: bool = True  # the gateway follows edits to istio_dir (services: devstack.reload)
 
     @property
     def gateway_url(self) -> str:
@@ -194,6 +195,7 @@ def build_specs(config: StackConfig) -> list[ServiceSpec]:
                 "PORT": str(ports.gateway),
                 "GATEWAY_ISTIO_DIR": str(config.istio_dir.resolve()),
                 "GATEWAY_UPSTREAMS": format_upstreams(upstreams),
+                "GATEWAY_RELOAD": "true" if config.reload else "false",
             },
             Probe("tcp", f"{LOOPBACK}:{ports.gateway}"),
             port=ports.gateway,

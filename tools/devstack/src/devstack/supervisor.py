@@ -15,6 +15,13 @@ exit status and restarted after a backoff (0.5 s, doubling up to 8 s; back to
 minute stops the whole stack (exit status 1). During start-up nothing is
 restarted: a service that exits or is not ready in time stops everything.
 The polling client (``--with-client``) is never restarted.
+
+Live reload (:mod:`devstack.reload`): a service whose source changed is
+stopped and started again on the same port with the same data. If it does not
+come back (it exits, or is not ready in time), it is reported with its last
+log lines and waits, stopped, for the next save; the other services keep
+running. A service that has been restarted for an edit and then exits 5 times
+within a minute also waits for the next save instead of stopping the stack.
 """
 
 from __future__ import annotations
@@ -27,9 +34,9 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from devstack.logview import Prefixer, render
 from devstack.probes import is_ready
@@ -42,6 +49,7 @@ EXIT_WINDOW_S = 60.0
 STOP_GRACE_S = 10.0
 PROBE_INTERVAL_S = 0.1
 LINE_LIMIT = 1024 * 1024
+RECENT_LINES = 15  # shown when a service fails to come back after an edit
 _PR_SET_PDEATHSIG = 1
 
 
@@ -87,6 +95,10 @@ class Child:
         self.exit_times: deque[float] = deque(maxlen=MAX_EXITS)
         self.started_at = 0.0
         self.restarts = 0
+        self.recent: deque[str] = deque(maxlen=RECENT_LINES)
+        self.edit = asyncio.Event()  # its source changed: restart it
+        self.edited = False  # restarted for an edit at least once
+        self.broken = False  # did not come back after an edit: waits for the next one
 
     @property
     def name(self) -> str:
@@ -117,7 +129,9 @@ class Child:
                 raw = await process.stdout.read(LINE_LIMIT)
             if not raw:
                 return
-            self.output.line(self.name, render(raw.decode(errors="replace")))
+            line = render(raw.decode(errors="replace"))
+            self.recent.append(line)
+            self.output.line(self.name, line)
 
     def running(self) -> bool:
         return self.process is not None and self.process.returncode is None
@@ -189,6 +203,7 @@ class Stack:
         ready_timeout_s: float,
         on_ready: Callable[[float], None],
         output: Output | None = None,
+        reloader: Callable[[Stack], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self.output = output or Output([s.name for s in specs])
         self.children = [Child(spec, self.output, cwd) for spec in specs]
@@ -196,6 +211,7 @@ class Stack:
         self.on_ready = on_ready
         self.stopping = asyncio.Event()
         self.exit_code = 0
+        self.reloader = reloader
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -277,23 +293,62 @@ class Stack:
 
     async def _supervise(self) -> None:
         watchers = [asyncio.create_task(self._watch(child)) for child in self.children]
+        reloading = asyncio.create_task(self.reloader(self)) if self.reloader else None
         try:
             await self.stopping.wait()
         finally:
             for watcher in watchers:
                 watcher.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
+            if reloading is not None:
+                # The file watchers see `stopping` within their step; cancel as a last resort.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(reloading), 2.0)
+                reloading.cancel()
+                await asyncio.gather(reloading, return_exceptions=True)
+
+    def restart_for_edit(self, services: Mapping[str, object]) -> None:
+        """Restart these services (by name) because their source changed."""
+        for child in self.children:
+            if child.name in services:
+                child.edit.set()
+
+    async def _next_event(self, child: Child) -> bool:
+        """Wait until the child exits (False) or its source changes (True)."""
+        waits: set[asyncio.Task[object]] = {asyncio.create_task(child.edit.wait())}
+        if child.running():
+            waits.add(asyncio.create_task(child.wait()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+        return child.edit.is_set()
 
     async def _watch(self, child: Child) -> None:
         while True:
-            status = describe_exit(await child.wait())
+            edited = await self._next_event(child)
             if self.stopping.is_set():
                 return
+            if edited:
+                await self._restart_for_edit(child)
+                continue
+            assert child.process is not None and child.process.returncode is not None
+            status = describe_exit(child.process.returncode)
+            if child.broken:
+                self._report_broken(child, f"exited ({status}) after the edit")
+                continue
             if not child.spec.restart:
                 self.output.stack(f"{child.name} exited ({status}); not restarted")
                 return
             delay = child.next_backoff()
             if delay is None:
+                if child.edited:  # an edit broke it: wait for the next one
+                    child.broken = True
+                    self._report_broken(
+                        child, f"exited ({status}), {MAX_EXITS} times within a minute"
+                    )
+                    continue
                 self._fail(
                     f"{child.name} exited ({status}), {MAX_EXITS} times within "
                     f"{EXIT_WINDOW_S:.0f} s; stopping the stack"
@@ -301,9 +356,11 @@ class Stack:
                 return
             self.output.stack(f"{child.name} exited ({status}); restarting in {delay:g} s")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), delay)
+                await asyncio.wait_for(self._stopping_or_edit(child), delay)
             if self.stopping.is_set():
                 return
+            if child.edit.is_set():
+                continue  # the edit restarts it, right away
             try:
                 await child.start()
             except OSError as error:
@@ -314,6 +371,63 @@ class Stack:
                 self.output.stack(f"{child.name} is ready again")
             elif child.running():
                 self.output.stack(f"{child.name} is still not ready")
+
+    async def _stopping_or_edit(self, child: Child) -> None:
+        waits = {asyncio.create_task(self.stopping.wait()), asyncio.create_task(child.edit.wait())}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+
+    async def _restart_for_edit(self, child: Child) -> None:
+        """Stop the child and start it again (same port, same data); wait until it is ready.
+
+        A further edit while it starts restarts it again at once; if it does not
+        come back it is reported with its last lines and left stopped until the next edit.
+        """
+        child.edit.clear()
+        child.edited = True
+        await child.stop()
+        if self.stopping.is_set():
+            return
+        child.recent.clear()
+        try:
+            await child.start()
+        except OSError as error:
+            child.broken = True
+            self._report_broken(child, f"cannot start: {error}")
+            return
+        ready = asyncio.create_task(self._wait_ready(child, self.ready_timeout_s))
+        interrupt = asyncio.create_task(self._stopping_or_edit(child))
+        await asyncio.wait({ready, interrupt}, return_when=asyncio.FIRST_COMPLETED)
+        interrupt.cancel()
+        if not ready.done():
+            ready.cancel()
+            return  # stopping, or edited again: the loop restarts it
+        if ready.result() is None:
+            child.broken = False
+            child.exit_times.clear()
+            child.restarts = 0
+            self.output.stack(f"{child.name} is ready again")
+            return
+        child.broken = True
+        if child.running():
+            await child.stop()
+            self._report_broken(child, f"not ready {self.ready_timeout_s:.0f} s after the edit")
+        else:
+            assert child.process is not None and child.process.returncode is not None
+            status = describe_exit(child.process.returncode)
+            self._report_broken(child, f"exited ({status}) after the edit")
+
+    def _report_broken(self, child: Child, what: str) -> None:
+        lines = list(child.recent)
+        self.output.stack(
+            f"{child.name} {what}; the other services keep running and it starts again "
+            f"on the next save. Its last {len(lines)} lines:"
+        )
+        for line in lines:
+            self.output.stack(f"  {child.name} | {line}")
 
     async def _stop_all(self) -> None:
         """Every service at once, then the APM agent, so their final traces reach it."""

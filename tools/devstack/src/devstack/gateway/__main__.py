@@ -13,6 +13,7 @@ from servicekit.settings import load_or_exit
 from servicekit.telemetry import configure_telemetry
 
 from devstack.gateway.istio import IstioConfigError, load_gateway_config
+from devstack.gateway.reload import RouteReloader
 from devstack.gateway.server import MissingUpstreamError, build_proxy, serve
 from devstack.gateway.settings import load_settings
 
@@ -54,8 +55,9 @@ def main() -> None:
             "upstreams": {d.key: url for d, url in proxy.upstreams.items()},
         },
     )
+    watch = RouteReloader(proxy, settings, config.warnings).watch if settings.reload else None
     with asyncio.Runner(loop_factory=_fast_loop_factory()) as runner:
-        runner.run(serve(proxy, settings))
+        runner.run(serve(proxy, settings, watch))
 
 
 def _fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

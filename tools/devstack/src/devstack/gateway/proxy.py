@@ -41,7 +41,7 @@ from aiohttp.web_protocol import RequestHandler
 from multidict import CIMultiDict, MultiMapping
 from yarl import URL
 
-from devstack.gateway.outlier import OutlierDetector
+from devstack.gateway.outlier import OutlierDetector, OutlierPolicy
 from devstack.gateway.retry import Failure, backoff_s
 from devstack.gateway.routing import Destination, Route, RouteTable, rewrite_path
 
@@ -151,6 +151,22 @@ class Proxy:
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
         self._session: aiohttp.ClientSession | None = None
+
+    def use_routes(
+        self,
+        table: RouteTable,
+        upstreams: Mapping[Destination, str],
+        outlier_policies: Mapping[Destination, OutlierPolicy],
+    ) -> None:
+        """New routes for new requests (a reload of the Istio directory).
+
+        A request in flight keeps the route it matched: addresses are only ever
+        added (they come from the same static GATEWAY_UPSTREAMS), and the outlier
+        state of each destination is kept, only its policy changes.
+        """
+        self.upstreams.update(upstreams)
+        self.outlier.policies = dict(outlier_policies)
+        self.table = table
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from aiohttp import web
 from servicekit.telemetry import instrument_aiohttp_handler
@@ -48,8 +50,12 @@ def build_proxy(config: GatewayConfig, settings: GatewaySettings) -> Proxy:
     )
 
 
-async def serve(proxy: Proxy, settings: GatewaySettings) -> None:
-    """Listen until SIGTERM or SIGINT, then drain and close."""
+async def serve(
+    proxy: Proxy,
+    settings: GatewaySettings,
+    watch: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None,
+) -> None:
+    """Listen until SIGTERM or SIGINT, then drain and close; ``watch(stop)`` runs meanwhile."""
     handler = instrument_aiohttp_handler(proxy.handle)  # server spans when tracing is on
     await proxy.start()
     # No aiohttp access log: formatting a line per request costs a third of the
@@ -73,7 +79,10 @@ async def serve(proxy: Proxy, settings: GatewaySettings) -> None:
         "listening",
         extra={"url": f"http://{settings.host}:{settings.port}"},
     )
+    watching = asyncio.create_task(watch(stop)) if watch is not None else None
     await stop.wait()
     log.info("stopping")
+    if watching is not None:
+        await watching  # it ends within its step once `stop` is set
     await runner.cleanup()
     await proxy.close()

@@ -19,6 +19,7 @@ class GatewaySettings:
     upstreams: dict[str, str]
     max_body_bytes: int
     log_requests: bool
+    reload: bool = True
 
 
 def load_settings(env: Env | None = None) -> GatewaySettings:
@@ -36,4 +37,5 @@ def load_settings(env: Env | None = None) -> GatewaySettings:
         upstreams=upstreams,
         max_body_bytes=env.int("GATEWAY_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024),
         log_requests=env.bool("GATEWAY_ACCESS_LOG", False),
+        reload=env.bool("GATEWAY_RELOAD", True),
     )
