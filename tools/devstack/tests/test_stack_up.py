@@ -17,7 +17,6 @@ import asyncio
 import collections
 import contextlib
 import json
-import math
 import os
 import re
 import shutil
@@ -31,6 +30,7 @@ import httpx
 import pytest
 from testkit.devstack import (
     StackPorts,
+    binomial_interval,
     live_processes_in_groups,
     pid_alive,
     stack_command,
@@ -42,22 +42,6 @@ from testkit.process import REPO_ROOT, ServiceProcess, free_port
 pytestmark = pytest.mark.slow
 
 N = 1000
-CONCURRENCY = 16
-
-
-def binomial_interval(n: int, p: float, confidence: float = 1 - 1e-6) -> tuple[int, int]:
-    """The central ``confidence`` interval of Binomial(n, p), exact."""
-    tail = (1 - confidence) / 2
-    pmf = [math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)]
-    low, cumulative = 0, 0.0
-    while cumulative + pmf[low] < tail:
-        cumulative += pmf[low]
-        low += 1
-    high, cumulative = n, 0.0
-    while cumulative + pmf[high] < tail:
-        cumulative += pmf[high]
-        high -= 1
-    return low, high
 
 
 def copy_istio(destination: Path) -> Path:
@@ -102,25 +86,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         yield running
 
 
-async def _versions(
-    url: str, n: int, headers: dict[str, str] | None = None
-) -> collections.Counter[str]:
-    counts: collections.Counter[str] = collections.Counter()
-    queue = iter(range(n))
-    async with httpx.AsyncClient(timeout=30.0, headers=headers) as client:
-
-        async def worker() -> None:
-            for _ in queue:
-                response = await client.get(f"{url}/")
-                key = response.headers.get("x-tts-version", "?")
-                if response.status_code != 200:
-                    key = f"status {response.status_code}"
-                counts[key] += 1
-
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-    return counts
-
-
 def test_banner_names_the_gateway_and_example_commands(stack: RunningStack) -> None:
     output = stack.proc.output()
     assert f"gateway         {stack.url}" in output
@@ -159,15 +124,15 @@ def test_original_walkthrough_through_the_gateway(stack: RunningStack) -> None:
 
 
 async def test_thousand_requests_split_70_30(stack: RunningStack) -> None:
-    counts = await _versions(stack.url, N)
+    counts = await countcount_versions(stack.url, N)
     low, high = binomial_interval(N, 0.3)
     assert counts["v1"] + counts["v2"] == N, counts
     assert low <= counts["v2"] <= high, (counts, (low, high))
 
 
 async def test_x_canary_pins_the_version(stack: RunningStack) -> None:
-    assert await _versions(stack.url, 100, {"x-canary": "v2"}) == {"v2": 100}
-    assert await _versions(stack.url, 100, {"x-canary": "v1"}) == {"v1": 100}
+    assert await countcount_versions(stack.url, 100, {"x-canary": "v2"}) == {"v2": 100}
+    assert await countcount_versions(stack.url, 100, {"x-canary": "v1"}) == {"v1": 100}
 
 
 async def test_changed_weights_in_a_copy_are_followed(stack: RunningStack, tmp_path: Path) -> None:
@@ -191,7 +156,7 @@ async def test_changed_weights_in_a_copy_are_followed(stack: RunningStack, tmp_p
     }
     with ServiceProcess(["local-gateway"], env) as gateway:
         wait_for_output(gateway, r'"message":"listening"', timeout=30)
-        counts = await _versions(f"http://127.0.0.1:{port}", N)
+        counts = await countcount_versions(f"http://127.0.0.1:{port}", N)
     low, high = binomial_interval(N, 0.9)
     assert low <= counts["v2"] <= high, (counts, (low, high))
 
@@ -302,8 +267,8 @@ async def test_client_compare_reports_both_versions_from_agent_traces(
     agent = f"http://127.0.0.1:{stack.ports.agent}"
     # Its own traffic: 101 requests pinned to each version (on top of whatever
     # other tests sent); the fronts flush their traces to the agent every second or so.
-    assert await _versions(stack.url, 101, {"x-canary": "v1"}) == {"v1": 101}
-    assert await _versions(stack.url, 101, {"x-canary": "v2"}) == {"v2": 101}
+    assert await countcount_versions(stack.url, 101, {"x-canary": "v1"}) == {"v1": 101}
+    assert await countcount_versions(stack.url, 101, {"x-canary": "v2"}) == {"v2": 101}
     deadline = time.monotonic() + 60
     while True:
         with ServiceProcess(["client", "compare", "--agent", agent, "--format", "json"]) as compare:

@@ -6,6 +6,8 @@ Not used by the stack itself; imported by `tools/devstack/tests` and `bench/`.
 from __future__ import annotations
 
 import asyncio
+import collections
+import math
 import re
 import shutil
 import textwrap
@@ -13,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from aiohttp import web
 
 from testkit.process import ServiceProcess, console_script, free_port
@@ -102,7 +105,58 @@ class Upstream:
             await self._runner.cleanup()
 
 
+def binomial_interval(n: int, p: float, confidence: float = 1 - 1e-6) -> tuple[int, int]:
+    """The central ``confidence`` interval of Binomial(n, p), exact."""
+    tail = (1 - confidence) / 2
+    pmf = [math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)]
+    low, cumulative = 0, 0.0
+    while cumulative + pmf[low] < tail:
+        cumulative += pmf[low]
+        low += 1
+    high, cumulative = n, 0.0
+    while cumulative + pmf[high] < tail:
+        cumulative += pmf[high]
+        high -= 1
+    return low, high
+
+
+async def count_versions(
+    url: str, n: int, headers: dict[str, str] | None = None, concurrency: int = 16
+) -> collections.Counter[str]:
+    """``GET url/`` n times (``concurrency`` at once): answers by ``x-tts-version``, or status."""
+    counts: collections.Counter[str] = collections.Counter()
+    queue = iter(range(n))
+    async with httpx.AsyncClient(timeout=30.0, headers=headers) as client:
+
+        async def worker() -> None:
+            for _ in queue:
+                response = await client.get(f"{url}/")
+                key = response.headers.get("x-tts-version", "?")
+                if response.status_code != 200:
+                    key = f"status {response.status_code}"
+                counts[key] += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return counts
+
+
 # --- the stack as a subprocess ------------------------------------------------
+
+# What a copy of the repository needs to run the stack from its own sources.
+WORKSPACE_PARTS = ("pyproject.toml", "uv.lock", "libs", "protos", "services", "tools", "k8s")
+
+
+def copy_workspace(source: Path, destination: Path) -> Path:
+    """Copy the uv workspace at ``source``: sources, metadata, k8s/ (no venv, caches, tests)."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".*_cache", "tests", "data")
+    destination.mkdir(parents=True)
+    for part in WORKSPACE_PARTS:
+        if (source / part).is_dir():
+            shutil.copytree(source / part, destination / part, ignore=ignore)
+        else:
+            shutil.copy2(source / part, destination / part)
+    return destination
+
 
 STARTED_LINE = re.compile(r"started (\S+) \(pid (\d+)\)")
 

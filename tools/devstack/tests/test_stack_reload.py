@@ -1,0 +1,235 @@
+"""`stack up` as a dev loop: edits to a copy of the repository reach the running stack.
+
+One stack per module, started with the test environment's `stack` from a
+temporary copy of the workspace (so the services run, and reload, the copy's
+sources: the stack puts the copy's src/ directories on PYTHONPATH), with its
+own copy of k8s/istio (baseEjectionTime shortened to 1 s, as in
+test_stack_up.py, so a restarted v1 is not kept out for Istio's 30 s).
+Each test puts back what it edited, so they do not depend on their order.
+Deadlines are generous (the machine is shared); the measured times are printed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from devstack.testing import (
+    StackPorts,
+    binomial_interval,
+    copy_workspace,
+    count_versions,
+    started_pids,
+    wait_for_output,
+)
+from servicekit.testing import REPO_ROOT, ServiceProcess, console_script
+
+pytestmark = pytest.mark.slow
+
+DEADLINE_S = 90.0
+N = 1000
+V1_APP = Path("services/tts_v1/src/tts_v1/app.py")
+BOOKS_ROUTES = Path("services/books/src/books/routes.py")
+VIRTUAL_SERVICES = Path("k8s/istio/virtualservices.yaml")
+PIN_V1 = {"x-canary": "v1"}
+
+
+@dataclass
+class ReloadingStack:
+    proc: ServiceProcess
+    ports: StackPorts
+    root: Path
+
+    @property
+    def url(self) -> str:
+        return self.ports.gateway_url
+
+    def output(self) -> str:
+        return self.proc.output()
+
+    def save(self, relative: Path, text: str) -> None:
+        """Save as an editor does: a new file renamed over the old one."""
+        path = self.root / relative
+        temporary = path.with_name(f".{path.name}.swp")
+        temporary.write_text(text)
+        os.replace(temporary, path)
+
+    def read(self, relative: Path) -> str:
+        return (self.root / relative).read_text()
+
+    def wait_for_line(self, pattern: str, since: int) -> float:
+        """Seconds until the stack printed a line matching ``pattern`` after offset ``since``."""
+        started = time.monotonic()
+        regex = re.compile(pattern, re.MULTILINE)
+        while not regex.search(self.output(), since):
+            assert self.proc.is_running(), self.output()[-4000:]
+            assert time.monotonic() - started < DEADLINE_S, (pattern, self.output()[since:])
+            time.sleep(0.05)
+        return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReloadingStack]:
+    base = tmp_path_factory.mktemp("reload")
+    root = copy_workspace(REPO_ROOT, base / "repo")
+    rules = root / "k8s" / "istio" / "destinationrules.yaml"
+    rules.write_text(rules.read_text().replace("baseEjectionTime: 30s", "baseEjectionTime: 1s"))
+    ports = StackPorts.free()
+    command = [console_script("stack"), "up", *ports.flags(), f"--data-dir={base / 'data'}"]
+    proc = ServiceProcess(command, name="stack", cwd=root)
+    proc.start()
+    try:
+        wait_for_output(proc, r"Ctrl-C stops everything", timeout=DEADLINE_S)
+        yield ReloadingStack(proc, ports, root)
+    finally:
+        proc.stop()
+
+
+def _poll_until(check: Callable[[], bool], what: str) -> float:
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < DEADLINE_S, f"no {what} after {DEADLINE_S} s"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def _banner(headers: dict[str, str], url: str) -> str:
+    try:
+        response = httpx.get(f"{url}/", headers=headers, timeout=10.0)
+    except httpx.HTTPError:
+        return ""
+    return response.text if response.status_code == 200 else ""
+
+
+def test_services_run_the_copy_s_sources_with_reload_on(stack: ReloadingStack) -> None:
+    assert f"code            {stack.root} (live reload on)" in stack.output()
+
+
+def test_an_edited_handler_answers_after_one_restart_of_its_service_only(
+    stack: ReloadingStack,
+) -> None:
+    original = stack.read(V1_APP)
+    assert 'BANNER = "text-to-speech v1 (stable)' in original
+    pids = started_pids(stack.output())
+    mark = len(stack.output())
+    try:
+        started = time.monotonic()
+        for n in range(3):  # a burst of saves: one restart
+            stack.save(V1_APP, original.replace("(stable)", f"(stable, edit {n})"))
+        _poll_until(lambda: "(stable, edit 2)" in _banner(PIN_V1, stack.url), "new answer")
+        seconds = time.monotonic() - started
+        print(f"\nedited handler answered {seconds:.2f} s after the save")
+        after = stack.output()[mark:]
+        assert f"{V1_APP} changed: restarting tts-v1\n" in after, after
+        assert after.count("changed: restarting") == 1, after
+        now = started_pids(stack.output())
+        assert len(now["tts-v1"]) == len(pids["tts-v1"]) + 1
+        assert {name: now[name] for name in now if name != "tts-v1"} == {
+            name: pids[name] for name in pids if name != "tts-v1"
+        }
+    finally:
+        stack.save(V1_APP, original)
+        _poll_until(lambda: "(stable)" in _banner(PIN_V1, stack.url), "original answer")
+
+
+def test_a_restarted_service_keeps_its_port_and_data(stack: ReloadingStack) -> None:
+    created = httpx.post(
+        f"{stack.url}/books", json={"title": "Kept", "author": "across a restart"}, timeout=30
+    )
+    assert created.status_code == 201, created.text
+    book = created.json()
+    original = stack.read(BOOKS_ROUTES)
+    mark = len(stack.output())
+    try:
+        stack.save(BOOKS_ROUTES, original + "\n# edited while the stack runs\n")
+        stack.wait_for_line(r"^stack +\| books is ready again$", mark)
+    finally:
+        mark = len(stack.output())
+        stack.save(BOOKS_ROUTES, original)
+        stack.wait_for_line(r"^stack +\| books is ready again$", mark)
+    response = httpx.get(f"{stack.url}/books/{book['id']}", timeout=30)
+    assert response.status_code == 200 and response.json() == book
+    direct = httpx.get(f"http://127.0.0.1:{stack.ports.books}/books/{book['id']}", timeout=30)
+    assert direct.json() == book
+
+
+def test_a_syntax_error_keeps_the_stack_up_and_the_next_save_recovers(
+    stack: ReloadingStack,
+) -> None:
+    original = stack.read(V1_APP)
+    mark = len(stack.output())
+    restored = False
+    try:
+        stack.save(V1_APP, original + "\ndef broken(:\n")
+        stack.wait_for_line(r"tts-v1 exited \(exit status 1\) after the edit", mark)
+        report = stack.output()[mark:]
+        assert "the other services keep running" in report
+        assert re.search(r"^stack +\|   tts-v1 \| SyntaxError: ", report, re.MULTILINE), report
+        # Everything else is still served; unpinned requests go to v2 (v1 is down).
+        assert httpx.get(f"{stack.url}/books", timeout=30).status_code == 200
+        assert "v2 (canary)" in _banner({}, stack.url)
+        assert stack.proc.is_running()
+        assert "stopping the stack" not in stack.output()[mark:]
+        fixed = stack.output()
+        stack.save(V1_APP, original)
+        restored = True
+        stack.wait_for_line(r"^stack +\| tts-v1 is ready again$", len(fixed))
+        assert "v1 (stable)" in _banner(PIN_V1, stack.url)
+    finally:
+        if not restored:
+            stack.save(V1_APP, original)
+
+
+async def test_a_weight_edit_changes_the_split(stack: ReloadingStack) -> None:
+    original = stack.read(VIRTUAL_SERVICES)
+    assert original.count("weight: 70") == 2 and original.count("weight: 30") == 2
+    mark = len(stack.output())
+    try:
+        stack.save(
+            VIRTUAL_SERVICES,
+            original.replace("weight: 70", "weight: 50").replace("weight: 30", "weight: 50"),
+        )
+        seconds = stack.wait_for_line(r"local-gateway +\| .*INFO routes reloaded", mark)
+        print(f"\nnew weights applied {seconds:.2f} s after the save (upper bound)")
+        counts = await count_versions(stack.url, N)
+        # Outside Binomial(1000, 0.3)'s bounds and inside 0.5's, each failing < 1e-6.
+        low, high = binomial_interval(N, 0.5, confidence=1 - 1e-6)
+        old_low, old_high = binomial_interval(N, 0.3, confidence=1 - 1e-6)
+        assert high < old_low or low > old_high
+        assert counts["v1"] + counts["v2"] == N, counts
+        assert low <= counts["v2"] <= high, (counts, (low, high))
+    finally:
+        mark = len(stack.output())
+        stack.save(VIRTUAL_SERVICES, original)
+        stack.wait_for_line(r"local-gateway +\| .*INFO routes reloaded", mark)
+
+
+async def test_a_broken_virtual_service_keeps_the_previous_routes(stack: ReloadingStack) -> None:
+    original = stack.read(VIRTUAL_SERVICES)
+    assert original.count("      timeout: 5s\n") >= 1
+    broken = original.replace("weight: 70", "weight: 0").replace("weight: 30", "weight: 100")
+    broken = broken.replace("      timeout: 5s\n", "      timeout: 5s\n      fault: {}\n", 1)
+    mark = len(stack.output())
+    try:
+        stack.save(VIRTUAL_SERVICES, broken)
+        stack.wait_for_line(r"routes not reloaded, keeping the previous ones", mark)
+        [line] = [
+            line
+            for line in stack.output()[mark:].splitlines()
+            if "routes not reloaded, keeping the previous ones" in line
+        ]
+        assert f"file={VIRTUAL_SERVICES}" in line, line
+        assert re.search(r"problem=VirtualService \S+\.http\[\d+\]\.fault: not supported", line)
+        # The 0/100 weights were not applied: v1 still answers its share.
+        counts = await count_versions(stack.url, 200)
+        assert counts["v1"] > 0 and counts["v1"] + counts["v2"] == 200, counts
+    finally:
+        mark = len(stack.output())
+        stack.save(VIRTUAL_SERVICES, original)
+        stack.wait_for_line(r"local-gateway +\| .*INFO routes reloaded", mark)
