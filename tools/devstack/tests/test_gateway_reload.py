@@ -25,8 +25,8 @@ from devstack.gateway.proxy import Proxy
 from devstack.gateway.reload import RouteReloader, locate, resource_files
 from devstack.gateway.server import resolve_upstreams
 from devstack.gateway.settings import GatewaySettings
-from devstack.testing import Upstream, write_istio_dir
-from servicekit.testing import free_port
+from testkit.devstack import Upstream, write_istio_dir
+from testkit.process import free_port
 
 DEADLINE_S = 30.0
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from devstack.testing import (
+from testkit.devstack import (
     StackPorts,
     binomial_interval,
     copy_workspace,
@@ -28,7 +28,7 @@ from devstack.testing import (
     started_pids,
     wait_for_output,
 )
-from servicekit.testing import REPO_ROOT, ServiceProcess, console_script
+from testkit.process import REPO_ROOT, ServiceProcess, console_script
 
 pytestmark = pytest.mark.slow
 
