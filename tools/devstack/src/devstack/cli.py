@@ -25,7 +25,8 @@ Start books, tts-backend, text-to-speech v1 and v2, the local gateway and the
 Datadog APM test agent as processes on 127.0.0.1; wait until every one is
 ready; print the gateway URL and example commands. Ctrl-C (or SIGTERM) stops
 everything. A service that dies is restarted with backoff; one that dies 5
-times within a minute stops the stack.
+times within a minute stops the stack (after an edit to its source, it waits
+for the next save instead).
 
 Services run from the sources of the uv workspace the current directory is in.
 Live reload (unless --no-reload): a saved .py file restarts the services that

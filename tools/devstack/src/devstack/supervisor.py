@@ -217,6 +217,8 @@ class Stack:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._on_signal, signum)
+        # Watching from the start: an edit made while the stack starts is not missed.
+        reloading = asyncio.create_task(self.reloader(self)) if self.reloader else None
         try:
             started = time.monotonic()
             if (
@@ -227,8 +229,17 @@ class Stack:
                 self.on_ready(time.monotonic() - started)
                 await self._supervise()
         finally:
+            if reloading is not None:
+                await self._end_reloading(reloading)
             await self._stop_all()
         return self.exit_code
+
+    async def _end_reloading(self, reloading: asyncio.Task[None]) -> None:
+        self.stopping.set()  # its file watchers stop within their step
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(reloading), 2.0)
+        reloading.cancel()  # a last resort
+        await asyncio.gather(reloading, return_exceptions=True)
 
     def _on_signal(self, signum: int) -> None:
         if not self.stopping.is_set():
@@ -293,19 +304,12 @@ class Stack:
 
     async def _supervise(self) -> None:
         watchers = [asyncio.create_task(self._watch(child)) for child in self.children]
-        reloading = asyncio.create_task(self.reloader(self)) if self.reloader else None
         try:
             await self.stopping.wait()
         finally:
             for watcher in watchers:
                 watcher.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
-            if reloading is not None:
-                # The file watchers see `stopping` within their step; cancel as a last resort.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(reloading), 2.0)
-                reloading.cancel()
-                await asyncio.gather(reloading, return_exceptions=True)
 
     def restart_for_edit(self, services: Mapping[str, object]) -> None:
         """Restart these services (by name) because their source changed."""
