@@ -320,8 +320,8 @@ class Stack:
     async def _next_event(self, child: Child) -> bool:
         """Wait until the child exits (False) or its source changes (True)."""
         waits: set[asyncio.Task[object]] = {asyncio.create_task(child.edit.wait())}
-        if child.running():
-            waits.add(asyncio.create_task(child.wait()))
+        if not child.broken:  # (a broken child is stopped already and waits for an edit)
+            waits.add(asyncio.create_task(child.wait()))  # at once if it exited meanwhile
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -339,9 +339,6 @@ class Stack:
                 continue
             assert child.process is not None and child.process.returncode is not None
             status = describe_exit(child.process.returncode)
-            if child.broken:
-                self._report_broken(child, f"exited ({status}) after the edit")
-                continue
             if not child.spec.restart:
                 self.output.stack(f"{child.name} exited ({status}); not restarted")
                 return
