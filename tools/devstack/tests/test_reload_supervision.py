@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from devstack.cli import build_parser, config_from_args
 from devstack.reload import Reloader, SourceMap, run_from_sources
 from devstack.services import Ports, Probe, ServiceSpec, StackConfig, build_specs
 from devstack.supervisor import Output, Stack
@@ -287,3 +288,11 @@ def test_services_import_the_workspace_sources_first(
     ]
     assert app.env["PORT"] == "1"
     assert agent == specs[1]
+
+
+def test_no_reload_turns_off_the_gateway_s_watch_too() -> None:
+    for argv, expected in ((["up"], "true"), (["up", "--no-reload"], "false")):
+        config = config_from_args(build_parser().parse_args(argv))
+        assert config.reload is (expected == "true")
+        [gateway] = [spec for spec in build_specs(config) if spec.name == "local-gateway"]
+        assert gateway.env["GATEWAY_RELOAD"] == expected
