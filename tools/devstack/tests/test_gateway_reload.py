@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from devstack.gateway.istio import load_gateway_config
 from devstack.gateway.outlier import OutlierDetector
-from devstack.gateway.proxy import Proxy
+from devstack.gateway.proxy import Proxy, make_server
 from devstack.gateway.reload import RouteReloader, locate, resource_files
 from devstack.gateway.server import resolve_upstreams
 from devstack.gateway.settings import GatewaySettings
@@ -98,7 +98,7 @@ async def reloading(
         OutlierDetector(config.outlier),
     )
     await proxy.start()
-    runner = web.ServerRunner(web.Server(proxy.handle), handle_signals=False)
+    runner = web.ServerRunner(make_server(proxy.handle), handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", settings.port).start()
     stop = asyncio.Event()
