@@ -251,14 +251,15 @@ def test_the_repository_metadata_maps_each_service_to_its_sources() -> None:
     relative = {
         name: {str(d.relative_to(root)) for d in dirs} for name, dirs in sources.services.items()
     }
-    shared = {"libs/servicekit/src", "protos/src"}
+    kit = "libs/servicekit/src"
+    front = {kit, "libs/speech_front/src", "protos/src"}
     assert relative == {
-        "books": {"services/books/src", *shared},
-        "tts-backend": {"services/tts_backend/src", *shared},
-        "tts-v1": {"services/tts_v1/src", *shared},
-        "tts-v2": {"services/tts_v2/src", *shared},
-        "local-gateway": {"tools/devstack/src", *shared},
-        "client": {"services/client/src", *shared},
+        "books": {"services/books/src", kit},
+        "tts-backend": {"services/tts_backend/src", kit, "protos/src"},
+        "tts-v1": {"services/tts_v1/src", *front},
+        "tts-v2": {"services/tts_v2/src", *front},
+        "local-gateway": {"tools/devstack/src", kit},
+        "client": {"services/client/src", kit},
     }  # the APM test agent is not a workspace script: not watched
     plan = sources.plan(
         [root / "services/tts_v1/src/tts_v1/app.py", root / "services/tts_v1/src/tts_v1/x.py"]

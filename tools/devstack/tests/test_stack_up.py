@@ -31,6 +31,7 @@ import pytest
 from testkit.devstack import (
     StackPorts,
     binomial_interval,
+    count_versions,
     live_processes_in_groups,
     pid_alive,
     stack_command,
@@ -124,15 +125,15 @@ def test_original_walkthrough_through_the_gateway(stack: RunningStack) -> None:
 
 
 async def test_thousand_requests_split_70_30(stack: RunningStack) -> None:
-    counts = await countcount_versions(stack.url, N)
+    counts = await count_versions(stack.url, N)
     low, high = binomial_interval(N, 0.3)
     assert counts["v1"] + counts["v2"] == N, counts
     assert low <= counts["v2"] <= high, (counts, (low, high))
 
 
 async def test_x_canary_pins_the_version(stack: RunningStack) -> None:
-    assert await countcount_versions(stack.url, 100, {"x-canary": "v2"}) == {"v2": 100}
-    assert await countcount_versions(stack.url, 100, {"x-canary": "v1"}) == {"v1": 100}
+    assert await count_versions(stack.url, 100, {"x-canary": "v2"}) == {"v2": 100}
+    assert await count_versions(stack.url, 100, {"x-canary": "v1"}) == {"v1": 100}
 
 
 async def test_changed_weights_in_a_copy_are_followed(stack: RunningStack, tmp_path: Path) -> None:
@@ -156,7 +157,7 @@ async def test_changed_weights_in_a_copy_are_followed(stack: RunningStack, tmp_p
     }
     with ServiceProcess(["local-gateway"], env) as gateway:
         wait_for_output(gateway, r'"message":"listening"', timeout=30)
-        counts = await countcount_versions(f"http://127.0.0.1:{port}", N)
+        counts = await count_versions(f"http://127.0.0.1:{port}", N)
     low, high = binomial_interval(N, 0.9)
     assert low <= counts["v2"] <= high, (counts, (low, high))
 
@@ -267,8 +268,8 @@ async def test_client_compare_reports_both_versions_from_agent_traces(
     agent = f"http://127.0.0.1:{stack.ports.agent}"
     # Its own traffic: 101 requests pinned to each version (on top of whatever
     # other tests sent); the fronts flush their traces to the agent every second or so.
-    assert await countcount_versions(stack.url, 101, {"x-canary": "v1"}) == {"v1": 101}
-    assert await countcount_versions(stack.url, 101, {"x-canary": "v2"}) == {"v2": 101}
+    assert await count_versions(stack.url, 101, {"x-canary": "v1"}) == {"v1": 101}
+    assert await count_versions(stack.url, 101, {"x-canary": "v2"}) == {"v2": 101}
     deadline = time.monotonic() + 60
     while True:
         with ServiceProcess(["client", "compare", "--agent", agent, "--format", "json"]) as compare:
