@@ -9,7 +9,7 @@ agent, and data paths under the one data directory.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.gateway.upstreams import format_upstreams
@@ -88,8 +88,6 @@ class ServiceSpec:
     stop_last: bool = False
     # Started once every other service is ready (the polling client).
     start_when_ready: bool = False
-    port: int | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def console_script(name: str) -> str:
@@ -137,7 +135,6 @@ def build_specs(config: StackConfig) -> list[ServiceSpec]:
             {"PYTHONUNBUFFERED": "1", "DD_TRACE_ENABLED": "false"},
             Probe("http", f"{config.agent_url}/info"),
             stop_last=True,
-            port=ports.agent,
         ),
         ServiceSpec(
             "books",
@@ -154,7 +151,6 @@ def build_specs(config: StackConfig) -> list[ServiceSpec]:
                 "DD_VERSION": "v1",
             },
             Probe("http", f"{books_url}/readyz"),
-            port=ports.books,
         ),
         ServiceSpec(
             "tts-backend",
@@ -166,7 +162,6 @@ def build_specs(config: StackConfig) -> list[ServiceSpec]:
                 "DD_VERSION": "v1",
             },
             Probe("grpc", backend_addr),
-            port=ports.tts_backend,
         ),
     ]
     for version, port in (("v1", ports.tts_v1), ("v2", ports.tts_v2)):
@@ -182,7 +177,6 @@ def build_specs(config: StackConfig) -> list[ServiceSpec]:
                     "DD_VERSION": version,
                 },
                 Probe("http", f"http://{LOOPBACK}:{port}/readyz"),
-                port=port,
             )
         )
     specs.append(
@@ -198,7 +192,6 @@ def build_specs(config: StackConfig) -> list[ServiceSpec]:
                 "GATEWAY_RELOAD": "true" if config.reload else "false",
             },
             Probe("tcp", f"{LOOPBACK}:{ports.gateway}"),
-            port=ports.gateway,
         )
     )
     if config.with_client:

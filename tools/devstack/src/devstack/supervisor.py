@@ -222,9 +222,9 @@ class Stack:
         try:
             started = time.monotonic()
             if (
-                await self._start_all(later=False)
+                await self._start_services()
                 and await self._all_ready()
-                and await self._start_all(later=True)
+                and await self._start_clients()
             ):
                 self.on_ready(time.monotonic() - started)
                 await self._supervise()
@@ -251,11 +251,16 @@ class Stack:
         self.exit_code = 1
         self.stopping.set()
 
-    async def _start_all(self, *, later: bool) -> bool:
-        """Start the services (``later=False``) or, once they are ready, the clients."""
-        for child in self.children:
-            if child.spec.start_when_ready is not later:
-                continue
+    async def _start_services(self) -> bool:
+        """Start every service (all but the clients)."""
+        return await self._start([c for c in self.children if not c.spec.start_when_ready])
+
+    async def _start_clients(self) -> bool:
+        """Start the clients (once every service is ready)."""
+        return await self._start([c for c in self.children if c.spec.start_when_ready])
+
+    async def _start(self, children: list[Child]) -> bool:
+        for child in children:
             try:
                 await child.start()
             except OSError as error:

@@ -23,7 +23,7 @@ from servicekit.http.content_type import RequireJsonBodyMiddleware
 from servicekit.http.errors import error_code, error_response, exception_handlers
 from servicekit.http.health import ReadinessCheck, healthz_route, readiness_route
 from servicekit.http.protocol import BrokenBodyMiddleware, HeadAsGetMiddleware
-from servicekit.http.server import serve, serve_async
+from servicekit.http.server import serve
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 
@@ -41,7 +41,6 @@ __all__ = [
     "json_api",
     "readiness_route",
     "serve",
-    "serve_async",
 ]
 
 

@@ -22,7 +22,6 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from granian.constants import HTTPModes, Interfaces
@@ -49,36 +48,17 @@ _GRANIAN_LOGGING: dict[str, Any] = {
 }
 
 
-def serve(
-    app: ASGIApp | Callable[[], ASGIApp],
-    host: str,
-    port: int,
-    *,
-    factory: bool = False,
-    access_log: bool = True,
-    backlog: int = 1024,
-) -> None:
-    """Serve ``app`` (or ``app()`` when ``factory``) on ``host:port`` until SIGTERM/SIGINT.
+def serve(app: ASGIApp, host: str, port: int, *, access_log: bool = True) -> None:
+    """Serve ``app`` on ``host:port`` until SIGTERM/SIGINT.
 
     Blocks; returns after a graceful shutdown so ``main()`` exits with status 0.
     """
-    asyncio.run(
-        serve_async(app, host, port, factory=factory, access_log=access_log, backlog=backlog)
-    )
+    asyncio.run(_serve(app, host, port, access_log=access_log))
 
 
-async def serve_async(
-    app: ASGIApp | Callable[[], ASGIApp],
-    host: str,
-    port: int,
-    *,
-    factory: bool = False,
-    access_log: bool = True,
-    backlog: int = 1024,
-) -> None:
-    """The coroutine behind :func:`serve`, for callers that own the event loop."""
+async def _serve(app: ASGIApp, host: str, port: int, *, access_log: bool) -> None:
     _ensure_port_free(host, port)
-    target: ASGIApp = app() if factory else app  # type: ignore[call-arg,assignment]
+    target = app
     if isinstance(target, Litestar):
         instrument_app(target)  # request spans, when configure_telemetry() turned tracing on
     target = HeadAsGetMiddleware(target)  # outside Litestar's router, which has no HEAD routes
@@ -91,7 +71,7 @@ async def serve_async(
         interface=Interfaces.ASGI,
         http=HTTPModes.http1,
         websockets=False,
-        backlog=backlog,
+        backlog=1024,
         log_dictconfig=_GRANIAN_LOGGING,
     )
     loop = asyncio.get_running_loop()
