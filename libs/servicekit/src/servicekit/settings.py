@@ -6,7 +6,7 @@ and what was expected; :func:`exit_on_bad_settings` turns it into that one line
 on stderr and exit status 2, with no traceback.
 
     env = Env()
-    host = env.str("HOST", "127.0.0.1")
+    host = env.text("HOST", "127.0.0.1")
     port = env.port("PORT", 8080)
 """
 
@@ -24,13 +24,6 @@ T = TypeVar("T")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-
-
-# Builtins under other names: Env has methods called str/int/float/bool.
-_Text = str
-_Int = int
-_Float = float
-_Bool = bool
 
 
 class SettingsError(ValueError):
@@ -62,30 +55,30 @@ class Env:
     """
 
     def __init__(
-        self, environ: Mapping[_Text, _Text] | None = None, *, record: list[Variable] | None = None
+        self, environ: Mapping[str, str] | None = None, *, record: list[Variable] | None = None
     ) -> None:
         self._environ = os.environ if environ is None else environ
         self._record = record
 
-    def _note(self, name: _Text, default: object, expected: _Text) -> None:
+    def _note(self, name: str, default: object, expected: str) -> None:
         if self._record is not None and all(v.name != name for v in self._record):
-            shown = "unset" if default is None or default == "" else _Text(default)
+            shown = "unset" if default is None or default == "" else str(default)
             self._record.append(Variable(name, shown, expected))
 
-    def raw(self, name: _Text) -> _Text | None:
+    def raw(self, name: str) -> str | None:
         value = self._environ.get(name)
         if value is None or value.strip() == "":
             return None
         return value.strip()
 
-    def str(
+    def text(
         self,
-        name: _Text,
-        default: _Text,
+        name: str,
+        default: str,
         *,
-        choices: tuple[_Text, ...] | None = None,
-        max_length: _Int = 4096,
-    ) -> _Text:
+        choices: tuple[str, ...] | None = None,
+        max_length: int = 4096,
+    ) -> str:
         self._note(name, default, "one of " + ", ".join(choices) if choices else "text")
         value = self.raw(name)
         if value is None:
@@ -96,34 +89,34 @@ class Env:
             raise SettingsError(name, value[:40] + "...", f"at most {max_length} characters")
         return value
 
-    def optional_str(self, name: _Text, *, expected: _Text = "text") -> _Text | None:
+    def optional_text(self, name: str, *, expected: str = "text") -> str | None:
         self._note(name, None, expected)
         return self.raw(name)
 
-    def int(
+    def integer(
         self,
-        name: _Text,
-        default: _Int,
+        name: str,
+        default: int,
         *,
-        minimum: _Int | None = None,
-        maximum: _Int | None = None,
+        minimum: int | None = None,
+        maximum: int | None = None,
     ) -> int:
-        return self._number(name, default, _Int, "an integer", minimum, maximum)
+        return self._parse_number(name, default, int, "an integer", minimum, maximum)
 
-    def float(
+    def number(
         self,
-        name: _Text,
-        default: _Float,
+        name: str,
+        default: float,
         *,
-        minimum: _Float | None = None,
-        maximum: _Float | None = None,
+        minimum: float | None = None,
+        maximum: float | None = None,
     ) -> float:
-        return self._number(name, default, _Float, "a number", minimum, maximum)
+        return self._parse_number(name, default, float, "a number", minimum, maximum)
 
-    def port(self, name: _Text, default: _Int) -> _Int:
-        return self.int(name, default, minimum=1, maximum=65535)
+    def port(self, name: str, default: int) -> int:
+        return self.integer(name, default, minimum=1, maximum=65535)
 
-    def bool(self, name: _Text, default: _Bool) -> _Bool:
+    def flag(self, name: str, default: bool) -> bool:
         self._note(name, "true" if default else "false", "true or false")
         value = self.raw(name)
         if value is None:
@@ -135,7 +128,7 @@ class Env:
             return False
         raise SettingsError(name, value, "true or false")
 
-    def path(self, name: _Text, default: Path | _Text) -> Path:
+    def path(self, name: str, default: Path | str) -> Path:
         self._note(name, default, "a file-system path")
         value = self.raw(name)
         path = Path(default if value is None else value).expanduser()
@@ -143,9 +136,7 @@ class Env:
             raise SettingsError(name, str(path), "a file-system path")
         return path
 
-    def url(
-        self, name: _Text, default: _Text, *, schemes: tuple[_Text, ...] = ("http", "https")
-    ) -> _Text:
+    def url(self, name: str, default: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
         self._note(name, default, "a URL like " + f"{schemes[0]}://host:port")
         value = self.raw(name) or default
         parts = urlsplit(value)
@@ -157,7 +148,7 @@ class Env:
             raise SettingsError(name, value, "a URL like " + f"{schemes[0]}://host:port")
         return value.rstrip("/")
 
-    def address(self, name: _Text, default: _Text) -> _Text:
+    def address(self, name: str, default: str) -> str:
         """A ``host:port`` address, as gRPC targets are written."""
         self._note(name, default, "host:port")
         value = self.raw(name) or default
@@ -166,12 +157,12 @@ class Env:
             raise SettingsError(name, value, "host:port")
         return value
 
-    def _number(
+    def _parse_number(
         self,
-        name: _Text,
+        name: str,
         default: T,
-        parse: Callable[[_Text], T],
-        kind: _Text,
+        parse: Callable[[str], T],
+        kind: str,
         minimum: object,
         maximum: object,
     ) -> T:

@@ -41,19 +41,19 @@ def load_front_settings(env: Env | None, *, version: str, default_port: int) -> 
     env = env or Env()
     return FrontSettings(
         version=version,
-        host=env.str("HOST", "127.0.0.1"),
+        host=env.text("HOST", "127.0.0.1"),
         port=env.port("PORT", default_port),
         books_url=env.url("BOOKS_URL", "http://127.0.0.1:8081"),
-        books_timeout_s=env.float("BOOKS_TIMEOUT_S", 2.0, minimum=0.001, maximum=300.0),
+        books_timeout_s=env.number("BOOKS_TIMEOUT_S", 2.0, minimum=0.001, maximum=300.0),
         backend_addr=env.address("TTS_BACKEND_ADDR", "127.0.0.1:50051"),
-        tts_timeout_s=env.float("TTS_TIMEOUT_S", 30.0, minimum=0.001, maximum=600.0),
-        ready_timeout_s=env.float("READY_TIMEOUT_S", 1.0, minimum=0.001, maximum=60.0),
+        tts_timeout_s=env.number("TTS_TIMEOUT_S", 30.0, minimum=0.001, maximum=600.0),
+        ready_timeout_s=env.number("READY_TIMEOUT_S", 1.0, minimum=0.001, maximum=60.0),
         audio_dir=env.path("AUDIO_DIR", "data/audio"),
-        tts_engine=env.str("TTS_ENGINE", "espeak", max_length=64),
-        tts_voice=env.str("TTS_VOICE", "", max_length=64),
-        max_text_chars=env.int(
+        tts_engine=env.text("TTS_ENGINE", "espeak", max_length=64),
+        tts_voice=env.text("TTS_VOICE", "", max_length=64),
+        max_text_chars=env.integer(
             "MAX_TEXT_CHARS", MAX_BACKEND_TEXT_CHARS, minimum=1, maximum=MAX_BACKEND_TEXT_CHARS
         ),
-        max_body_bytes=env.int("MAX_BODY_BYTES", 65536, minimum=256, maximum=10_000_000),
-        retry_after_s=env.int("RETRY_AFTER_S", 1, minimum=0, maximum=3600),
+        max_body_bytes=env.integer("MAX_BODY_BYTES", 65536, minimum=256, maximum=10_000_000),
+        retry_after_s=env.integer("RETRY_AFTER_S", 1, minimum=0, maximum=3600),
     )

@@ -62,9 +62,9 @@ class Settings:
 def load_settings(env: Env | None = None) -> Settings:
     """Read and validate the settings; raises :class:`SettingsError` on a bad value."""
     env = env or Env()
-    host = env.str("HOST", "127.0.0.1")
+    host = env.text("HOST", "127.0.0.1")
     port = env.port("PORT", 8081)
-    url = env.optional_str(URL_SETTING, expected=URL_EXPECTED)
+    url = env.optional_text(URL_SETTING, expected=URL_EXPECTED)
     db_path = env.path("BOOKS_DB_PATH", "data/books.db")
     db_path_setting = "BOOKS_DB_PATH"
     postgres_url: str | None = None
@@ -81,14 +81,14 @@ def load_settings(env: Env | None = None) -> Settings:
         port=port,
         db_path=db_path,
         db_path_setting=db_path_setting,
-        db_synchronous=env.str("BOOKS_DB_SYNCHRONOUS", "NORMAL", choices=SYNCHRONOUS_MODES),
+        db_synchronous=env.text("BOOKS_DB_SYNCHRONOUS", "NORMAL", choices=SYNCHRONOUS_MODES),
         postgres_url=postgres_url,
-        postgres_password=env.optional_str("BOOKS_DATABASE_PASSWORD"),
-        pool_size=env.int("BOOKS_DB_POOL_SIZE", 10, minimum=1, maximum=1000),
-        statement_timeout_s=env.float(
+        postgres_password=env.optional_text("BOOKS_DATABASE_PASSWORD"),
+        pool_size=env.integer("BOOKS_DB_POOL_SIZE", 10, minimum=1, maximum=1000),
+        statement_timeout_s=env.number(
             "BOOKS_DB_STATEMENT_TIMEOUT_S", 5.0, minimum=0.001, maximum=3600.0
         ),
-        access_log=env.bool("BOOKS_ACCESS_LOG", True),
+        access_log=env.flag("BOOKS_ACCESS_LOG", True),
     )
 
 

@@ -27,18 +27,18 @@ class ClientSettings:
 
 def load_settings(env: Env | None = None) -> ClientSettings:
     env = env or Env()
-    books = env.optional_str("POLL_BOOKS_URL")
+    books = env.optional_text("POLL_BOOKS_URL")
     return ClientSettings(
         gateway_url=env.url("GATEWAY_URL", "http://127.0.0.1:8000"),
         books_url=env.url("POLL_BOOKS_URL", "http://127.0.0.1:8081") if books else None,
-        rate=env.float("POLL_RATE", 20.0, minimum=0.0, maximum=10_000.0),
-        concurrency=env.int("POLL_CONCURRENCY", 32, minimum=1, maximum=1024),
-        max_error_rate=env.float("MAX_ERROR_RATE", 0.01, minimum=0.0, maximum=1.0),
-        wait_s=env.float("POLL_WAIT_S", 0.0, minimum=0.0, maximum=3600.0),
+        rate=env.number("POLL_RATE", 20.0, minimum=0.0, maximum=10_000.0),
+        concurrency=env.integer("POLL_CONCURRENCY", 32, minimum=1, maximum=1024),
+        max_error_rate=env.number("MAX_ERROR_RATE", 0.01, minimum=0.0, maximum=1.0),
+        wait_s=env.number("POLL_WAIT_S", 0.0, minimum=0.0, maximum=3600.0),
         agent_url=env.url("AGENT_URL", "http://127.0.0.1:8126"),
         datadog_api_url=(
             env.url("DATADOG_API_URL", "https://api.datadoghq.com")
-            if env.optional_str("DATADOG_API_URL")
+            if env.optional_text("DATADOG_API_URL")
             else None
         ),
     )

@@ -41,8 +41,8 @@ def load_telemetry_settings(
 ) -> TelemetrySettings:
     """Read the standard DD_* / OTEL_* variables; explicit env values win over code defaults."""
     env = env or Env()
-    dd_enabled = env.bool("DD_TRACE_ENABLED", True)
-    otlp_endpoint = env.optional_str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.optional_str(
+    dd_enabled = env.flag("DD_TRACE_ENABLED", True)
+    otlp_endpoint = env.optional_text("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.optional_text(
         "OTEL_EXPORTER_OTLP_ENDPOINT"
     )
     if dd_enabled:
@@ -53,11 +53,11 @@ def load_telemetry_settings(
         mode = TraceMode.OFF
     return TelemetrySettings(
         mode=mode,
-        service=env.str("DD_SERVICE", service, max_length=100),
-        env=env.str("DD_ENV", "local", max_length=100),
-        version=env.str("DD_VERSION", version or "dev", max_length=100),
-        logs_injection=env.bool("DD_LOGS_INJECTION", True),
-        profiling=env.bool("DD_PROFILING_ENABLED", False),
+        service=env.text("DD_SERVICE", service, max_length=100),
+        env=env.text("DD_ENV", "local", max_length=100),
+        version=env.text("DD_VERSION", version or "dev", max_length=100),
+        logs_injection=env.flag("DD_LOGS_INJECTION", True),
+        profiling=env.flag("DD_PROFILING_ENABLED", False),
         otlp_endpoint=otlp_endpoint,
-        asgi_middleware=env.str("TRACE_ASGI_MIDDLEWARE", "lean", choices=("lean", "ddtrace")),
+        asgi_middleware=env.text("TRACE_ASGI_MIDDLEWARE", "lean", choices=("lean", "ddtrace")),
     )

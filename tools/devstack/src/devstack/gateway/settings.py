@@ -24,18 +24,18 @@ class GatewaySettings:
 
 def load_settings(env: Env | None = None) -> GatewaySettings:
     env = env or Env()
-    raw_upstreams = env.str("GATEWAY_UPSTREAMS", DEFAULT_UPSTREAMS)
+    raw_upstreams = env.text("GATEWAY_UPSTREAMS", DEFAULT_UPSTREAMS)
     try:
         upstreams = parse_upstreams(raw_upstreams)
     except ValueError as error:
         raise SettingsError("GATEWAY_UPSTREAMS", raw_upstreams, str(error)) from None
     return GatewaySettings(
-        host=env.str("HOST", "127.0.0.1"),
+        host=env.text("HOST", "127.0.0.1"),
         port=env.port("PORT", 8000),
         istio_dir=env.path("GATEWAY_ISTIO_DIR", "k8s/istio"),
-        gateway_name=env.optional_str("GATEWAY_NAME"),
+        gateway_name=env.optional_text("GATEWAY_NAME"),
         upstreams=upstreams,
-        max_body_bytes=env.int("GATEWAY_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024),
-        log_requests=env.bool("GATEWAY_ACCESS_LOG", False),
-        reload=env.bool("GATEWAY_RELOAD", True),
+        max_body_bytes=env.integer("GATEWAY_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024),
+        log_requests=env.flag("GATEWAY_ACCESS_LOG", False),
+        reload=env.flag("GATEWAY_RELOAD", True),
     )
