@@ -1,8 +1,9 @@
 """The Datadog APM test agent (``ddapm-test-agent``) as a real local process.
 
-For tests, benchmarks and the local stack: a Datadog agent stand-in that
-accepts traces from ddtrace on a loopback port and answers what it received
-through its ``/test/session/*`` API.
+For tests and benchmarks: a Datadog agent stand-in that accepts traces from
+ddtrace on a loopback port and answers what it received through its
+``/test/session/*`` API. (The local stack runs the same ``ddapm-test-agent``
+program itself, from :mod:`devstack.services`; it does not use this module.)
 
     with ApmTestAgent() as agent:
         env = {**agent.tracer_env(), "PORT": "9000"}

@@ -7,8 +7,11 @@
   ``CRD_SCHEMA_LOCATION``).
 - :mod:`.inventory`: everything the cluster will hold: the rendered objects plus
   what the bootstrap provides (Istio's ingress gateway, the Secrets).
+- :mod:`.workloads` (pod templates inside workload objects), :mod:`.hostnames`
+  (in-cluster names and addresses to Services) and :mod:`.apps` (asks the
+  applications themselves for their settings and routes): helpers of the checks.
 - the cross-check modules (:mod:`.services`, :mod:`.istio`, :mod:`.references`,
-  :mod:`.probes`, :mod:`.images`, :mod:`.pods`): each check takes the inventory
-  and returns messages naming the object at fault.
+  :mod:`.images`, :mod:`.pods`, :mod:`.shutdown`, :mod:`.served`): each check
+  takes the inventory and returns messages naming the object at fault.
 - :mod:`.suite`: the list of checks and one call that runs them all.
 """
