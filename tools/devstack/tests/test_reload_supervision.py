@@ -150,7 +150,6 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
             [str(root / "bin" / name)],
             {"PORT": str(port), "PYTHONDONTWRITEBYTECODE": "1"},
             Probe("http", f"http://127.0.0.1:{port}/readyz"),
-            port=port,
         )
         for name, port in ports.items()
     ]
