@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import httpx
 
 from polling_client.errors import ClientError
-from polling_client.journey import UserJourney
+from polling_client.journey import CANARY_HEADER, UserJourney
 from polling_client.ratelimit import RateLimiter
 from polling_client.tally import PollSummary, Tally
 from polling_client.workload import MixSchedule, Operation
@@ -56,7 +56,11 @@ async def run_poll(
         max_connections=options.concurrency, max_keepalive_connections=options.concurrency
     )
     timeout = httpx.Timeout(options.timeout_s, connect=min(options.timeout_s, 5.0))
+    # A pinned poll pins every request, the start-up reachability check included:
+    # that check is a traced request too, and must not land on another version.
     headers = {"user-agent": USER_AGENT}
+    if options.canary:
+        headers[CANARY_HEADER] = options.canary
     async with httpx.AsyncClient(limits=limits, timeout=timeout, headers=headers) as http:
         await _check_reachable(http, options, notify)
         journey = UserJourney(
