@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from litestar import Litestar
-from servicekit.cli import handle_command_line
 from servicekit.http import serve
-from servicekit.logs import configure_logging
-from servicekit.settings import Env, load_or_exit
-from servicekit.telemetry import configure_telemetry
+from servicekit.main import run_service
+from servicekit.settings import Env
 
 from speech_front.settings import FrontSettings
 
@@ -22,11 +20,16 @@ def run_front(
     load_settings: Callable[[Env], FrontSettings],
     create_app: Callable[[FrontSettings], Litestar],
 ) -> None:
-    defaults = load_settings(Env({}))  # no I/O: only to name the version in --help
-    handle_command_line(
-        program, description, load_settings, service=SERVICE_NAME, version=defaults.version
+    defaults = load_settings(Env({}))  # no I/O: the version is the package's, not a setting
+
+    def serve_front(settings: FrontSettings) -> None:
+        serve(create_app(settings), settings.host, settings.port)
+
+    run_service(
+        program,
+        description,
+        load_settings,
+        serve_front,
+        service=SERVICE_NAME,
+        version=defaults.version,
     )
-    settings = load_or_exit(lambda: load_settings(Env()), program)
-    configure_telemetry(SERVICE_NAME, version=settings.version)
-    configure_logging(SERVICE_NAME)
-    serve(create_app(settings), settings.host, settings.port)

@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from servicekit.cli import handle_command_line
 from servicekit.http import serve
-from servicekit.logs import configure_logging
-from servicekit.settings import load_or_exit
-from servicekit.telemetry import configure_telemetry
+from servicekit.main import run_service
 
 from books.app import create_app
 from books.settings import Settings, load_settings, prepare_db_path
-
-
-def _load() -> Settings:
-    settings = load_settings()
-    prepare_db_path(settings)
-    if settings.postgres_url is not None:
-        from books.postgres import check_connection
-
-        asyncio.run(check_connection(settings))
-    return settings
-
 
 DESCRIPTION = (
     "Async CRUD API for books (Litestar; SQLite by default, PostgreSQL for several "
@@ -31,12 +17,21 @@ DESCRIPTION = (
 )
 
 
-def main() -> None:
-    handle_command_line("books", DESCRIPTION, load_settings)
-    settings = load_or_exit(_load, "books")
-    configure_telemetry("books")
-    configure_logging("books")
+def _prepare(settings: Settings) -> None:
+    """The database is reachable: a SQLite directory to write, a PostgreSQL server."""
+    prepare_db_path(settings)
+    if settings.postgres_url is not None:
+        from books.postgres import check_connection
+
+        asyncio.run(check_connection(settings))
+
+
+def _serve(settings: Settings) -> None:
     serve(create_app(settings), settings.host, settings.port, access_log=settings.access_log)
+
+
+def main() -> None:
+    run_service("books", DESCRIPTION, load_settings, _serve, prepare=_prepare)
 
 
 if __name__ == "__main__":

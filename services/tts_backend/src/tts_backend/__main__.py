@@ -6,12 +6,9 @@ import asyncio
 import logging
 import sys
 
-from servicekit.cli import handle_command_line
-from servicekit.logs import configure_logging
-from servicekit.settings import load_or_exit
-from servicekit.telemetry import configure_telemetry
+from servicekit.main import run_service
 
-from tts_backend.settings import load_settings
+from tts_backend.settings import Settings, load_settings
 
 SERVICE = "tts-backend"
 
@@ -23,10 +20,10 @@ DESCRIPTION = (
 
 
 def main() -> None:
-    handle_command_line(SERVICE, DESCRIPTION, load_settings)
-    settings = load_or_exit(load_settings, SERVICE)
-    configure_telemetry(SERVICE)
-    configure_logging(SERVICE, settings.log_level)
+    run_service(SERVICE, DESCRIPTION, load_settings, _serve, log_level=lambda s: s.log_level)
+
+
+def _serve(settings: Settings) -> None:
     from tts_backend.server import serve
 
     try:

@@ -1,13 +1,14 @@
 """Tracing, log-trace correlation and profiling for every process, set up once.
 
-Call :func:`configure_telemetry` first thing in ``main()`` (before the app or
-any client is built), and pass a Litestar app through :func:`instrument_app`
-in ``create_app``::
+:func:`configure_telemetry` runs once the settings are loaded and before the
+app or any client is built (:func:`servicekit.main.run_service` calls it in
+that order for every service); a Litestar app also goes through
+:func:`instrument_app` (``serve()`` does it)::
 
-    def main() -> None:
-        configure_telemetry("books", version=__version__)
-        configure_logging("books")
-        ...
+    settings = load_or_exit(load_settings, "books")
+    configure_telemetry("books")
+    configure_logging("books")
+    serve(create_app(settings), settings.host, settings.port)
 
 Modes (see :mod:`servicekit.telemetry.config`): Datadog by default (ddtrace,
 to the agent at ``DD_TRACE_AGENT_URL`` / ``DD_AGENT_HOST``), OTLP when

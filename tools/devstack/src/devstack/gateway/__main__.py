@@ -7,15 +7,12 @@ import logging
 import sys
 from collections.abc import Callable
 
-from servicekit.cli import handle_command_line
-from servicekit.logs import configure_logging
-from servicekit.settings import load_or_exit
-from servicekit.telemetry import configure_telemetry
+from servicekit.main import run_service
 
 from devstack.gateway.istio import IstioConfigError, load_gateway_config
 from devstack.gateway.reload import RouteReloader
 from devstack.gateway.server import MissingUpstreamError, build_proxy, serve
-from devstack.gateway.settings import load_settings
+from devstack.gateway.settings import GatewaySettings, load_settings
 
 PROGRAM = "local-gateway"
 
@@ -27,11 +24,11 @@ DESCRIPTION = (
 
 
 def main() -> None:
-    handle_command_line(PROGRAM, DESCRIPTION, load_settings)
-    configure_telemetry(PROGRAM)
-    configure_logging(PROGRAM)
+    run_service(PROGRAM, DESCRIPTION, load_settings, _serve)
+
+
+def _serve(settings: GatewaySettings) -> None:
     log = logging.getLogger("devstack.gateway")
-    settings = load_or_exit(load_settings, PROGRAM)
     try:
         config = load_gateway_config(settings.istio_dir, settings.gateway_name)
         proxy = build_proxy(config, settings)
