@@ -80,7 +80,7 @@ spec:
 
 
 def test_a_service_left_out_of_the_builds_is_reported() -> None:
-    problems = _problems_with(_edit("    'client': ('client', 'client'),\n", ""))
+    problems = _problems_with(_edit("    'client': 'client',\n", ""))
     assert any("no docker_build for speech-mesh/client" in p for p in problems), problems
     assert any("'speech-mesh/client'" in p and "no docker_build" in p for p in problems)
 
@@ -121,7 +121,10 @@ def test_restart_container_is_refused() -> None:
 
 def test_an_entrypoint_other_than_the_images_is_reported() -> None:
     problems = _problems_with(
-        _edit("entrypoint=['/app/.venv/bin/' + script]", "entrypoint=['/app/.venv/bin/python']")
+        _edit(
+            "ENTRYPOINT = ['/app/.venv/bin/service-entrypoint']",
+            "ENTRYPOINT = ['/app/.venv/bin/python']",
+        )
     )
     assert any("but the image's ENTRYPOINT is" in p for p in problems), problems
 
@@ -268,3 +271,8 @@ def test_the_cli_fails_on_a_tiltfile_problem(
 def test_the_cli_lists_the_tiltfile_check(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--list"]) == 0
     assert "\ntiltfile " in "\n" + capsys.readouterr().out
+def test_an_image_built_with_another_service_is_reported() -> None:
+    problems = _problems_with(_edit("    'tts-v2': 'tts_v2',", "    'tts-v2': 'tts_v1',"))
+    assert any(
+        "speech-mesh/tts-v2 builds with SERVICE='tts_v1', not 'tts_v2'" in p for p in problems
+    ), problems

@@ -30,18 +30,13 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+from repocheck.dockerfiles import SERVICE_DOCKERFILE
+from repocheck.tilt import IMAGE_PREFIX, SERVICE_IMAGES
 
 from testkit.process import REPO_ROOT
 
-IMAGE_PREFIX = "speech-mesh/"
-#: image name -> service folder under services/ (as the Tiltfile builds them)
-SERVICE_FOLDERS = {
-    "books": "books",
-    "tts-backend": "tts_backend",
-    "tts-v1": "tts_v1",
-    "tts-v2": "tts_v2",
-    "client": "client",
-}
+#: image name -> service folder under services/ (the Dockerfile's SERVICE), as in the Tiltfile
+SERVICE_FOLDERS = SERVICE_IMAGES
 #: The base images the Dockerfiles name; scripts/build-standins makes local
 #: stand-ins for them where no registry is reachable.
 BASE_IMAGES = ("python:3.11.14-slim-bookworm", "ghcr.io/astral-sh/uv:0.13.9")
@@ -134,7 +129,7 @@ class ImageBuild:
 
     @property
     def dockerfile(self) -> str:
-        return "services/Dockerfile"
+        return SERVICE_DOCKERFILE
 
     @property
     def build_args(self) -> dict[str, str]:

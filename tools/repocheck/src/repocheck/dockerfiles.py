@@ -1,15 +1,21 @@
-"""Static checks of the service Dockerfiles (no container engine needed).
+"""Static checks of the service Dockerfile (no container engine needed).
+
+Every service image builds from one parametrised ``services/Dockerfile``
+(``ARG SERVICE``: the folder under ``services/``); each check runs on the
+Dockerfile as it reads for one service, its build arguments substituted.
 
 * hadolint passes, and every ``# hadolint ignore=`` is explained by the
   comment line right above it;
 * every COPY/ADD source from the build context (the repository root) exists
   and is not excluded by the root ``.dockerignore``;
 * the dependency layer copies every workspace member's ``pyproject.toml``
-  before ``uv sync --locked --no-dev --package <name> --no-install-workspace``,
+  before ``uv sync --locked --no-dev --package <name> --no-install-workspace``
+  (the name literal, or derived from ``services/<SERVICE>/pyproject.toml``),
   and the source is copied after it;
 * the final stage runs as uid/gid 10001, sets ``PYTHONUNBUFFERED`` and
   ``PYTHONDONTWRITEBYTECODE``, and its ENTRYPOINT is a console script the
-  service declares in its pyproject.toml;
+  service declares in its pyproject.toml (or ``service-entrypoint``, which the
+  build links to the one script the service's pyproject.toml declares);
 * base images are pinned to an exact version.
 """
 
@@ -23,13 +29,15 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 RUNTIME_UID = "10001"
 REQUIRED_ENV = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
+SERVICE_DOCKERFILE = "services/Dockerfile"
+ENTRYPOINT_LINK = "service-entrypoint"
 
 
 @dataclass(frozen=True)
@@ -87,9 +95,16 @@ def stages(text: str) -> list[list[Instruction]]:
     return grouped
 
 
-def copy_sources(dockerfile: Path) -> list[str]:
+def expand_args(text: str, build_args: Mapping[str, str]) -> str:
+    """The Dockerfile with ``$NAME`` / ``${NAME}`` of the given build arguments substituted."""
+    for name, value in build_args.items():
+        text = re.sub(r"\$\{" + re.escape(name) + r"\}|\$" + re.escape(name) + r"\b", value, text)
+    return text
+
+
+def copy_sources(dockerfile: Path, build_args: Mapping[str, str] | None = None) -> list[str]:
     """Context-relative sources of every COPY/ADD that reads the build context."""
-    return _context_sources(instructions(dockerfile.read_text()))
+    return _context_sources(instructions(expand_args(dockerfile.read_text(), build_args or {})))
 
 
 def _context_sources(steps: list[Instruction]) -> list[str]:
@@ -163,8 +178,9 @@ def workspace_members(repo_root: Path = REPO_ROOT) -> list[str]:
     return members
 
 
-def service_dockerfiles(repo_root: Path = REPO_ROOT) -> list[Path]:
-    return sorted((repo_root / "services").glob("*/Dockerfile"))
+def service_folders(repo_root: Path = REPO_ROOT) -> list[str]:
+    """The services: folders under ``services/`` with a pyproject.toml."""
+    return sorted(p.parent.name for p in (repo_root / "services").glob("*/pyproject.toml"))
 
 
 def _project(service_dir: Path) -> dict[str, object]:
@@ -217,19 +233,36 @@ def _iter_env(stage: list[Instruction]) -> Iterator[str]:
                 yield word.partition("=")[0]
 
 
-def check_dockerfile(dockerfile: Path, repo_root: Path = REPO_ROOT) -> list[str]:
-    """Everything wrong with one service Dockerfile (empty when fine)."""
-    where = dockerfile.relative_to(repo_root).as_posix()
-    problems = [f"{where}: {p}" for p in _content_problems(dockerfile, repo_root)]
-    problems += [f"{where}: {p}" for p in hadolint_problems(dockerfile)]
+def check_dockerfile(
+    dockerfile: Path, repo_root: Path = REPO_ROOT, *, service: str, hadolint: bool = True
+) -> list[str]:
+    """Everything wrong with the Dockerfile as it builds ``service`` (empty when fine)."""
+    where = f"{dockerfile.relative_to(repo_root).as_posix()} (SERVICE={service})"
+    text = expand_args(dockerfile.read_text(), {"SERVICE": service})
+    service_dir = repo_root / "services" / service
+    if not (service_dir / "pyproject.toml").is_file():
+        return [f"{where}: services/{service}/pyproject.toml does not exist"]
+    problems = [f"{where}: {p}" for p in _content_problems(text, service_dir, repo_root)]
+    if hadolint:
+        problems += [f"{where}: {p}" for p in hadolint_problems(dockerfile)]
     return problems
 
 
-def _content_problems(dockerfile: Path, repo_root: Path) -> list[str]:
-    text = dockerfile.read_text()
+def check_service_dockerfile(repo_root: Path = REPO_ROOT) -> list[str]:
+    """The one service Dockerfile, checked for every service (hadolint once)."""
+    dockerfile = repo_root / SERVICE_DOCKERFILE
+    if not dockerfile.is_file():
+        return [f"{SERVICE_DOCKERFILE} does not exist"]
+    problems = [f"{SERVICE_DOCKERFILE}: {p}" for p in hadolint_problems(dockerfile)]
+    for service in service_folders(repo_root):
+        problems += check_dockerfile(dockerfile, repo_root, service=service, hadolint=False)
+    return problems
+
+
+def _content_problems(text: str, service_dir: Path, repo_root: Path) -> list[str]:
     problems = unexplained_ignores(text)
     dockerignore = repo_root / ".dockerignore"
-    for source in copy_sources(dockerfile):
+    for source in _context_sources(instructions(text)):
         matches = list(repo_root.glob(source)) if any(c in source for c in "*?[") else []
         if not matches and not (repo_root / source).exists():
             problems.append(f"COPY source {source!r} does not exist")
@@ -246,9 +279,15 @@ def _content_problems(dockerfile: Path, repo_root: Path) -> list[str]:
         if not re.search(r":[^/]*\d+\.\d+(\.\d+)?", image) and "@sha256:" not in image:
             problems.append(f"base image {image!r} is not pinned to a version")
 
-    problems += _uv_layer_problems(dockerfile, repo_root)
-    problems += _runtime_problems(all_stages[-1], dockerfile.parent)
+    problems += _uv_layer_problems(text, service_dir, repo_root)
+    problems += _runtime_problems(text, all_stages[-1], service_dir, repo_root)
     return problems
+
+
+def _derives_from_pyproject(text: str, service_dir: Path, repo_root: Path) -> bool:
+    """Does a RUN step read the service's own pyproject.toml (package and script names)?"""
+    pyproject = (service_dir / "pyproject.toml").relative_to(repo_root).as_posix()
+    return any(s.keyword == "RUN" and pyproject in s.arguments for s in instructions(text))
 
 
 def _stage_names(stage: list[Instruction]) -> list[str]:
@@ -257,18 +296,26 @@ def _stage_names(stage: list[Instruction]) -> list[str]:
     return [lowered[lowered.index("as") + 1]] if "as" in lowered else []
 
 
-def _uv_layer_problems(dockerfile: Path, repo_root: Path) -> list[str]:
+def _uv_layer_problems(text: str, service_dir: Path, repo_root: Path) -> list[str]:
     problems: list[str] = []
-    package = str(_project(dockerfile.parent)["name"])
-    steps = instructions(dockerfile.read_text())
+    package = str(_project(service_dir)["name"])
+    steps = instructions(text)
     syncs = [(i, s) for i, s in enumerate(steps) if s.keyword == "RUN" and "uv sync" in s.arguments]
-    deps = [(i, s) for i, s in syncs if "--no-install-workspace" in s.arguments]
-    full = [(i, s) for i, s in syncs if "--no-install-workspace" not in s.arguments]
-    wanted = f"--package {package}"
+    derived = _derives_from_pyproject(text, service_dir, repo_root)
     for _, sync in syncs:
-        for flag in ("--locked", "--no-dev", wanted):
+        for flag in ("--locked", "--no-dev"):
             if flag not in sync.arguments:
                 problems.append(f"line {sync.line}: uv sync without {flag}")
+        named = re.search(r"--package[ =](\S+)", sync.arguments)
+        if named is None:
+            problems.append(f"line {sync.line}: uv sync without --package")
+        elif named.group(1) != package and not derived:
+            problems.append(
+                f"line {sync.line}: uv sync --package {named.group(1)}, not {package} "
+                "(nor derived from the service's pyproject.toml)"
+            )
+    deps = [(i, s) for i, s in syncs if "--no-install-workspace" in s.arguments]
+    full = [(i, s) for i, s in syncs if "--no-install-workspace" not in s.arguments]
     if not deps or not full:
         needed = "a dependency-only uv sync (--no-install-workspace), then a full one"
         return [*problems, f"needs {needed}"]
@@ -294,7 +341,9 @@ def final_entrypoint(dockerfile: Path) -> list[str] | None:
     return [str(w) for w in json.loads(entrypoints[-1])]
 
 
-def _runtime_problems(stage: list[Instruction], service_dir: Path) -> list[str]:
+def _runtime_problems(
+    text: str, stage: list[Instruction], service_dir: Path, repo_root: Path
+) -> list[str]:
     problems: list[str] = []
     users = [s.arguments for s in stage if s.keyword == "USER"]
     if not users or users[-1] not in {RUNTIME_UID, f"{RUNTIME_UID}:{RUNTIME_UID}"}:
@@ -314,7 +363,19 @@ def _runtime_problems(stage: list[Instruction], service_dir: Path) -> list[str]:
     command = [str(w) for w in json.loads(arguments)]
     scripts = _project(service_dir).get("scripts") or {}
     assert isinstance(scripts, dict)
-    if not command or Path(command[0]).name not in scripts:
+    name = Path(command[0]).name if command else ""
+    if name == ENTRYPOINT_LINK:
+        links = any(
+            s.keyword == "RUN" and "ln -s" in s.arguments and ENTRYPOINT_LINK in s.arguments
+            for s in instructions(text)
+        )
+        if links and _derives_from_pyproject(text, service_dir, repo_root):
+            return problems
+        problems.append(
+            f"ENTRYPOINT {command!r}: no build step links {ENTRYPOINT_LINK} to the "
+            "script the service's pyproject.toml declares"
+        )
+    elif name not in scripts:
         problems.append(
             f"ENTRYPOINT {command!r} is not a console script of this service "
             f"(declared: {sorted(scripts)})"

@@ -394,6 +394,7 @@ class ImageBuild:
     entrypoint: list[str]
     restart: bool
     restart_file: str | None
+    build_args: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -597,6 +598,7 @@ def _image_from(a: Mapping[str, Any], *, restart: bool) -> ImageBuild:
         entrypoint=_command(a.get("entrypoint")),
         restart=restart,
         restart_file=a.get("restart_file") if restart else None,
+        build_args=tuple((str(k), str(v)) for k, v in dict(a.get("build_args") or {}).items()),
     )
 
 
@@ -844,7 +846,7 @@ def _image_problems(repo_root: Path, image: ImageBuild) -> list[str]:
         for entry in image.only:
             if not (context / entry).exists():
                 problems.append(f"{where}: only= entry {entry!r} does not exist")
-        for source in dockerfiles.copy_sources(dockerfile):
+        for source in dockerfiles.copy_sources(dockerfile, dict(image.build_args)):
             if not _covered(source, image.only):
                 problems.append(
                     f"{where}: the Dockerfile copies {source!r}, which only= leaves out"
@@ -898,9 +900,12 @@ def check_tiltfile(repo_root: Path = REPO_ROOT, result: TiltfileResult | None = 
         if image is None:
             problems.append(f"Tiltfile: no docker_build for {ref}")
             continue
-        expected = f"services/{folder}/Dockerfile"
+        expected = dockerfiles.SERVICE_DOCKERFILE
         if posixpath.normpath(image.dockerfile) != expected:
             problems.append(f"Tiltfile: {ref} builds from {image.dockerfile!r}, not {expected!r}")
+        service = dict(image.build_args).get("SERVICE")
+        if service != folder:
+            problems.append(f"Tiltfile: {ref} builds with SERVICE={service!r}, not {folder!r}")
     for image in result.images:
         problems.extend(_image_problems(repo_root, image))
 
