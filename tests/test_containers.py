@@ -13,18 +13,24 @@ what is missing; with ``CI=true`` they fail instead.
 from __future__ import annotations
 
 import json
+import math
 import os
+import secrets
 import shutil
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from repocheck.k8s.manifests import K8S_DIR
 from testkit import containers
 from testkit.containers import ContainerError, ContainerRun, PodContainer
+from testkit.devstack import StackPorts, stack_command, wait_for_output
 from testkit.k8s import repo_rendered
-from testkit.process import REPO_ROOT, free_port
+from testkit.process import REPO_ROOT, ServiceProcess, free_port
 from testkit.testagent import ApmTestAgent
 
 #: workload in k8s/apps -> its image (the client has two workloads; one is enough)
@@ -268,3 +274,147 @@ def test_a_failing_build_names_the_image_and_the_step(docker_ready: None) -> Non
     message = str(raised.value)
     assert "speech-mesh/broken-test" in message
     assert "failed at step" in message and "no_such_service" in message
+
+
+# --------------------------------------------------------------------------- stack up --images
+
+
+@pytest.fixture(scope="module")
+def image_stack(
+    built: dict[str, float], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServiceProcess, StackPorts]]:
+    """``uv run stack up --images``: the services from their images, gateway and agent local."""
+    root = tmp_path_factory.mktemp("image-stack")
+    ports = StackPorts.free()
+    command = stack_command(
+        *ports.flags(), f"--data-dir={root / 'data'}", "--images", "--clean", "--ready-timeout=180"
+    )
+    proc = ServiceProcess(command, name="stack --images", cwd=REPO_ROOT)
+    proc.start()
+    try:
+        wait_for_output(proc, r"Ctrl-C stops everything", timeout=240)
+        yield proc, ports
+    finally:
+        proc.stop()
+
+
+def _agent_spans(agent_url: str, trace_id: int, services: set[str]) -> list[dict[str, Any]]:
+    low = trace_id & (2**64 - 1)
+    deadline = time.monotonic() + 60
+    spans: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        traces = httpx.get(f"{agent_url}/test/session/traces", timeout=10).json()
+        spans = [s for trace in traces for s in trace if s["trace_id"] == low]
+        if services <= {s["service"] for s in spans}:
+            return spans
+        time.sleep(0.2)
+    raise AssertionError(f"trace {trace_id:032x}: only {sorted({s['service'] for s in spans})}")
+
+
+def test_the_stack_from_images_does_the_walkthrough_split_and_traces(
+    image_stack: tuple[ServiceProcess, StackPorts],
+) -> None:
+    _proc, ports = image_stack
+    url = ports.gateway_url
+    running = containers.docker("ps", "--format", "{{.Image}}").split()
+    for image in ("books", "tts-backend", "tts-v1", "tts-v2"):
+        assert containers.IMAGE_PREFIX + image in running, running
+    # The original walkthrough, through the gateway.
+    created = [
+        httpx.post(
+            f"{url}/books",
+            content=f'{{ "author": "occupytheweb", "title": "{title}"}}',
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
+        for title in ("Network Basics for Hackers", "Linux Basics for Hackers")
+    ]
+    assert [r.status_code for r in created] == [201, 201], [r.text for r in created]
+    listed = httpx.get(f"{url}/books", timeout=30).json()
+    assert [b["title"] for b in listed] == [
+        "Network Basics for Hackers",
+        "Linux Basics for Hackers",
+    ]
+    spoken = httpx.post(f"{url}/speech", json={"book_id": 1}, timeout=120)
+    assert spoken.status_code in (200, 201, 202), spoken.text
+    # The 70/30 split.
+    n = 400
+    counts: dict[str, int] = {}
+    with httpx.Client(timeout=30) as client:
+        for _ in range(n):
+            version = client.get(f"{url}/").headers.get("x-tts-version", "?")
+            counts[version] = counts.get(version, 0) + 1
+    low, high = binomial_interval(n, 0.3)
+    assert counts.get("v1", 0) + counts.get("v2", 0) == n, counts
+    assert low <= counts.get("v2", 0) <= high, (counts, (low, high))
+    # One trace across text-to-speech, books and tts-backend, for v1 and for v2.
+    agent_url = f"http://127.0.0.1:{ports.agent}"
+    for version in ("v1", "v2"):
+        # A book of its own: the fronts share the audio folder, and v2 would
+        # answer a text v1 already spoke from its cache without tts-backend.
+        book = httpx.post(
+            f"{url}/books", json={"author": "trace", "title": f"Trace {version}"}, timeout=30
+        ).json()
+        trace_id = secrets.randbits(128) | (1 << 100)
+        traceparent = f"00-{trace_id:032x}-{secrets.randbits(63) + 1:016x}-01"
+        reply = httpx.post(
+            f"{url}/speech",
+            json={"book_id": book["id"]},
+            headers={"x-canary": version, "traceparent": traceparent},
+            timeout=120,
+        )
+        assert reply.status_code in (200, 201, 202) and reply.json()["version"] == version
+        spans = _agent_spans(agent_url, trace_id, {"text-to-speech", "books", "tts-backend"})
+        fronts = {s["meta"].get("version") for s in spans if s["service"] == "text-to-speech"}
+        assert fronts == {version}, fronts
+
+
+def binomial_interval(n: int, p: float, confidence: float = 0.999) -> tuple[int, int]:
+    """The central ``confidence`` interval of Binomial(n, p), exact."""
+    tail = (1 - confidence) / 2
+    pmf = [math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)]
+    low, cumulative = 0, 0.0
+    while cumulative + pmf[low] < tail:
+        cumulative += pmf[low]
+        low += 1
+    high, cumulative = n, 0.0
+    while cumulative + pmf[high] < tail:
+        cumulative += pmf[high]
+        high -= 1
+    return low, high
+
+
+# --------------------------------------------------------------------------- stand-ins script
+
+
+def test_the_standins_script_passes_shellcheck() -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.fail("shellcheck is not installed (.ci/run installs the Debian package)")
+    script = "scripts/build-standins"
+    done = subprocess.run(
+        [shellcheck, "-x", script], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_standins_use_the_hosts_debian_mirror(tmp_path: Path) -> None:
+    # Sourcing the script defines its functions and runs nothing.
+    done = subprocess.run(
+        ["bash", "-c", "source scripts/build-standins && host_debian_mirror"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith(("http://", "https://")), done.stdout
+
+
+def test_without_docker_the_reason_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER", str(tmp_path / "no-docker"))
+    reason = containers.docker_unavailable()
+    assert reason is not None and "\n" not in reason
+    assert "docker daemon not reachable" in reason and "no-docker" in reason

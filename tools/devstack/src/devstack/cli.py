@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import shutil
 import sys
 from pathlib import Path
 
+from devstack import images
 from devstack.ports import port_problems
 from devstack.postgres import LocalPostgres, PostgresUnavailable
 from devstack.reload import Reloader, SourceMap, run_from_sources
@@ -101,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_port,
         metavar="PORT",
         help=f"its port with --books-db postgres (default {DEFAULT_POSTGRES_PORT})",
+    )
+    up.add_argument(
+        "--images",
+        action="store_true",
+        help="run books, tts-backend, the fronts (and the client) from their container images "
+        "(speech-mesh/*, built from services/Dockerfile) as their pods run them, instead of "
+        "the local virtualenv; the gateway and the APM test agent stay local",
     )
     up.add_argument(
         "--istio-dir",
@@ -239,12 +248,25 @@ def up(args: argparse.Namespace) -> int:
             print(f"{PROGRAM}: nothing started", file=sys.stderr)
             return 1
         config = dataclasses.replace(config, books_database_url=postgres.url(POSTGRES_DATABASE))
+    run_id = str(os.getpid())
     try:
         specs = build_specs(config)
-        root = find_workspace_root(Path.cwd())
-        sources = SourceMap.for_specs(load_workspace(root), specs) if root else None
-        if sources is not None:
-            specs = run_from_sources(specs, sources)
+        sources: SourceMap | None = None
+        if args.images:
+            # The services run from their images: nothing to reload from sources.
+            missing = images.missing_images(specs)
+            if missing:
+                for problem in missing:
+                    print(f"{PROGRAM}: {problem}", file=sys.stderr)
+                print(f"{PROGRAM}: nothing started", file=sys.stderr)
+                return 1
+            images.prepare_data_dir(config.data_dir)
+            specs = images.containerized(specs, config.data_dir, run_id)
+        else:
+            root = find_workspace_root(Path.cwd())
+            sources = SourceMap.for_specs(load_workspace(root), specs) if root else None
+            if sources is not None:
+                specs = run_from_sources(specs, sources)
         output = Output([spec.name for spec in specs])
         stack = Stack(
             specs,
@@ -256,6 +278,8 @@ def up(args: argparse.Namespace) -> int:
         )
         return asyncio.run(stack.run())
     finally:
+        if args.images:
+            images.remove_containers(run_id)
         if postgres is not None:
             postgres.stop()  # after books: its pool closes first
             print(f"{PROGRAM}: stopped PostgreSQL", flush=True)
