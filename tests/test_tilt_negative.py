@@ -104,7 +104,7 @@ def test_a_missing_live_update_path_is_reported() -> None:
 
 def test_only_leaving_out_a_dockerfile_copy_source_is_reported() -> None:
     problems = _problems_with(
-        _edit("only=DEPENDENCY_FILES + sources", "only=['uv.lock'] + sources")
+        _edit("only=DEPENDENCY_FILES + BUILD_SOURCES", "only=['uv.lock'] + BUILD_SOURCES")
     )
     assert any("which only= leaves out" in p and "pyproject.toml" in p for p in problems), problems
 
@@ -192,7 +192,7 @@ local_resource('x', cmd=['true'], deps='protos/tts', labels='codegen', env={'K':
 
 
 def test_a_second_build_of_the_same_ref_is_reported() -> None:
-    again = "\ndocker_build('speech-mesh/books', '.', dockerfile='services/books/Dockerfile')\n"
+    again = "\ndocker_build('speech-mesh/books', '.', dockerfile='services/Dockerfile')\n"
     problems = _problems_with(TILTFILE + again)
     assert any(
         "docker_build(): Image for ref 'speech-mesh/books' has already been defined" in p
@@ -202,7 +202,7 @@ def test_a_second_build_of_the_same_ref_is_reported() -> None:
 
 def test_a_build_of_the_ref_the_restart_extension_derives_is_reported() -> None:
     base = "speech-mesh/tts-v1-tilt_docker_build_with_restart_base"
-    again = f"\ndocker_build('{base}', '.', dockerfile='services/tts_v1/Dockerfile')\n"
+    again = f"\ndocker_build('{base}', '.', dockerfile='services/Dockerfile')\n"
     problems = _problems_with(TILTFILE + again)
     assert any(f"Image for ref '{base}' has already been defined" in p for p in problems), problems
 
@@ -221,7 +221,7 @@ def test_restart_extension_accepts_target_and_dockerfile_contents() -> None:
     extra = """
 docker_build_with_restart('speech-mesh/extra', '.', entrypoint=['/app/.venv/bin/books'],
     live_update=[sync('services/books/src', '/app/services/books/src')],
-    dockerfile_contents=read_file('services/books/Dockerfile'), target='runtime',
+    dockerfile_contents=read_file('services/Dockerfile'), target='runtime',
     only=['services/books/src'])
 """
     problems = _problems_with(TILTFILE + extra)
@@ -232,7 +232,7 @@ def test_restart_extension_refuses_dockerfile_and_dockerfile_contents_together()
     extra = """
 docker_build_with_restart('speech-mesh/extra', '.', entrypoint=['x'],
     live_update=[sync('services/books/src', '/app/services/books/src')],
-    dockerfile='services/books/Dockerfile', dockerfile_contents='FROM scratch')
+    dockerfile='services/Dockerfile', dockerfile_contents='FROM scratch')
 """
     problems = _problems_with(TILTFILE + extra)
     assert any("Cannot specify both dockerfile and dockerfile_contents" in p for p in problems)
@@ -271,6 +271,8 @@ def test_the_cli_fails_on_a_tiltfile_problem(
 def test_the_cli_lists_the_tiltfile_check(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--list"]) == 0
     assert "\ntiltfile " in "\n" + capsys.readouterr().out
+
+
 def test_an_image_built_with_another_service_is_reported() -> None:
     problems = _problems_with(_edit("    'tts-v2': 'tts_v2',", "    'tts-v2': 'tts_v1',"))
     assert any(
