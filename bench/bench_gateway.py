@@ -51,7 +51,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from testkit.devstack import (
-    StackPorts,
+    free_stack_ports,
     live_processes_in_groups,
     started_pids,
     wait_for_output,
@@ -145,7 +145,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is required (apt-get install wrk)")
 
-    ports = StackPorts.free()
+    ports = free_stack_ports()
     gateway = ports.gateway_url
     direct = f"http://127.0.0.1:{ports.tts_v1}"
     with tempfile.TemporaryDirectory(prefix="bench-stack-") as tmp:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from testkit.devstack import StackPorts, copy_workspace, wait_for_output
+from testkit.devstack import copy_workspace, free_stack_ports, wait_for_output
 from testkit.process import REPO_ROOT, ServiceProcess, console_script
 
 V1_APP = Path("services/tts_v1/src/tts_v1/app.py")
@@ -75,7 +75,7 @@ def main() -> None:
         root = copy_workspace(REPO_ROOT, Path(tmp) / "repo")
         rules = root / "k8s" / "istio" / "destinationrules.yaml"
         rules.write_text(rules.read_text().replace("baseEjectionTime: 30s", "baseEjectionTime: 1s"))
-        ports = StackPorts.free()
+        ports = free_stack_ports()
         command = [console_script("stack"), "up", *ports.flags(), f"--data-dir={Path(tmp) / 'd'}"]
         url = ports.gateway_url
         with ServiceProcess(command, name="stack", cwd=root) as stack:

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from testkit.devstack import StackPorts, stack_command, wait_for_output
+from devstack.services import Ports
+from testkit.devstack import free_stack_ports, stack_command, wait_for_output
 from testkit.process import REPO_ROOT, ServiceProcess, console_script
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackPorts]:
-    ports = StackPorts.free()
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ports]:
+    ports = free_stack_ports()
     data = tmp_path_factory.mktemp("stack-data")
     process = ServiceProcess(
         stack_command(*ports.flags(), f"--data-dir={data}"), name="stack", cwd=REPO_ROOT
@@ -56,7 +57,7 @@ def agent_entry_spans(agent_url: str) -> int:
     )
 
 
-def test_poll_then_compare_through_the_real_stack(stack: StackPorts, tmp_path: Path) -> None:
+def test_poll_then_compare_through_the_real_stack(stack: Ports, tmp_path: Path) -> None:
     agent_url = f"http://127.0.0.1:{stack.agent}"
     poll = run_client(
         "poll",

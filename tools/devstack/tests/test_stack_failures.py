@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 from testkit.devstack import (
-    StackPorts,
+    free_stack_ports,
     live_processes_in_groups,
     pid_alive,
     stack_command,
@@ -17,7 +17,7 @@ from testkit.process import REPO_ROOT, ServiceProcess
 
 
 def test_port_in_use_is_named_and_nothing_starts(tmp_path: Path) -> None:
-    ports = StackPorts.free()
+    ports = free_stack_ports()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", ports.books))
         taken.listen()
@@ -40,7 +40,7 @@ def test_service_failing_to_start_is_named_and_everything_stops(tmp_path: Path) 
     services.write_text(
         services.read_text().replace("      timeout: 5s\n", "      timeout: 5s\n      fault: {}\n")
     )
-    ports = StackPorts.free()
+    ports = free_stack_ports()
     proc = ServiceProcess(
         stack_command(*ports.flags(), f"--data-dir={tmp_path / 'data'}", f"--istio-dir={istio}"),
         name="stack",

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from devstack import cli, postgres
-from testkit.devstack import StackPorts, stack_command, wait_for_output
+from testkit.devstack import free_stack_ports, stack_command, wait_for_output
 from testkit.process import ServiceProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -34,7 +34,7 @@ def port_open(port: int) -> bool:
 
 
 def test_stack_runs_books_on_a_local_postgres(data_dir: Path) -> None:
-    ports = StackPorts.free()
+    ports = free_stack_ports()
     pg_port = free_port()
     command = stack_command(
         *ports.flags(),
@@ -64,7 +64,7 @@ def test_missing_postgres_binaries_is_one_clear_line(
 ) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setattr(postgres, "DEBIAN_GLOB", str(data_dir / "no-postgresql/*/bin"))
-    ports = StackPorts.free()
+    ports = free_stack_ports()
     with pytest.raises(SystemExit) as stopped:
         cli.main(["up", *ports.flags(), f"--data-dir={data_dir}", "--books-db=postgres"])
     assert stopped.value.code == 1

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from devstack.services import Ports
 from testkit.devstack import (
-    StackPorts,
     binomial_interval,
     copy_workspace,
     count_versions,
+    free_stack_ports,
     started_pids,
     wait_for_output,
 )
@@ -43,7 +44,7 @@ PIN_V1 = {"x-canary": "v1"}
 @dataclass
 class ReloadingStack:
     proc: ServiceProcess
-    ports: StackPorts
+    ports: Ports
     root: Path
 
     @property
@@ -80,7 +81,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReloadingStack]:
     root = copy_workspace(REPO_ROOT, base / "repo")
     rules = root / "k8s" / "istio" / "destinationrules.yaml"
     rules.write_text(rules.read_text().replace("baseEjectionTime: 30s", "baseEjectionTime: 1s"))
-    ports = StackPorts.free()
+    ports = free_stack_ports()
     command = [console_script("stack"), "up", *ports.flags(), f"--data-dir={base / 'data'}"]
     proc = ServiceProcess(command, name="stack", cwd=root)
     proc.start()

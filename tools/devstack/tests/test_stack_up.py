@@ -28,10 +28,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from devstack.services import Ports
 from testkit.devstack import (
-    StackPorts,
     binomial_interval,
     count_versions,
+    free_stack_ports,
     live_processes_in_groups,
     pid_alive,
     stack_command,
@@ -53,7 +54,7 @@ def copy_istio(destination: Path) -> Path:
 @dataclass
 class RunningStack:
     proc: ServiceProcess
-    ports: StackPorts
+    ports: Ports
     data_dir: Path
 
     @property
@@ -67,7 +68,7 @@ def started_stack(root: Path) -> Iterator[RunningStack]:
     istio = copy_istio(root / "istio")
     rules = istio / "destinationrules.yaml"
     rules.write_text(rules.read_text().replace("baseEjectionTime: 30s", "baseEjectionTime: 1s"))
-    ports = StackPorts.free()
+    ports = free_stack_ports()
     data_dir = root / "data"
     command = stack_command(
         *ports.flags(), f"--data-dir={data_dir}", f"--istio-dir={istio}", "--clean"

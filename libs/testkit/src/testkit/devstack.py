@@ -17,8 +17,9 @@ from pathlib import Path
 
 import httpx
 from aiohttp import web
+from devstack.services import Ports, console_script
 
-from testkit.process import ServiceProcess, console_script, free_port
+from testkit.process import ServiceProcess, free_port
 
 GATEWAY_YAML = """
 apiVersion: networking.istio.io/v1
@@ -169,32 +170,14 @@ def stack_command(*args: str) -> list[str]:
     return [uv, "run", "--no-sync", "stack", "up", *args]
 
 
-@dataclass(frozen=True)
-class StackPorts:
-    gateway: int
-    books: int
-    tts_v1: int
-    tts_v2: int
-    tts_backend: int
-    agent: int
-    otlp_http: int
-    otlp_grpc: int
-
-    @classmethod
-    def free(cls) -> StackPorts:
-        ports: list[int] = []
-        while len(ports) < 8:
-            port = free_port()
-            if port not in ports:
-                ports.append(port)
-        return cls(*ports)
-
-    def flags(self) -> list[str]:
-        return [f"--{name.replace('_', '-')}-port={port}" for name, port in self.__dict__.items()]
-
-    @property
-    def gateway_url(self) -> str:
-        return f"http://127.0.0.1:{self.gateway}"
+def free_stack_ports() -> Ports:
+    """Eight distinct ports that were free on 127.0.0.1 a moment ago, for ``stack up``."""
+    ports: list[int] = []
+    while len(ports) < 8:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return Ports(*ports)
 
 
 def wait_for_output(proc: ServiceProcess, pattern: str, timeout: float = 60.0) -> re.Match[str]:

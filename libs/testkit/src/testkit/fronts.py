@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
+from devstack.services import console_script
 
-from testkit.process import ServiceProcess, console_script, free_port
+from testkit.process import ServiceProcess, free_port
 
 FRONT_COMMANDS = {"v1": "tts-v1", "v2": "tts-v2"}
 

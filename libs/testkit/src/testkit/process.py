@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -21,6 +20,9 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+
+# The one console-script lookup, shared with the stack runner (re-exported for tests).
+from devstack.services import console_script
 
 
 def find_repo_root() -> Path:
@@ -48,12 +50,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def console_script(name: str) -> str:
-    """Path of a workspace console script in the running interpreter's venv."""
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else name
 
 
 def child_pids(pid: int) -> list[int]:

@@ -45,6 +45,14 @@ class Ports:
             "apm-test-agent (OTLP gRPC)": self.otlp_grpc,
         }
 
+    def flags(self) -> list[str]:
+        """The ``stack up`` flags that choose these ports (``--tts-v1-port=8082``, ...)."""
+        return [f"--{name.replace('_', '-')}-port={port}" for name, port in self.__dict__.items()]
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.gateway}"
+
 
 @dataclass(frozen=True)
 class StackConfig:
@@ -60,7 +68,7 @@ class StackConfig:
 
     @property
     def gateway_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.ports.gateway}"
+        return self.ports.gateway_url
 
     @property
     def agent_url(self) -> str:
@@ -91,7 +99,10 @@ class ServiceSpec:
 
 
 def console_script(name: str) -> str:
-    """The workspace's console script next to the running interpreter (the uv venv)."""
+    """The workspace's console script next to the running interpreter (the uv venv).
+
+    The one lookup: the test and bench harness (``testkit.process``) uses it too.
+    """
     candidate = Path(sys.executable).parent / name
     return str(candidate) if candidate.exists() else name
 
