@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, TypeVar
-from urllib.parse import urlsplit
+
+from servicekit.urls import base_url
 
 T = TypeVar("T")
 
@@ -139,14 +140,10 @@ class Env:
     def url(self, name: str, default: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
         self._note(name, default, "a URL like " + f"{schemes[0]}://host:port")
         value = self.raw(name) or default
-        parts = urlsplit(value)
         try:
-            port = parts.port
+            return base_url(value, schemes)
         except ValueError:
-            port = -1
-        if parts.scheme not in schemes or not parts.hostname or port == -1:
-            raise SettingsError(name, value, "a URL like " + f"{schemes[0]}://host:port")
-        return value.rstrip("/")
+            raise SettingsError(name, value, "a URL like " + f"{schemes[0]}://host:port") from None
 
     def address(self, name: str, default: str) -> str:
         """A ``host:port`` address, as gRPC targets are written."""

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
-from urllib.parse import urlsplit
 
 from servicekit.settings import load_or_exit
+from servicekit.urls import base_url
 
 from polling_client.poll import PollOptions
 from polling_client.settings import ClientSettings, load_settings
@@ -67,18 +67,6 @@ def _checked(kind: str, parse: Callable[[str], object]) -> Callable[[str], objec
 
     convert.__name__ = kind
     return convert
-
-
-def _url(text: str) -> str:
-    parts = urlsplit(text)
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError("bad port") from None
-    del port
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("expected http://host[:port]")
-    return text.rstrip("/")
 
 
 def _number_in(low: float, high: float, *, integer: bool = False) -> Callable[[str], float]:
@@ -146,13 +134,13 @@ def _add_poll(commands: argparse._SubParsersAction[_Parser], settings: ClientSet
     poll.add_argument(
         "--gateway",
         default=settings.gateway_url,
-        type=_checked("a URL", _url),
+        type=_checked("a URL", base_url),
         help="entry point URL (default %(default)s)",
     )
     poll.add_argument(
         "--books",
         default=settings.books_url,
-        type=_checked("a URL", _url),
+        type=_checked("a URL", base_url),
         help="where /books lives, if not behind the gateway (default: the gateway)",
     )
     poll.add_argument(
@@ -247,7 +235,7 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
     source.add_argument(
         "--agent",
         default=settings.agent_url,
-        type=_checked("a URL", _url),
+        type=_checked("a URL", base_url),
         help="APM test agent URL (default %(default)s; environment AGENT_URL). In the"
         " cluster: the port forward of `tilt up -- --apm=test-agent`",
     )
@@ -265,7 +253,7 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
     compare.add_argument(
         "--datadog-url",
         default=settings.datadog_api_url,
-        type=_checked("a URL", _url),
+        type=_checked("a URL", base_url),
         help="--datadog: API base URL (default https://api.$DD_SITE; environment DATADOG_API_URL)",
     )
     compare.add_argument("--service", default="text-to-speech", help="service name (%(default)s)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from servicekit.urls import base_url
 
 DEFAULT_UPSTREAMS = (
     "books=http://127.0.0.1:8081,"
@@ -22,15 +22,13 @@ def parse_upstreams(text: str) -> dict[str, str]:
         if not entry:
             continue
         key, sep, url = entry.partition("=")
-        key, url = key.strip(), url.strip().rstrip("/")
-        parts = urlsplit(url)
-        if not sep or not key or parts.scheme != "http" or not parts.hostname:
+        key, url = key.strip(), url.strip()
+        if not sep or not key:
             raise ValueError(f"bad entry {entry!r}: expected host[/subset]=http://host:port")
         try:
-            _ = parts.port
-        except ValueError:
-            raise ValueError(f"bad entry {entry!r}: bad port") from None
-        result[key] = url
+            result[key] = base_url(url, ("http",))
+        except ValueError as error:  # "expected http://host[:port]" or "bad port"
+            raise ValueError(f"bad entry {entry!r}: {error}") from None
     return result
 
 
