@@ -25,10 +25,11 @@ from typing import Any
 
 import httpx
 import pytest
+from devstack.services import Ports
 from repocheck.k8s.manifests import K8S_DIR
 from testkit import containers
 from testkit.containers import ContainerError, ContainerRun, PodContainer
-from testkit.devstack import StackPorts, stack_command, wait_for_output
+from testkit.devstack import free_stack_ports, stack_command, wait_for_output
 from testkit.k8s import repo_rendered
 from testkit.process import REPO_ROOT, ServiceProcess, free_port
 from testkit.testagent import ApmTestAgent
@@ -284,10 +285,10 @@ def test_a_failing_build_names_the_image_and_the_step(docker_ready: None) -> Non
 @pytest.fixture(scope="module")
 def image_stack(
     built: dict[str, float], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[ServiceProcess, StackPorts]]:
+) -> Iterator[tuple[ServiceProcess, Ports]]:
     """``uv run stack up --images``: the services from their images, gateway and agent local."""
     root = tmp_path_factory.mktemp("image-stack")
-    ports = StackPorts.free()
+    ports = free_stack_ports()
     command = stack_command(
         *ports.flags(), f"--data-dir={root / 'data'}", "--images", "--clean", "--ready-timeout=180"
     )
@@ -314,7 +315,7 @@ def _agent_spans(agent_url: str, trace_id: int, services: set[str]) -> list[dict
 
 
 def test_the_stack_from_images_does_the_walkthrough_split_and_traces(
-    image_stack: tuple[ServiceProcess, StackPorts],
+    image_stack: tuple[ServiceProcess, Ports],
 ) -> None:
     _proc, ports = image_stack
     url = ports.gateway_url
