@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from devstack.gateway.durations import parse_duration
 from devstack.gateway.istio import IstioConfigError, build_gateway_config, load_gateway_config
 from devstack.gateway.outlier import OutlierDetector, OutlierPolicy
 from devstack.gateway.retry import Failure as F
 from devstack.gateway.retry import RetryPolicy, backoff_s, parse_retry_on
 from devstack.gateway.routing import Destination, rewrite_path
+from servicekit.durations import parse_duration
 from testkit.devstack import GATEWAY_YAML
 from testkit.process import REPO_ROOT
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from servicekit import durations
 from servicekit.settings import load_or_exit
 from servicekit.urls import base_url
 
@@ -79,16 +80,16 @@ def _number_in(low: float, high: float, *, integer: bool = False) -> Callable[[s
     return parse
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_SECONDS = re.compile(r"\d+(?:\.\d+)?")
 
 
 def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``1.5m``, ``2h``, ``500ms`` -> seconds (> 0)."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError("expected a number with an optional unit ms, s, m or h")
-    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    """``90``, ``90s``, ``1.5m``, ``2h``, ``500ms`` -> seconds (> 0): a bare number is seconds."""
+    value = "".join(text.split())
+    try:
+        seconds = float(value) if _SECONDS.fullmatch(value) else durations.parse_duration(value)
+    except ValueError:
+        raise ValueError("expected a number with an optional unit ms, s, m or h") from None
     if seconds <= 0:
         raise ValueError("must be above 0")
     return seconds

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from servicekit.durations import parse_duration
 
-from devstack.gateway.durations import parse_duration
 from devstack.gateway.outlier import OutlierPolicy
 from devstack.gateway.retry import (
     DEFAULT_RETRY_POLICY,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
+
+from servicekit.durations import parse_duration
 
 from repocheck.k8s import apps, manifests, workloads
 from repocheck.k8s.hostnames import find_service
@@ -21,16 +22,9 @@ KUBERNETES_DEFAULT_GRACE_S = 30
 # would get SIGTERM together with the app and leave after 5 s, cutting the app's
 # in-flight calls: the pinned node version is what makes this budget right.)
 SIDECAR_DRAIN_S = 5.0
-_DURATION = re.compile(r"^(?P<value>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def duration_s(text: str) -> float:
-    """Istio duration (``500ms``, ``5s``, ``1m``) in seconds."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise ValueError(f"not a duration: {text!r}")
-    return float(match["value"]) * _UNITS[match["unit"]]
+# An Istio duration (``500ms``, ``5s``, ``1m30s``) in seconds: the parser the
+# local gateway reads the same timeouts with.
+duration_s = parse_duration
 
 
 def _pre_stop_s(container: Mapping[str, Any]) -> float:

@@ -1,4 +1,9 @@
-"""Istio / Go-style durations ("10s", "250ms", "1m30s") as seconds."""
+"""Istio / Go-style durations ("10s", "250ms", "1m30s") as seconds.
+
+The one duration parser: the local gateway reads Istio timeouts with it, the
+static checks (repocheck) the same timeouts, and the client its duration flags
+(which also take a bare number of seconds).
+"""
 
 from __future__ import annotations
 
