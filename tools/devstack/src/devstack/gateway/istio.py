@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import yaml
 from servicekit.durations import parse_duration
@@ -39,6 +39,7 @@ from devstack.gateway.routing import (
 )
 
 INGRESS_SELECTOR = {"istio": "ingressgateway"}
+MESH = "mesh"  # the gateways entry that means the sidecars, not a Gateway
 # What Istio applies when `retries` is given without `retryOn`.
 ISTIO_DEFAULT_RETRY_ON = (
     "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
@@ -153,7 +154,7 @@ def build_gateway_config(
         if kind != "VirtualService":
             continue
         spec = doc.get("spec") or {}
-        if not _binds(spec.get("gateways") or [], _namespace(doc), gateways):
+        if not _binds(bound_gateways(doc), _namespace(doc), gateways):
             continue
         where = f"VirtualService {_name(doc)}"
         bound.append(_name(doc))
@@ -219,19 +220,35 @@ def _ingress_gateways(docs: list[Mapping[str, Any]], wanted: str | None) -> list
     return names
 
 
+def bound_gateways(vs: Mapping[str, Any]) -> list[str]:
+    """What a VirtualService applies to; no ``gateways`` means the mesh only.
+
+    Istio's binding rules, written once: the static checks (repocheck) use
+    this and :func:`gateway_key` too.
+    """
+    return [str(g) for g in (vs.get("spec") or {}).get("gateways") or [MESH]]
+
+
+@overload
+def gateway_key(reference: str, default_namespace: str) -> tuple[str, str]: ...
+@overload
+def gateway_key(reference: str, default_namespace: str | None) -> tuple[str | None, str]: ...
+def gateway_key(reference: str, default_namespace: str | None) -> tuple[str | None, str]:
+    """``namespace/name`` or ``name`` (in ``default_namespace``) -> (namespace, name)."""
+    namespace, _, name = reference.rpartition("/")
+    return (namespace or default_namespace, name)
+
+
 def _binds(references: list[Any], vs_namespace: str | None, gateways: list[str]) -> bool:
     """Does a ``gateways:`` list (``name`` or ``namespace/name``) name one of ours?"""
     for reference in references:
         text = str(reference)
-        if text == "mesh":
+        if text == MESH:
             continue
-        ref_ns, _, ref_name = text.rpartition("/")
+        ref_ns, ref_name = gateway_key(text, vs_namespace)
         for gateway in gateways:
-            gw_ns, _, gw_name = gateway.rpartition("/")
-            if ref_name != gw_name:
-                continue
-            namespace = ref_ns or vs_namespace
-            if not gw_ns or not namespace or namespace == gw_ns:
+            gw_ns, gw_name = gateway_key(gateway, None)
+            if ref_name == gw_name and (not gw_ns or not ref_ns or ref_ns == gw_ns):
                 return True
     return False
 

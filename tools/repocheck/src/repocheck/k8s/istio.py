@@ -6,23 +6,14 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from devstack.gateway.istio import MESH, bound_gateways, gateway_key
+
 from repocheck.k8s import manifests, workloads
 from repocheck.k8s.hostnames import find_service, service_key, service_ports
 from repocheck.k8s.inventory import Inventory
 from repocheck.k8s.manifests import Obj, describe
 
-MESH = "mesh"
 _PRINCIPAL = re.compile(r"^(?P<trust>[^/*]+)/ns/(?P<ns>[^/*]+)/sa/(?P<sa>[^/*]+)$")
-
-
-def bound_gateways(vs: Mapping[str, Any]) -> list[str]:
-    """What a VirtualService applies to; no ``gateways`` means the mesh only."""
-    return [str(g) for g in (vs.get("spec") or {}).get("gateways") or [MESH]]
-
-
-def gateway_key(ref: str, default_namespace: str) -> tuple[str, str]:
-    ns, _, name = ref.rpartition("/")
-    return (ns or default_namespace, name)
 
 
 def http_destinations(vs: Mapping[str, Any]) -> Iterator[tuple[int, Mapping[str, Any]]]:
