@@ -293,12 +293,12 @@ def test_port_forwards_do_not_collide_with_the_local_stack(evaluated: TiltfileRe
     ]
     assert len(local_ports) == 4 and len(set(local_ports)) == 4
     assert not stack_ports & set(local_ports), stack_ports & set(local_ports)
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "k8s" / "README.md").read_text()
     assert all(f"`{port}`" in readme or f"localhost:{port}" in readme for port in local_ports)
 
 
 def test_readme_says_the_canary_weight_outlives_the_tilt_session() -> None:
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = " ".join((ROOT / "k8s" / "README.md").read_text().split())
     start = readme.index("`tilt up -- --canary-weight=50`")
     sentence = readme[start : start + 400]
     assert "stay in the cluster after Tilt stops" in sentence and "`tilt down`" in sentence
