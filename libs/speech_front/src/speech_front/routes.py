@@ -207,7 +207,7 @@ def readiness_check(current_front: Callable[[], Front]) -> ReadinessCheck:
     """Ready when the audio directory takes a short file and the backend says SERVING.
 
     A full audio volume makes the front not ready: every synthesis would end in
-    507, so it cannot do its job (README: Text-to-speech front, readiness).
+    507, so it cannot do its job (libs/speech_front/README.md, Routes: `GET /readyz`).
     """
 
     async def check() -> None:

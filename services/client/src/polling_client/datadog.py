@@ -18,7 +18,7 @@ Which endpoint, and why: **Search spans** (``POST /api/v2/spans/events/search``,
   days), 1000 per page, and is rate limited to 300 requests an hour. For a
   canary comparison over ``--since 30m`` that is a few pages; for the counts to
   be every request, add a retention filter ``service:text-to-speech`` at 100 %
-  for the canary period (the README says so). A random subset would still give
+  for the canary period (services/client/README.md says so). A random subset would still give
   valid tests, only with less power.
 
 Fields used, all documented on the Span model: ``attributes.service``,
