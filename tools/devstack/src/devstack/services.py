@@ -108,11 +108,28 @@ def console_script(name: str) -> str:
 
 
 def build_specs(config: StackConfig) -> list[ServiceSpec]:
-    ports = config.ports
-    data = config.data_dir.resolve()
-    books_url = f"http://{LOOPBACK}:{ports.books}"
-    backend_addr = f"{LOOPBACK}:{ports.tts_backend}"
-    tracing = {
+    """Every process of the stack, in the order the supervisor starts them."""
+    tracing = _tracing_env(config)
+    specs = [
+        _agent_spec(config),
+        _books_spec(config, tracing),
+        _backend_spec(config, tracing),
+        _front_spec(config, "v1", config.ports.tts_v1, tracing),
+        _front_spec(config, "v2", config.ports.tts_v2, tracing),
+        _gateway_spec(config, tracing),
+    ]
+    if config.with_client:
+        specs.append(_client_spec(config, tracing))
+    return specs
+
+
+def _url(port: int) -> str:
+    return f"http://{LOOPBACK}:{port}"
+
+
+def _tracing_env(config: StackConfig) -> dict[str, str]:
+    """What every traced child shares: the APM agent, the env tag, loopback."""
+    return {
         "DD_ENV": config.dd_env,
         "DD_TRACE_AGENT_URL": config.agent_url,
         "DD_TRACE_ENABLED": "true",
@@ -121,106 +138,120 @@ def build_specs(config: StackConfig) -> list[ServiceSpec]:
         "PYTHONUNBUFFERED": "1",
         "HOST": LOOPBACK,
     }
-    front = {
-        "BOOKS_URL": books_url,
-        "TTS_BACKEND_ADDR": backend_addr,
-        "AUDIO_DIR": str(data / "audio"),
-    }
-    upstreams = {
-        "books": books_url,
-        "text-to-speech/v1": f"http://{LOOPBACK}:{ports.tts_v1}",
-        "text-to-speech/v2": f"http://{LOOPBACK}:{ports.tts_v2}",
-    }
-    specs = [
-        ServiceSpec(
-            "apm-test-agent",
-            [
-                console_script("ddapm-test-agent"),
-                f"--host={LOOPBACK}",
-                f"--port={ports.agent}",
-                f"--otlp-http-port={ports.otlp_http}",
-                f"--otlp-grpc-port={ports.otlp_grpc}",
-                f"--snapshot-dir={data / 'snapshots'}",
-                "--log-level=WARNING",
-            ],
-            {"PYTHONUNBUFFERED": "1", "DD_TRACE_ENABLED": "false"},
-            Probe("http", f"{config.agent_url}/info"),
-            stop_last=True,
-        ),
-        ServiceSpec(
-            "books",
-            [console_script("books")],
-            {
-                **tracing,
-                "PORT": str(ports.books),
-                **(
-                    {"BOOKS_DATABASE_URL": config.books_database_url}
-                    if config.books_database_url
-                    else {"BOOKS_DB_PATH": str(data / "books.db")}
-                ),
-                "DD_SERVICE": "books",
-                "DD_VERSION": "v1",
-            },
-            Probe("http", f"{books_url}/readyz"),
-        ),
-        ServiceSpec(
-            "tts-backend",
-            [console_script("tts-backend")],
-            {
-                **tracing,
-                "PORT": str(ports.tts_backend),
-                "DD_SERVICE": "tts-backend",
-                "DD_VERSION": "v1",
-            },
-            Probe("grpc", backend_addr),
-        ),
-    ]
-    for version, port in (("v1", ports.tts_v1), ("v2", ports.tts_v2)):
-        specs.append(
-            ServiceSpec(
-                f"tts-{version}",
-                [console_script(f"tts-{version}")],
-                {
-                    **tracing,
-                    **front,
-                    "PORT": str(port),
-                    "DD_SERVICE": "text-to-speech",
-                    "DD_VERSION": version,
-                },
-                Probe("http", f"http://{LOOPBACK}:{port}/readyz"),
-            )
-        )
-    specs.append(
-        ServiceSpec(
-            "local-gateway",
-            [console_script("local-gateway")],
-            {
-                **tracing,
-                "DD_SERVICE": "local-gateway",
-                "PORT": str(ports.gateway),
-                "GATEWAY_ISTIO_DIR": str(config.istio_dir.resolve()),
-                "GATEWAY_UPSTREAMS": format_upstreams(upstreams),
-                "GATEWAY_RELOAD": "true" if config.reload else "false",
-            },
-            Probe("tcp", f"{LOOPBACK}:{ports.gateway}"),
-        )
+
+
+def _agent_spec(config: StackConfig) -> ServiceSpec:
+    ports = config.ports
+    return ServiceSpec(
+        "apm-test-agent",
+        [
+            console_script("ddapm-test-agent"),
+            f"--host={LOOPBACK}",
+            f"--port={ports.agent}",
+            f"--otlp-http-port={ports.otlp_http}",
+            f"--otlp-grpc-port={ports.otlp_grpc}",
+            f"--snapshot-dir={config.data_dir.resolve() / 'snapshots'}",
+            "--log-level=WARNING",
+        ],
+        {"PYTHONUNBUFFERED": "1", "DD_TRACE_ENABLED": "false"},
+        Probe("http", f"{config.agent_url}/info"),
+        stop_last=True,
     )
-    if config.with_client:
-        specs.append(
-            ServiceSpec(
-                "client",
-                [
-                    console_script("client"),
-                    "poll",
-                    "--gateway",
-                    config.gateway_url,
-                    "--rate",
-                    str(config.client_rate),
-                ],
-                {**tracing, "DD_SERVICE": "client", "DD_VERSION": "v1"},
-                None,
-                restart=False,
-                start_when_ready=True,
-            )
-        )
-    return specs
+
+
+def _books_spec(config: StackConfig, tracing: dict[str, str]) -> ServiceSpec:
+    if config.books_database_url:
+        database = {"BOOKS_DATABASE_URL": config.books_database_url}
+    else:
+        database = {"BOOKS_DB_PATH": str(config.data_dir.resolve() / "books.db")}
+    return ServiceSpec(
+        "books",
+        [console_script("books")],
+        {
+            **tracing,
+            "PORT": str(config.ports.books),
+            **database,
+            "DD_SERVICE": "books",
+            "DD_VERSION": "v1",
+        },
+        Probe("http", f"{_url(config.ports.books)}/readyz"),
+    )
+
+
+def _backend_addr(config: StackConfig) -> str:
+    return f"{LOOPBACK}:{config.ports.tts_backend}"
+
+
+def _backend_spec(config: StackConfig, tracing: dict[str, str]) -> ServiceSpec:
+    return ServiceSpec(
+        "tts-backend",
+        [console_script("tts-backend")],
+        {
+            **tracing,
+            "PORT": str(config.ports.tts_backend),
+            "DD_SERVICE": "tts-backend",
+            "DD_VERSION": "v1",
+        },
+        Probe("grpc", _backend_addr(config)),
+    )
+
+
+def _front_spec(
+    config: StackConfig, version: str, port: int, tracing: dict[str, str]
+) -> ServiceSpec:
+    """``tts-v1`` or ``tts-v2``: one service (``text-to-speech``), two versions."""
+    return ServiceSpec(
+        f"tts-{version}",
+        [console_script(f"tts-{version}")],
+        {
+            **tracing,
+            "BOOKS_URL": _url(config.ports.books),
+            "TTS_BACKEND_ADDR": _backend_addr(config),
+            "AUDIO_DIR": str(config.data_dir.resolve() / "audio"),
+            "PORT": str(port),
+            "DD_SERVICE": "text-to-speech",
+            "DD_VERSION": version,
+        },
+        Probe("http", f"{_url(port)}/readyz"),
+    )
+
+
+def _gateway_spec(config: StackConfig, tracing: dict[str, str]) -> ServiceSpec:
+    ports = config.ports
+    upstreams = {
+        "books": _url(ports.books),
+        "text-to-speech/v1": _url(ports.tts_v1),
+        "text-to-speech/v2": _url(ports.tts_v2),
+    }
+    return ServiceSpec(
+        "local-gateway",
+        [console_script("local-gateway")],
+        {
+            **tracing,
+            "DD_SERVICE": "local-gateway",
+            "PORT": str(ports.gateway),
+            "GATEWAY_ISTIO_DIR": str(config.istio_dir.resolve()),
+            "GATEWAY_UPSTREAMS": format_upstreams(upstreams),
+            "GATEWAY_RELOAD": "true" if config.reload else "false",
+        },
+        Probe("tcp", f"{LOOPBACK}:{ports.gateway}"),
+    )
+
+
+def _client_spec(config: StackConfig, tracing: dict[str, str]) -> ServiceSpec:
+    """The polling client: started once the rest is ready, never restarted."""
+    return ServiceSpec(
+        "client",
+        [
+            console_script("client"),
+            "poll",
+            "--gateway",
+            config.gateway_url,
+            "--rate",
+            str(config.client_rate),
+        ],
+        {**tracing, "DD_SERVICE": "client", "DD_VERSION": "v1"},
+        None,
+        restart=False,
+        start_when_ready=True,
+    )
