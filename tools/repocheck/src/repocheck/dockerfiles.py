@@ -3,6 +3,9 @@
 Every service image builds from one parametrised ``services/Dockerfile``
 (``ARG SERVICE``: the folder under ``services/``); each check runs on the
 Dockerfile as it reads for one service, its build arguments substituted.
+The reading is the libraries': dockerfile-parse for the Dockerfile, pathspec
+for the ``.dockerignore`` (bridged to Docker's pattern semantics below); this
+module holds the policy:
 
 * hadolint passes, and every ``# hadolint ignore=`` is explained by the
   comment line right above it;
@@ -16,22 +19,28 @@ Dockerfile as it reads for one service, its build arguments substituted.
   ``PYTHONDONTWRITEBYTECODE``, and its ENTRYPOINT is a console script the
   service declares in its pyproject.toml (or ``service-entrypoint``, which the
   build links to the one script the service's pyproject.toml declares);
-* base images are pinned to an exact version.
+* base images are pinned to an exact version;
+* no ``.dockerignore`` pattern reads differently to Docker and to pathspec.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import io
 import json
+import posixpath
 import re
-import shlex
 import shutil
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import pathspec
+from dockerfile_parse import DockerfileParser
+from dockerfile_parse.parser import image_from
+from dockerfile_parse.util import WordSplitter
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 RUNTIME_UID = "10001"
@@ -45,30 +54,52 @@ class Instruction:
     line: int
     keyword: str
     arguments: str
+    env: tuple[str, ...] = ()  # the names an ENV instruction sets
 
 
-def instructions(text: str) -> list[Instruction]:
-    """Dockerfile instructions with line continuations joined, comments dropped."""
+def instructions(text: str, build_args: Mapping[str, str] | None = None) -> list[Instruction]:
+    """The Dockerfile's instructions (dockerfile-parse), build arguments substituted.
+
+    ``$NAME`` / ``${NAME}`` is replaced where ``ARG NAME`` is in scope, as
+    Docker scopes it (per stage; ARGs above the first FROM for the FROM lines),
+    by its ``build_args`` value or else its declared default. An ARG with
+    neither stays literal, so a check names it instead of an empty path.
+    RUN is substituted too: its shell sees the ARG in its environment.
+    """
+    given = dict(build_args or {})
+    parser = DockerfileParser(fileobj=io.StringIO(text), build_args=given)
     result: list[Instruction] = []
-    pending: list[str] = []
-    start = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        stripped = raw.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
+    top: dict[str, str] = {}  # ARGs declared above the first FROM
+    staged = False
+    for entry, context in zip(parser.structure, parser.context_structure, strict=True):
+        keyword = entry["instruction"]
+        if keyword == "COMMENT":
             continue
-        if pending and stripped.startswith("#"):
-            continue  # comment inside a continued instruction
-        if not pending:
-            start = number
-        if stripped.endswith("\\"):
-            pending.append(stripped[:-1].strip())
-            continue
-        pending.append(stripped)
-        joined = " ".join(part for part in pending if part)
-        keyword, _, arguments = joined.partition(" ")
-        result.append(Instruction(start, keyword.upper(), arguments.strip()))
-        pending = []
+        staged = staged or keyword == "FROM"
+        declared = top if keyword == "FROM" else context.args
+        if not staged:
+            top = dict(context.args)
+        # dockerfile-parse has put the build_args values in (an unset ARG reads '').
+        values = {n: v for n, v in declared.items() if v or n in given}
+        arguments = _substitute(entry["value"].strip(), values)
+        result.append(
+            Instruction(entry["startline"] + 1, keyword, arguments, tuple(context.line_envs))
+        )
     return result
+
+
+def _substitute(value: str, values: Mapping[str, str]) -> str:
+    """``$NAME`` / ``${NAME}`` of the given names replaced, every other ``$`` kept.
+
+    Not dockerfile-parse's ``WordSplitter``: it also drops the unknown
+    variables and the quotes, turning ``"$(cat package)"`` into ``(cat package)``.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        return values.get(name, match.group(0))
+
+    return re.sub(r"\$(?:\{(\w+)\}|(\w+))", replace, value)
 
 
 def _split_flags(arguments: str) -> tuple[dict[str, str], list[str]]:
@@ -80,14 +111,23 @@ def _split_flags(arguments: str) -> tuple[dict[str, str], list[str]]:
         name, _, value = token[2:].partition("=")
         flags[name] = value
         rest = rest.strip()
-    words = [str(w) for w in json.loads(rest)] if rest.startswith("[") else shlex.split(rest)
+    words = [str(w) for w in json.loads(rest)] if rest.startswith("[") else _words(rest)
     return flags, words
 
 
-def stages(text: str) -> list[list[Instruction]]:
+def _words(arguments: str) -> list[str]:
+    """Shell-form arguments split into words, quotes removed (dockerfile-parse)."""
+    return [word for word in WordSplitter(arguments).split() if word is not None]
+
+
+def stages(text: str, build_args: Mapping[str, str] | None = None) -> list[list[Instruction]]:
     """Instructions grouped by build stage (each list starts with its FROM)."""
+    return _grouped(instructions(text, build_args))
+
+
+def _grouped(steps: list[Instruction]) -> list[list[Instruction]]:
     grouped: list[list[Instruction]] = []
-    for instruction in instructions(text):
+    for instruction in steps:
         if instruction.keyword == "FROM":
             grouped.append([instruction])
         elif grouped:
@@ -95,16 +135,9 @@ def stages(text: str) -> list[list[Instruction]]:
     return grouped
 
 
-def expand_args(text: str, build_args: Mapping[str, str]) -> str:
-    """The Dockerfile with ``$NAME`` / ``${NAME}`` of the given build arguments substituted."""
-    for name, value in build_args.items():
-        text = re.sub(r"\$\{" + re.escape(name) + r"\}|\$" + re.escape(name) + r"\b", value, text)
-    return text
-
-
 def copy_sources(dockerfile: Path, build_args: Mapping[str, str] | None = None) -> list[str]:
     """Context-relative sources of every COPY/ADD that reads the build context."""
-    return _context_sources(instructions(expand_args(dockerfile.read_text(), build_args or {})))
+    return _context_sources(instructions(dockerfile.read_text(), build_args))
 
 
 def _context_sources(steps: list[Instruction]) -> list[str]:
@@ -120,48 +153,74 @@ def _context_sources(steps: list[Instruction]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- .dockerignore
+#
+# Docker reads .dockerignore with moby/patternmatcher: Go filepath.Match
+# patterns, cleaned, relative to the context root, ``**`` for any number of
+# directories, ``!`` exceptions, the last matching line wins, and a pattern
+# that matches a directory matches everything under it. pathspec's "gitignore"
+# patterns, checked one path at a time (PathSpec, not GitIgnoreSpec), read the
+# same once two differences are bridged here:
+#
+# * anchoring: a gitignore pattern without an inner slash matches at any
+#   depth (``data`` would also match ``services/x/data``); Docker's only at
+#   the root, so every pattern is given a leading ``/``;
+# * ``[!...]``: negation in gitignore, a literal ``!`` in Go (which negates
+#   with ``[^...]``, as both do), so the ``!`` is escaped.
+#
+# One difference is not bridged but reported (``dockerignore_problems``): a
+# ``**`` that is not a whole path segment (``a**b``, ``**.py``) is Docker's
+# ``(.*/)?`` there, and gitignore's plain ``*``.
+# (Git itself cannot re-include a path under an excluded directory; Docker
+# can, and so does a per-path PathSpec.)
+
+_PARTIAL_DOUBLE_STAR = re.compile(r"(?<![^/])\*\*(?=[^/])|(?<=[^/])\*\*(?!$)")
 
 
-def _ignore_regex(pattern: str) -> re.Pattern[str]:
-    parts: list[str] = []
-    index = 0
-    while index < len(pattern):
-        if pattern.startswith("**/", index):
-            parts.append("(?:.*/)?")
-            index += 3
-        elif pattern.startswith("**", index):
-            parts.append(".*")
-            index += 2
-        else:
-            char = pattern[index]
-            if char == "*":
-                parts.append("[^/]*")
-            elif char == "?":
-                parts.append("[^/]")
-            elif char == "[":
-                end = pattern.find("]", index)
-                parts.append(fnmatch.translate(pattern[index : end + 1])[4:-3])
-                index = end
-            else:
-                parts.append(re.escape(char))
-            index += 1
-    return re.compile("".join(parts) + "(?:/.*)?$")
+def _docker_patterns(text: str) -> list[tuple[int, str]]:
+    """(line, cleaned pattern with its ``!``) of a .dockerignore, as Docker reads it."""
+    patterns: list[tuple[int, str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.startswith("#"):
+            continue  # Docker: a comment only where the line starts with '#'
+        pattern = line.strip()
+        if not pattern:
+            continue
+        negate = pattern.startswith("!")
+        pattern = pattern.removeprefix("!").strip()
+        if pattern:
+            pattern = posixpath.normpath(pattern)
+            pattern = pattern[1:] if len(pattern) > 1 and pattern.startswith("/") else pattern
+        patterns.append((number, ("!" if negate else "") + pattern))
+    return patterns
+
+
+def dockerignore_spec(text: str) -> pathspec.PathSpec[pathspec.Pattern]:
+    """The .dockerignore as a pathspec matcher with Docker's reading (see above)."""
+    lines: list[str] = []
+    for _, pattern in _docker_patterns(text):
+        negate = "!" if pattern.startswith("!") else ""
+        escaped = re.sub(r"(?<!\\)\[!", r"[\\!", pattern.removeprefix("!"))
+        lines.append(f"{negate}/{escaped}")
+    return pathspec.PathSpec.from_lines("gitignore", lines)
+
+
+def dockerignore_problems(dockerignore: Path) -> list[str]:
+    """Patterns whose meaning here would differ from Docker's."""
+    if not dockerignore.is_file():
+        return []
+    return [
+        f"{dockerignore.name} line {number}: {pattern!r} has a '**' that is not a whole "
+        "path segment (Docker reads it as any directories, pathspec as '*')"
+        for number, pattern in _docker_patterns(dockerignore.read_text())
+        if _PARTIAL_DOUBLE_STAR.search(pattern)
+    ]
 
 
 def dockerignored(path: str, dockerignore: Path) -> bool:
     """Would ``.dockerignore`` keep ``path`` (context-relative) out of the context?"""
     if not dockerignore.is_file():
         return False
-    ignored = False
-    for line in dockerignore.read_text().splitlines():
-        pattern = line.strip()
-        if not pattern or pattern.startswith("#"):
-            continue
-        negate = pattern.startswith("!")
-        pattern = pattern.lstrip("!").strip("/")
-        if _ignore_regex(pattern).match(path):
-            ignored = not negate
-    return ignored
+    return dockerignore_spec(dockerignore.read_text()).match_file(path)
 
 
 # --------------------------------------------------------------------------- checks
@@ -226,23 +285,18 @@ def unexplained_ignores(text: str) -> list[str]:
     return problems
 
 
-def _iter_env(stage: list[Instruction]) -> Iterator[str]:
-    for instruction in stage:
-        if instruction.keyword == "ENV":
-            for word in shlex.split(instruction.arguments):
-                yield word.partition("=")[0]
-
-
 def check_dockerfile(
     dockerfile: Path, repo_root: Path = REPO_ROOT, *, service: str, hadolint: bool = True
 ) -> list[str]:
     """Everything wrong with the Dockerfile as it builds ``service`` (empty when fine)."""
     where = f"{dockerfile.relative_to(repo_root).as_posix()} (SERVICE={service})"
-    text = expand_args(dockerfile.read_text(), {"SERVICE": service})
+    text = dockerfile.read_text()
     service_dir = repo_root / "services" / service
     if not (service_dir / "pyproject.toml").is_file():
         return [f"{where}: services/{service}/pyproject.toml does not exist"]
-    problems = [f"{where}: {p}" for p in _content_problems(text, service_dir, repo_root)]
+    steps = instructions(text, {"SERVICE": service})
+    problems = [f"{where}: {p}" for p in unexplained_ignores(text)]
+    problems += [f"{where}: {p}" for p in _content_problems(steps, service_dir, repo_root)]
     if hadolint:
         problems += [f"{where}: {p}" for p in hadolint_problems(dockerfile)]
     return problems
@@ -254,54 +308,49 @@ def check_service_dockerfile(repo_root: Path = REPO_ROOT) -> list[str]:
     if not dockerfile.is_file():
         return [f"{SERVICE_DOCKERFILE} does not exist"]
     problems = [f"{SERVICE_DOCKERFILE}: {p}" for p in hadolint_problems(dockerfile)]
+    problems += dockerignore_problems(repo_root / ".dockerignore")
     for service in service_folders(repo_root):
         problems += check_dockerfile(dockerfile, repo_root, service=service, hadolint=False)
     return problems
 
 
-def _content_problems(text: str, service_dir: Path, repo_root: Path) -> list[str]:
-    problems = unexplained_ignores(text)
+def _content_problems(steps: list[Instruction], service_dir: Path, repo_root: Path) -> list[str]:
+    problems: list[str] = []
     dockerignore = repo_root / ".dockerignore"
-    for source in _context_sources(instructions(text)):
+    for source in _context_sources(steps):
         matches = list(repo_root.glob(source)) if any(c in source for c in "*?[") else []
         if not matches and not (repo_root / source).exists():
             problems.append(f"COPY source {source!r} does not exist")
         elif dockerignored(source, dockerignore):
             problems.append(f"COPY source {source!r} is excluded by .dockerignore")
 
-    all_stages = stages(text)
+    all_stages = _grouped(steps)
     if not all_stages:
         return [*problems, "no FROM"]
+    names = {name.lower() for s in all_stages if (name := image_from(s[0].arguments)[1])}
     for stage in all_stages:
-        image = shlex.split(stage[0].arguments)[0]
-        if image.lower() in {name for s in all_stages for name in _stage_names(s)}:
+        image = image_from(stage[0].arguments)[0] or ""
+        if image.lower() in names:
             continue
         if not re.search(r":[^/]*\d+\.\d+(\.\d+)?", image) and "@sha256:" not in image:
             problems.append(f"base image {image!r} is not pinned to a version")
 
-    problems += _uv_layer_problems(text, service_dir, repo_root)
-    problems += _runtime_problems(text, all_stages[-1], service_dir, repo_root)
+    problems += _uv_layer_problems(steps, service_dir, repo_root)
+    problems += _runtime_problems(steps, all_stages[-1], service_dir, repo_root)
     return problems
 
 
-def _derives_from_pyproject(text: str, service_dir: Path, repo_root: Path) -> bool:
+def _derives_from_pyproject(steps: list[Instruction], service_dir: Path, repo_root: Path) -> bool:
     """Does a RUN step read the service's own pyproject.toml (package and script names)?"""
     pyproject = (service_dir / "pyproject.toml").relative_to(repo_root).as_posix()
-    return any(s.keyword == "RUN" and pyproject in s.arguments for s in instructions(text))
+    return any(s.keyword == "RUN" and pyproject in s.arguments for s in steps)
 
 
-def _stage_names(stage: list[Instruction]) -> list[str]:
-    words = shlex.split(stage[0].arguments)
-    lowered = [w.lower() for w in words]
-    return [lowered[lowered.index("as") + 1]] if "as" in lowered else []
-
-
-def _uv_layer_problems(text: str, service_dir: Path, repo_root: Path) -> list[str]:
+def _uv_layer_problems(steps: list[Instruction], service_dir: Path, repo_root: Path) -> list[str]:
     problems: list[str] = []
     package = str(_project(service_dir)["name"])
-    steps = instructions(text)
     syncs = [(i, s) for i, s in enumerate(steps) if s.keyword == "RUN" and "uv sync" in s.arguments]
-    derived = _derives_from_pyproject(text, service_dir, repo_root)
+    derived = _derives_from_pyproject(steps, service_dir, repo_root)
     for _, sync in syncs:
         for flag in ("--locked", "--no-dev"):
             if flag not in sync.arguments:
@@ -342,13 +391,13 @@ def final_entrypoint(dockerfile: Path) -> list[str] | None:
 
 
 def _runtime_problems(
-    text: str, stage: list[Instruction], service_dir: Path, repo_root: Path
+    steps: list[Instruction], stage: list[Instruction], service_dir: Path, repo_root: Path
 ) -> list[str]:
     problems: list[str] = []
     users = [s.arguments for s in stage if s.keyword == "USER"]
     if not users or users[-1] not in {RUNTIME_UID, f"{RUNTIME_UID}:{RUNTIME_UID}"}:
         problems.append(f"final stage must run as USER {RUNTIME_UID}:{RUNTIME_UID}")
-    env = set(_iter_env(stage))
+    env = {name for s in stage for name in s.env}
     for name in REQUIRED_ENV:
         if name not in env:
             problems.append(f"final stage does not set {name}")
@@ -367,9 +416,9 @@ def _runtime_problems(
     if name == ENTRYPOINT_LINK:
         links = any(
             s.keyword == "RUN" and "ln -s" in s.arguments and ENTRYPOINT_LINK in s.arguments
-            for s in instructions(text)
+            for s in steps
         )
-        if links and _derives_from_pyproject(text, service_dir, repo_root):
+        if links and _derives_from_pyproject(steps, service_dir, repo_root):
             return problems
         problems.append(
             f"ENTRYPOINT {command!r}: no build step links {ENTRYPOINT_LINK} to the "
