@@ -325,3 +325,57 @@ def test_datadog_rate_limiting_that_never_ends_is_one_line() -> None:
     assert statuses == [429] * 6  # the first try and five retries, each after X-RateLimit-Reset
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "still rate limiting after 5 retries (HTTP 429)" in lines[0]
+
+
+# `client compare` where the polling-client[compare] extra is not installed (the
+# image): simulated by making the extra's modules unimportable in a fresh
+# interpreter; tests/test_containers.py checks the real image.
+WITHOUT_EXTRA = """
+import sys
+for name in sys.argv[1].split(","):
+    sys.modules[name] = None  # what importing (and find_spec) sees for a missing module
+from polling_client.__main__ import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("missing", ["scipy", "matplotlib", "datadog_api_client"])
+def test_compare_without_the_extra_is_one_line_naming_what_to_install(missing: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_EXTRA, missing, "compare", "--agent", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DD_TRACE_ENABLED": "false"},
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"(missing: {missing})" in lines[0]
+    assert "pip install 'polling-client[compare]'" in lines[0]
+
+
+IMPORTED_BY = """
+import sys
+from polling_client.__main__ import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+heavy = ("scipy", "numpy", "matplotlib", "datadog_api_client", "litestar", "granian")
+print(",".join(name for name in heavy if name in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["poll", "--help"], ["compare", "--help"]])
+def test_help_and_poll_do_not_import_the_compare_extra(argv: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTED_BY, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DD_TRACE_ENABLED": "false"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == ""

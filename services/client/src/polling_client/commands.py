@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import sys
 from typing import Any
 
 from polling_client.cli import CompareCommand, PollCommand
 from polling_client.datadog import DatadogQuery, fetch_datadog_traces
 from polling_client.datadog import describe as describe_datadog
-from polling_client.errors import ClientError
+from polling_client.errors import ClientError, ConfigError
 from polling_client.live import LiveDisplay
 from polling_client.poll import run_poll
 from polling_client.report import compare_json, compare_table, poll_json, poll_table
@@ -51,8 +52,26 @@ def _read_source(command: CompareCommand) -> tuple[str, list[list[dict[str, Any]
     return command.agent_url, fetch_traces(command.agent_url, command.timeout_s)
 
 
+# The modules of the polling-client[compare] extra (scipy, matplotlib,
+# datadog-api-client): `client compare` runs on a developer's machine; the
+# image, which only runs `client poll`, does not install them.
+COMPARE_MODULES = ("scipy", "matplotlib", "datadog_api_client")
+
+
+def require_compare_extra() -> None:
+    """Refuse `client compare` up front (ConfigError: exit 2) when the extra is not installed."""
+    missing = [name for name in COMPARE_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(
+            f"compare needs the compare extra, not installed here (missing: {', '.join(missing)}):"
+            " pip install 'polling-client[compare]', or run `uv run client compare` from the"
+            " repository"
+        )
+
+
 def compare_versions(command: CompareCommand) -> int:
     """Print the per-resource comparison and verdict; 1 when there is nothing to compare."""
+    require_compare_extra()
     source, traces = _read_source(command)
     selection = select_entry_spans(
         traces, service=command.service, env=command.env, include_probes=command.include_probes
