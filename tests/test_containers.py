@@ -50,6 +50,13 @@ SERVICE_PACKAGES = {
 }
 #: what no image may hold: dev tools, the test harness, the local-only tools
 NEVER_IN_AN_IMAGE = ("pytest", "hypothesis", "mypy", "ruff", "testkit", "devstack", "repocheck")
+#: what an image's service never imports: servicekit's `http` extra (the HTTP
+#: server) in the gRPC-only backend and the client, the client's `compare` extra
+#: (`client compare` runs on a developer's machine, the pod only polls)
+NOT_IMPORTED_BY = {
+    "tts-backend": ("litestar", "granian", "faker"),
+    "client": ("scipy", "numpy", "matplotlib", "datadog_api_client", "litestar", "granian"),
+}
 
 pytestmark = pytest.mark.slow
 
@@ -126,7 +133,8 @@ def test_the_image_holds_only_its_service(built: dict[str, float], image: str) -
         others.append("speech_front")  # the fronts' shared member, theirs only
     probe = (
         "import importlib.util, json;"
-        f"names = {[*NEVER_IN_AN_IMAGE, *others, SERVICE_PACKAGES[image]]!r};"
+        f"names = {[*NEVER_IN_AN_IMAGE, *NOT_IMPORTED_BY.get(image, ()), *others]!r}"
+        f" + [{SERVICE_PACKAGES[image]!r}];"
         "print(json.dumps([n for n in names if importlib.util.find_spec(n)]))"
     )
     found = containers.run_once(tag, ["-c", probe], extra=["--entrypoint=/app/.venv/bin/python"])
@@ -155,6 +163,15 @@ def test_the_image_runs_as_10001_and_help_exits_0(built: dict[str, float], image
     helped = containers.run_once(tag, ["--help"])
     assert helped.returncode == 0, f"image {tag}: --help exit {helped.returncode}\n{helped.stderr}"
     assert "usage:" in helped.stdout, f"image {tag}: --help printed\n{helped.stdout}"
+
+
+def test_compare_in_the_client_image_names_the_extra_to_install(built: dict[str, float]) -> None:
+    tag = containers.IMAGE_PREFIX + "client"
+    compared = containers.run_once(tag, ["compare", "--agent", "http://127.0.0.1:9"])
+    assert compared.returncode == 2, f"image {tag}: compare exit {compared.returncode}"
+    lines = compared.stderr.strip().splitlines()
+    assert len(lines) == 1, f"image {tag}: compare printed\n{compared.stderr}"
+    assert "pip install 'polling-client[compare]'" in lines[0], lines[0]
 
 
 # --------------------------------------------------------------------------- pods
