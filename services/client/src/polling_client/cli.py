@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from servicekit import durations
 from servicekit.settings import load_or_exit
@@ -105,6 +105,47 @@ def _version(text: str) -> str:
     return text
 
 
+class _Flags:
+    """Adds flags to a parser or one of its groups, in the shapes both commands share.
+
+    A value is checked by its parser as argparse reads it: a bad one is one
+    line, ``client poll: error: argument --rate: '-1' is not a rate: ...``.
+    """
+
+    def __init__(self, target: argparse._ActionsContainer) -> None:
+        self.target = target
+
+    def checked(
+        self, flag: str, kind: str, parse: Callable[[str], object], help: str, **extra: Any
+    ) -> None:
+        self.target.add_argument(flag, type=_checked(kind, parse), help=help, **extra)
+
+    def url(self, flag: str, default: str | None, help: str) -> None:
+        self.checked(flag, "a URL", base_url, help, default=default)
+
+    def duration(self, flag: str, default: float | None, help: str) -> None:
+        self.checked(flag, "a duration", parse_duration, help, default=default)
+
+    def number(
+        self,
+        flag: str,
+        kind: str,
+        limits: tuple[float, float],
+        default: float | None,
+        help: str,
+        *,
+        integer: bool = False,
+    ) -> None:
+        low, high = limits
+        self.checked(flag, kind, _number_in(low, high, integer=integer), help, default=default)
+
+    def version(self, flag: str, default: str | None, help: str) -> None:
+        self.checked(flag, "a version", _version, help, default=default)
+
+    def output_format(self) -> None:
+        self.target.add_argument("--format", choices=("table", "json"), default="table")
+
+
 def build_parser(settings: ClientSettings) -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROGRAM,
@@ -132,73 +173,55 @@ def _add_poll(commands: argparse._SubParsersAction[_Parser], settings: ClientSet
             " polls until Ctrl-C / SIGTERM, then prints the table."
         ),
     )
-    poll.add_argument(
-        "--gateway",
-        default=settings.gateway_url,
-        type=_checked("a URL", base_url),
-        help="entry point URL (default %(default)s)",
-    )
-    poll.add_argument(
+    flags = _Flags(poll)
+    flags.url("--gateway", settings.gateway_url, "entry point URL (default %(default)s)")
+    flags.url(
         "--books",
-        default=settings.books_url,
-        type=_checked("a URL", base_url),
-        help="where /books lives, if not behind the gateway (default: the gateway)",
+        settings.books_url,
+        "where /books lives, if not behind the gateway (default: the gateway)",
     )
-    poll.add_argument(
+    flags.number(
         "--rate",
-        default=settings.rate,
-        type=_checked("a rate", _number_in(0, 10_000)),
-        help="requests per second, paced by scheduled ticks; 0 = as fast as"
+        "a rate",
+        (0, 10_000),
+        settings.rate,
+        "requests per second, paced by scheduled ticks; 0 = as fast as"
         " --concurrency allows (default %(default)s)",
     )
-    stop = poll.add_mutually_exclusive_group()
-    stop.add_argument(
-        "--duration",
-        type=_checked("a duration", parse_duration),
-        help="stop after this long: 30, 30s, 2m, 1h",
+    stop = _Flags(poll.add_mutually_exclusive_group())
+    stop.duration("--duration", None, "stop after this long: 30, 30s, 2m, 1h")
+    stop.number(
+        "--count", "a count", (1, 100_000_000), None, "stop after this many requests", integer=True
     )
-    stop.add_argument(
-        "--count",
-        type=_checked("a count", _number_in(1, 100_000_000, integer=True)),
-        help="stop after this many requests",
-    )
-    poll.add_argument(
+    flags.number(
         "--max-error-rate",
-        default=settings.max_error_rate,
-        type=_checked("a rate", _number_in(0, 1)),
-        help="fail (exit 1) when errors/requests is above this, 0-1 (default %(default)s)",
+        "a rate",
+        (0, 1),
+        settings.max_error_rate,
+        "fail (exit 1) when errors/requests is above this, 0-1 (default %(default)s)",
     )
-    poll.add_argument(
+    flags.number(
         "--concurrency",
-        default=settings.concurrency,
-        type=_checked("a count", _number_in(1, 1024, integer=True)),
-        help="requests in flight at most, also the connection pool size (default %(default)s)",
+        "a count",
+        (1, 1024),
+        settings.concurrency,
+        "requests in flight at most, also the connection pool size (default %(default)s)",
+        integer=True,
     )
-    poll.add_argument(
-        "--timeout",
-        default=10.0,
-        type=_checked("a duration", parse_duration),
-        help="per-request timeout (default %(default)ss)",
+    flags.duration("--timeout", 10.0, "per-request timeout (default %(default)ss)")
+    flags.checked(
+        "--mix", "a mix", parse_mix, "operation weights (default %(default)s)", default=DEFAULT_MIX
     )
-    poll.add_argument(
-        "--mix",
-        default=DEFAULT_MIX,
-        type=_checked("a mix", parse_mix),
-        help="operation weights (default %(default)s)",
-    )
-    poll.add_argument(
-        "--canary",
-        type=_checked("a version", _version),
-        help="send x-canary: VERSION to pin the text-to-speech version",
-    )
-    poll.add_argument(
+    flags.version("--canary", None, "send x-canary: VERSION to pin the text-to-speech version")
+    flags.checked(
         "--wait",
-        default=settings.wait_s,
-        type=_checked("a duration", _duration_or_zero),
-        help="wait up to this long for the entry point to answer before starting"
+        "a duration",
+        _duration_or_zero,
+        "wait up to this long for the entry point to answer before starting"
         " (default %(default)ss: fail at once)",
+        default=settings.wait_s,
     )
-    poll.add_argument("--format", choices=("table", "json"), default="table")
+    flags.output_format()
 
 
 def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: ClientSettings) -> None:
@@ -233,11 +256,10 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
         ),
     )
     source = compare.add_mutually_exclusive_group()
-    source.add_argument(
+    _Flags(source).url(
         "--agent",
-        default=settings.agent_url,
-        type=_checked("a URL", base_url),
-        help="APM test agent URL (default %(default)s; environment AGENT_URL). In the"
+        settings.agent_url,
+        "APM test agent URL (default %(default)s; environment AGENT_URL). In the"
         " cluster: the port forward of `tilt up -- --apm=test-agent`",
     )
     source.add_argument(
@@ -245,61 +267,61 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
         action="store_true",
         help="read the spans from Datadog's API (Search spans) instead of a test agent",
     )
-    compare.add_argument(
-        "--since",
-        default=1800.0,
-        type=_checked("a duration", parse_duration),
-        help="--datadog: spans of this last period, e.g. 30m, 2h (default 30m)",
+    flags = _Flags(compare)
+    flags.duration(
+        "--since", 1800.0, "--datadog: spans of this last period, e.g. 30m, 2h (default 30m)"
     )
-    compare.add_argument(
+    flags.url(
         "--datadog-url",
-        default=settings.datadog_api_url,
-        type=_checked("a URL", base_url),
-        help="--datadog: API base URL (default https://api.$DD_SITE; environment DATADOG_API_URL)",
+        settings.datadog_api_url,
+        "--datadog: API base URL (default https://api.$DD_SITE; environment DATADOG_API_URL)",
     )
     compare.add_argument("--service", default="text-to-speech", help="service name (%(default)s)")
     compare.add_argument("--env", help="only spans with this env tag (default: all)")
-    compare.add_argument(
-        "--baseline", default="v1", type=_checked("a version", _version), help="(%(default)s)"
-    )
-    compare.add_argument(
-        "--canary", default="v2", type=_checked("a version", _version), help="(%(default)s)"
-    )
+    flags.version("--baseline", "v1", "(%(default)s)")
+    flags.version("--canary", "v2", "(%(default)s)")
     compare.add_argument(
         "--plot",
         type=Path,
         metavar="FILE.png",
         help="draw the latency distributions to a PNG, one panel per resource",
     )
-    compare.add_argument(
+    flags.number(
         "--plot-panels",
-        default=6,
-        type=_checked("a count", _number_in(1, 24, integer=True)),
-        help="--plot: draw the N busiest resources (default %(default)s)",
+        "a count",
+        (1, 24),
+        6,
+        "--plot: draw the N busiest resources (default %(default)s)",
+        integer=True,
     )
-    compare.add_argument(
+    flags.number(
         "--alpha",
-        default=defaults.alpha,
-        type=_checked("a probability", _number_in(1e-9, 0.5)),
-        help="significance level of each one-sided test (default %(default)s)",
+        "a probability",
+        (1e-9, 0.5),
+        defaults.alpha,
+        "significance level of each one-sided test (default %(default)s)",
     )
-    compare.add_argument(
+    flags.number(
         "--latency-margin",
-        default=defaults.latency_margin,
-        type=_checked("a fraction", _number_in(0, 100)),
-        help="tolerated relative increase of the median latency (default %(default)s = +10%%)",
+        "a fraction",
+        (0, 100),
+        defaults.latency_margin,
+        "tolerated relative increase of the median latency (default %(default)s = +10%%)",
     )
-    compare.add_argument(
+    flags.number(
         "--error-margin",
-        default=defaults.error_margin,
-        type=_checked("a fraction", _number_in(0, 1)),
-        help="tolerated absolute increase of the error rate (default %(default)s = +1 point)",
+        "a fraction",
+        (0, 1),
+        defaults.error_margin,
+        "tolerated absolute increase of the error rate (default %(default)s = +1 point)",
     )
-    compare.add_argument(
+    flags.number(
         "--min-samples",
-        default=defaults.min_samples,
-        type=_checked("a count", _number_in(1, 10_000_000, integer=True)),
-        help="requests needed per version of each resource before promoting (default %(default)s)",
+        "a count",
+        (1, 10_000_000),
+        defaults.min_samples,
+        "requests needed per version of each resource before promoting (default %(default)s)",
+        integer=True,
     )
     compare.add_argument(
         "--resource",
@@ -312,13 +334,10 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
         action="store_true",
         help="keep /healthz, /readyz and /livez spans (left out by default)",
     )
-    compare.add_argument(
-        "--timeout",
-        default=10.0,
-        type=_checked("a duration", parse_duration),
-        help="timeout of each agent or Datadog API request (default %(default)ss)",
+    flags.duration(
+        "--timeout", 10.0, "timeout of each agent or Datadog API request (default %(default)ss)"
     )
-    compare.add_argument("--format", choices=("table", "json"), default="table")
+    flags.output_format()
 
 
 def parse_command(argv: Sequence[str] | None = None) -> PollCommand | CompareCommand:
