@@ -60,12 +60,15 @@ def to_ms(text: str) -> float:
     return float(match.group(1)) * _UNITS_MS[match.group(2)]
 
 
-def run_wrk(
-    url: str, duration: int, load_cpu: int, script: Path | None
-) -> tuple[float, float, float]:
-    command = ["taskset", "-c", str(load_cpu), "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration}s"]
-    command += ["--latency", *(["-s", str(script)] if script else []), url]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+def wrk_command(
+    url: str, duration: int, load_cpu: int, script: Path | None, connections: int = CONNECTIONS
+) -> list[str]:
+    command = ["taskset", "-c", str(load_cpu), "wrk", "-t1", f"-c{connections}", f"-d{duration}s"]
+    return [*command, "--latency", *(["-s", str(script)] if script else []), url]
+
+
+def parse_wrk(url: str, output: str) -> tuple[float, float, float]:
+    """requests/s, p50 and p99 (ms) from wrk's --latency output; exit on any error."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     p50 = to_ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
     p99 = to_ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
@@ -74,6 +77,14 @@ def run_wrk(
             print(f"\nerror: {url}: {problem}:\n{output}", file=sys.stderr)
             raise SystemExit(1)
     return rps, p50, p99
+
+
+def run_wrk(
+    url: str, duration: int, load_cpu: int, script: Path | None
+) -> tuple[float, float, float]:
+    command = wrk_command(url, duration, load_cpu, script)
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return parse_wrk(url, output)
 
 
 def rss_mb(pid: int) -> float:

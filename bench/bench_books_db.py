@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from bench_books import CONNECTIONS, SEED_BOOKS, to_ms
+from bench_books import CONNECTIONS, SEED_BOOKS, parse_wrk, wrk_command
 from testkit.process import ServiceProcess, child_pids, console_script, free_port
 
 MIX_LUA = """
@@ -47,24 +45,6 @@ request = function()
   return wrk.format("GET", "/books/" .. (math.floor(n / 2) % 100 + 1))
 end
 """
-
-
-def wrk_command(
-    url: str, duration: int, load_cpu: int, script: Path | None, connections: int
-) -> list[str]:
-    command = ["taskset", "-c", str(load_cpu), "wrk", "-t1", f"-c{connections}", f"-d{duration}s"]
-    return [*command, "--latency", *(["-s", str(script)] if script else []), url]
-
-
-def parse_wrk(url: str, output: str) -> tuple[float, float, float]:
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    p50 = to_ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
-    p99 = to_ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
-    for problem in ("Non-2xx or 3xx responses", "Socket errors"):
-        if problem in output:
-            print(f"\nerror: {url}: {problem}:\n{output}", file=sys.stderr)
-            raise SystemExit(1)
-    return rps, p50, p99
 
 
 def run_wrk_split(
