@@ -12,8 +12,8 @@ what is missing; with ``CI=true`` they fail instead.
 
 from __future__ import annotations
 
+import asyncio
 import json
-import math
 import os
 import secrets
 import shutil
@@ -29,7 +29,13 @@ from devstack.services import Ports
 from repocheck.k8s.manifests import K8S_DIR
 from testkit import containers
 from testkit.containers import ContainerError, ContainerRun, PodContainer
-from testkit.devstack import free_stack_ports, stack_command, wait_for_output
+from testkit.devstack import (
+    binomial_interval,
+    count_versions,
+    free_stack_ports,
+    stack_command,
+    wait_for_output,
+)
 from testkit.k8s import repo_rendered
 from testkit.process import REPO_ROOT, ServiceProcess, free_port
 from testkit.testagent import ApmTestAgent
@@ -359,11 +365,7 @@ def test_the_stack_from_images_does_the_walkthrough_split_and_traces(
     assert spoken.status_code in (200, 201, 202), spoken.text
     # The 70/30 split.
     n = 400
-    counts: dict[str, int] = {}
-    with httpx.Client(timeout=30) as client:
-        for _ in range(n):
-            version = client.get(f"{url}/").headers.get("x-tts-version", "?")
-            counts[version] = counts.get(version, 0) + 1
+    counts = asyncio.run(count_versions(url, n))
     low, high = binomial_interval(n, 0.3)
     assert counts.get("v1", 0) + counts.get("v2", 0) == n, counts
     assert low <= counts.get("v2", 0) <= high, (counts, (low, high))
@@ -387,21 +389,6 @@ def test_the_stack_from_images_does_the_walkthrough_split_and_traces(
         spans = _agent_spans(agent_url, trace_id, {"text-to-speech", "books", "tts-backend"})
         fronts = {s["meta"].get("version") for s in spans if s["service"] == "text-to-speech"}
         assert fronts == {version}, fronts
-
-
-def binomial_interval(n: int, p: float, confidence: float = 0.999) -> tuple[int, int]:
-    """The central ``confidence`` interval of Binomial(n, p), exact."""
-    tail = (1 - confidence) / 2
-    pmf = [math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)]
-    low, cumulative = 0, 0.0
-    while cumulative + pmf[low] < tail:
-        cumulative += pmf[low]
-        low += 1
-    high, cumulative = n, 0.0
-    while cumulative + pmf[high] < tail:
-        cumulative += pmf[high]
-        high -= 1
-    return low, high
 
 
 # --------------------------------------------------------------------------- stand-ins script
