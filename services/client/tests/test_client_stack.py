@@ -14,9 +14,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from devstack.services import Ports
+from polling_client.traces import fetch_traces, select_entry_spans
 from testkit.devstack import free_stack_ports, stack_command, wait_for_output
 from testkit.process import REPO_ROOT, ServiceProcess, console_script
 
@@ -48,13 +48,9 @@ def run_client(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def agent_entry_spans(agent_url: str) -> int:
-    traces = httpx.get(f"{agent_url}/test/traces", timeout=10).json()
-    return sum(
-        1
-        for trace in traces
-        for span in trace
-        if span.get("service") == "text-to-speech" and span.get("meta", {}).get("version")
-    )
+    """Entry spans of text-to-speech the agent holds, selected as `client compare` does."""
+    selection = select_entry_spans(fetch_traces(agent_url), service="text-to-speech")
+    return len(selection.spans)
 
 
 def test_poll_then_compare_through_the_real_stack(stack: Ports, tmp_path: Path) -> None:
@@ -82,8 +78,12 @@ def test_poll_then_compare_through_the_real_stack(stack: Ports, tmp_path: Path) 
     assert versions["v1"]["requests"] > 0 and versions["v2"]["requests"] > 0
     tts_requests = versions["v1"]["requests"] + versions["v2"]["requests"]
 
-    deadline = time.monotonic() + 30
-    while agent_entry_spans(agent_url) < tts_requests and time.monotonic() < deadline:
+    # The fronts' tracers flush in the background: wait until every tallied answer
+    # has its entry span at the agent (counting every span of the service, as this
+    # once did, stopped the wait early on a busy machine).
+    deadline = time.monotonic() + 120
+    while (seen := agent_entry_spans(agent_url)) < tts_requests:
+        assert time.monotonic() < deadline, f"{seen} of {tts_requests} entry spans at the agent"
         time.sleep(0.2)
 
     plot = tmp_path / "latency.png"
