@@ -198,7 +198,8 @@ class PostgresStore:
             )
             for index in range(int(version), len(MIGRATIONS)):
                 migration = MIGRATIONS[index]
-                await connection.execute(migration.postgresql)
+                for statement in migration.statements("postgresql"):
+                    await connection.execute(statement)
                 await connection.execute(
                     "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                     index + 1,
