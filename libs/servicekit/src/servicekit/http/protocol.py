@@ -53,15 +53,30 @@ class BrokenBodyMiddleware:
             await self.app(scope, receive, send)
             return
         complete = False
+        remaining = _declared_length(scope)
 
         async def checked_receive() -> ReceiveMessage:
-            nonlocal complete
+            nonlocal complete, remaining
             message = await receive()
             if message["type"] == "http.request":
                 complete = not message.get("more_body", False)
+                if remaining is not None and not complete:
+                    remaining -= len(message.get("body", b""))
+                    if remaining <= 0:
+                        complete = True
+                        message = {**message, "more_body": False}
             elif message["type"] == "http.disconnect" and not complete:
                 complete = True  # once: a later disconnect is only a disconnect
                 raise ClientException(detail=BROKEN_BODY_DETAIL, headers={"Connection": "close"})
             return message
 
         await self.app(scope, checked_receive, send)
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+        if name == b"transfer-encoding":
+            return None
+    return None
