@@ -9,6 +9,7 @@ or a shell would, and drive the real books process over HTTP.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -165,3 +166,30 @@ def test_schema_1_database_migrates_keeping_rows_ids_and_never_reused_ids(db_pat
         assert "books_v2" not in names
     finally:
         check.close()
+
+
+@pytest.mark.parametrize(
+    ("synchronous", "where"), [("NORMAL", "event loop"), ("FULL", "writer thread")]
+)
+def test_writes_run_where_synchronous_allows_and_every_write_works(
+    db_path: Path, synchronous: str, where: str
+) -> None:
+    env = {"BOOKS_DB_SYNCHRONOUS": synchronous}
+    with running_books(db_path, env=env) as server, httpx.Client(base_url=server.url) as http:
+        created = http.post("/books", json={"title": "T", "author": "A"})
+        assert created.status_code == 201, created.text
+        book_id = created.json()["id"]
+        replaced = http.put(f"/books/{book_id}", json={"title": "T2", "author": "A2"})
+        assert replaced.status_code == 200 and replaced.json()["title"] == "T2"
+        patched = http.patch(f"/books/{book_id}", json={"description": "d"})
+        assert patched.status_code == 200 and patched.json()["description"] == "d"
+        assert http.get(f"/books/{book_id}").json() == patched.json()
+        assert http.delete(f"/books/{book_id}").status_code == 204
+        assert http.get(f"/books/{book_id}").status_code == 404
+        log = server.process.output()
+    opened = [
+        record
+        for record in map(json.loads, log.splitlines())
+        if record.get("message") == "database open"
+    ]
+    assert [record["db.writes"] for record in opened] == [where], log
