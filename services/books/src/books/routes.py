@@ -16,8 +16,7 @@ from litestar import Request, Response, Router, delete, get, patch, post, put
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import Parameter
-from litestar.types import ASGIApp, Receive, Scope, Send
-from servicekit.http import error_response
+from servicekit.http import JsonBytes, error_response
 
 from books.models import MAX_ID, Book, BookIn, BookPatch
 from books.repository import BookStore
@@ -53,52 +52,6 @@ def parse_id(raw: str) -> int:
     raise ValidationException(
         detail=f"path parameter 'id' must be an integer from 1 to {MAX_ID}, got {raw[:40]!r}"
     )
-
-
-class JsonBytes(Response[Any]):
-    """A response whose body is JSON already (from the store), sent as it is.
-
-    Litestar's own path for a ``Response`` re-checks and re-encodes its headers
-    through mutable header views on every request (a sixth of a GET by id);
-    this one builds its two or three header lines directly. Route-level
-    ``response_headers``/cookies are not merged in: these routes declare none.
-    """
-
-    __slots__ = ()
-
-    def __init__(
-        self, content: bytes, status_code: int = 200, headers: dict[str, str] | None = None
-    ) -> None:
-        # Only what to_asgi_response reads; Response.__init__ also normalises
-        # cookies, media type and encoders, none of which apply here.
-        self.content = content
-        self.status_code = status_code
-        self.headers = headers or {}
-        self.background = None
-        self.cookies = []
-        self.encoding = "utf-8"
-        self.media_type = "application/json"
-        self.response_type_encoders = {}
-
-    def to_asgi_response(self, *args: Any, **kwargs: Any) -> ASGIApp:  # type: ignore[override]
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(self.content)).encode()),
-        ]
-        for name, value in self.headers.items():
-            headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-        return _SendBytes(self.status_code or 200, headers, self.content)
-
-
-class _SendBytes:
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        self.status, self.headers, self.body = status, headers, body
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
-        await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
 
 def _json(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response[Book]:

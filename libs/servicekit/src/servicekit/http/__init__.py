@@ -5,6 +5,7 @@
   request body (413), 415 for non-JSON bodies, 400 for a body whose framing is
   broken, OpenAPI at ``/schema``.
 - :func:`healthz_route` / :func:`readiness_route`: probe endpoints.
+- :class:`JsonBytes` / :class:`EncodedJson`: responses whose body is JSON already.
 - :func:`serve`: run it (granian, in-process) with an access log, ``HEAD``
   wherever ``GET`` is, and a graceful SIGTERM.
 """
@@ -20,6 +21,7 @@ from litestar.types import ControllerRouterHandler, Middleware
 
 from servicekit.http.access_log import AccessLogMiddleware
 from servicekit.http.content_type import RequireJsonBodyMiddleware
+from servicekit.http.encoded_json import EncodedJson, JsonBytes
 from servicekit.http.errors import error_code, error_response, exception_handlers
 from servicekit.http.health import ReadinessCheck, healthz_route, readiness_route
 from servicekit.http.protocol import BrokenBodyMiddleware, HeadAsGetMiddleware
@@ -31,7 +33,9 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "AccessLogMiddleware",
     "BrokenBodyMiddleware",
+    "EncodedJson",
     "HeadAsGetMiddleware",
+    "JsonBytes",
     "ReadinessCheck",
     "RequireJsonBodyMiddleware",
     "error_code",

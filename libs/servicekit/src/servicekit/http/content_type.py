@@ -6,6 +6,8 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from servicekit.http.encoded_json import EncodedJson
+
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -24,17 +26,7 @@ async def _send_415(send: Send, content_type: bytes) -> None:
             "detail": f"request body must be JSON (Content-Type: application/json), got {shown}",
         }
     )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 415,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await EncodedJson(415, body).send_to(send)
 
 
 class RequireJsonBodyMiddleware:
