@@ -115,7 +115,7 @@ class BookStore:
         self._writer: aiosqlite.Connection | None = None
         self._loop_writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
-        self._writes_on_thread = 0  # statements queued on or running in the writer thread
+        self._statements_on_thread = 0  # writes and checkpoints queued on or running in the thread
         self._writes_since_checkpoint = 0
         self._checkpoint: asyncio.Task[None] | None = None
 
@@ -194,7 +194,7 @@ class BookStore:
     async def _write(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """Run one write statement (see the module docstring for where) and return its rows."""
         loop_writer = self._loop_writer
-        if loop_writer is not None and not self._writes_on_thread:
+        if loop_writer is not None and not self._statements_on_thread:
             try:
                 rows = loop_writer.execute(sql, params).fetchall()
             except sqlite3.Error as error:
@@ -207,13 +207,13 @@ class BookStore:
             else:
                 self._count_loop_write()
                 return rows
-        self._writes_on_thread += 1
+        self._statements_on_thread += 1
         try:
             return list(await self.writer.execute_fetchall(sql, params))
         except sqlite3.Error as error:
             raise _unavailable(error) from error
         finally:
-            self._writes_on_thread -= 1
+            self._statements_on_thread -= 1
 
     def _count_loop_write(self) -> None:
         self._writes_since_checkpoint += 1
@@ -221,7 +221,7 @@ class BookStore:
             self._writes_since_checkpoint = 0
             # Writes queue behind the checkpoint on the thread: a checkpoint that
             # races new frames never catches up, and the WAL would only grow.
-            self._writes_on_thread += 1
+            self._statements_on_thread += 1
             self._checkpoint = asyncio.get_running_loop().create_task(self._run_checkpoint())
 
     async def _run_checkpoint(self) -> None:
@@ -230,7 +230,7 @@ class BookStore:
         except sqlite3.Error as error:  # retried after the next CHECKPOINT_EVERY_WRITES
             log.warning("checkpoint failed", extra={"error.message": str(error)})
         finally:
-            self._writes_on_thread -= 1
+            self._statements_on_thread -= 1
             self._checkpoint = None
 
     async def create_json(self, book: BookIn) -> tuple[int, bytes]:
