@@ -1,4 +1,5 @@
-"""Readiness probes: HTTP 200, gRPC health SERVING, or a TCP port accepting connections.
+"""Readiness probes: HTTP 200, gRPC health SERVING, a TCP port accepting connections, or a
+command that exits 0 (``pg_isready``).
 
 The HTTP probe is a plain HTTP/1.1 GET on an asyncio stream: the stack runner
 stays small (an HTTP client library would add ~25 MB to its RSS for one GET).
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 from urllib.parse import urlsplit
 
 from devstack.services import Probe
@@ -22,6 +24,8 @@ async def is_ready(probe: Probe) -> bool:
                 return await _http_ok(probe.target)
             if probe.kind == "grpc":
                 return await _grpc_serving(probe.target)
+            if probe.kind == "command":
+                return await _command_ok(probe.target)
             return await _tcp_open(probe.target)
     except (OSError, ValueError, TimeoutError):
         return False
@@ -56,6 +60,21 @@ async def _grpc_serving(address: str) -> bool:
         except grpc.RpcError:
             return False
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+async def _command_ok(command: str) -> bool:
+    process = await asyncio.create_subprocess_exec(
+        *shlex.split(command),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        return await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 async def _tcp_open(address: str) -> bool:
