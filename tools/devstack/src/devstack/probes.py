@@ -15,6 +15,9 @@ from urllib.parse import urlsplit
 from devstack.services import Probe
 
 _PROBE_TIMEOUT_S = 1.0
+# The kubelet's agent (kube-probe/<version>): whatever tells probe traffic from
+# real traffic in the cluster (the canary verdict leaves it out) does so here too.
+USER_AGENT = "kube-probe/stack"
 
 
 async def is_ready(probe: Probe) -> bool:
@@ -38,7 +41,7 @@ async def _http_ok(url: str) -> bool:
     try:
         writer.write(
             f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            "Connection: close\r\n\r\n".encode()
+            f"User-Agent: {USER_AGENT}\r\nConnection: close\r\n\r\n".encode()
         )
         status_line = await reader.readline()
     finally:
