@@ -15,6 +15,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from servicekit.durations import parse_duration
+
 from devstack import images
 from devstack import status as status_view
 from devstack.gatewaylink import GatewayLink
@@ -71,6 +73,16 @@ def _port(text: str) -> int:
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{text} is not a port (1-65535)")
     return value
+
+
+def _duration(text: str) -> str:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be above 0")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not restart services when their source changes, nor reload the routes",
     )
     up.add_argument(
+        "--trace-retention",
+        type=_duration,
+        default="10m",
+        metavar="DURATION",
+        help="how long the APM test agent keeps a trace (default 10m; e.g. 30s, 1h): older "
+        "ones are dropped while the stack runs, so memory stays bounded; client compare "
+        "reads what is kept",
+    )
+    up.add_argument(
         "--ready-timeout",
         type=float,
         default=60.0,
@@ -195,6 +216,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         with_client=args.with_client,
         client_rate=args.client_rate,
         reload=args.reload,
+        trace_retention=args.trace_retention,
     )
 
 

@@ -69,6 +69,8 @@ class StackConfig:
     reload: bool = True  # the gateway follows edits to istio_dir (services: devstack.reload)
     # The gateway's admin API (readiness of its destinations): a Unix socket.
     gateway_admin_socket: Path | None = None
+    # How long the APM test agent keeps a trace (devstack.apm_agent).
+    trace_retention: str = "10m"
 
     @property
     def gateway_url(self) -> str:
@@ -160,7 +162,10 @@ def _agent_spec(config: StackConfig) -> ServiceSpec:
     return ServiceSpec(
         "apm-test-agent",
         [
-            console_script("ddapm-test-agent"),
+            sys.executable,
+            "-m",
+            "devstack.apm_agent",
+            f"--retention={config.trace_retention}",
             f"--host={LOOPBACK}",
             f"--port={ports.agent}",
             f"--otlp-http-port={ports.otlp_http}",
