@@ -35,10 +35,13 @@ DEFAULT_ISTIO_DIR = Path("k8s/istio")
 DESCRIPTION = """\
 Start books, tts-backend, text-to-speech v1 and v2, the local gateway and the
 Datadog APM test agent as processes on 127.0.0.1; wait until every one is
-ready; print the gateway URL and example commands. Ctrl-C (or SIGTERM) stops
-everything. A service that dies is restarted with backoff; one that dies 5
-times within a minute stops the stack (after an edit to its source, it waits
-for the next save instead).
+ready; print the gateway URL and example commands. Ctrl-C (or SIGTERM, or
+SIGHUP) stops everything. A service that dies is restarted with backoff; one
+that dies 5 times within a minute stops the stack (after an edit to its source,
+it waits for the next save instead). Readiness decides, as in Kubernetes: a
+service the stack restarts, or whose probe fails twice (every 5 s), is out of
+the gateway's pick, and back the moment its probe passes (`stack status` shows
+it). The APM test agent keeps the traces of the last --trace-retention.
 
 Services run from the sources of the uv workspace the current directory is in.
 Live reload (unless --no-reload): a saved .py file restarts the services that
