@@ -98,6 +98,7 @@ class Poller:
 
     url: str
     headers: dict[str, str]
+    path: str = "/"
     answers: list[tuple[int, str]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -105,15 +106,15 @@ class Poller:
         with httpx.Client(timeout=30.0) as client:
             while not self.stop.is_set():
                 try:
-                    response = client.get(f"{self.url}/", headers=self.headers)
+                    response = client.get(self.url + self.path, headers=self.headers)
                     self.answers.append((response.status_code, response.text))
                 except httpx.HTTPError as error:
                     self.answers.append((0, type(error).__name__))
                 time.sleep(0.01)
 
 
-def _polling(url: str, headers: dict[str, str]) -> tuple[Poller, threading.Thread]:
-    poller = Poller(url, headers)
+def _polling(url: str, headers: dict[str, str], path: str = "/") -> tuple[Poller, threading.Thread]:
+    poller = Poller(url, headers, path)
     thread = threading.Thread(target=poller.run, daemon=True)
     thread.start()
     return poller, thread
@@ -292,3 +293,27 @@ def test_a_gateway_that_refused_a_broken_routing_file_starts_when_it_is_fixed(
         stack.save(VIRTUAL_SERVICES, routes)
         mark = len(stack.output())
         stack.wait_for_line(r"^stack +\| local-gateway is ready again$", mark)
+
+
+def test_a_deleted_and_recreated_file_is_routable_once_the_service_is_back(stack: Stack) -> None:
+    """Books' routes deleted (books cannot start), then put back: the gateway follows books."""
+    routes = Path("services/books/src/books/routes.py")
+    original = stack.read(routes)
+    poller, thread = _polling(stack.url, {}, "/books")
+    mark = len(stack.output())
+    restored = False
+    try:
+        (stack.root / routes).unlink()
+        stack.wait_for_line(r"books exited \(exit status \d+\) after the edit", mark)
+        back = len(stack.output())
+        stack.save(routes, original)
+        restored = True
+        stack.wait_for_line(r"^stack +\| books is ready again$", back)
+        answer = httpx.get(f"{stack.url}/books", timeout=30.0)
+        assert answer.status_code == 200, answer.text
+        assert "destination ejected" not in stack.output()[mark:]
+    finally:
+        poller.stop.set()
+        thread.join()
+        if not restored:
+            stack.save(routes, original)
