@@ -165,6 +165,14 @@ def test_poll_with_a_duration_stops_and_never_exceeds_the_rate(server: ContractS
     assert 0 < requests <= 40 * 1 + 5  # the pace plus at most one burst
 
 
+def _wait_until_served(server: ContractServer, count: int) -> int:
+    """Text-to-speech requests the server answered, once ``count`` (or after 30 s)."""
+    deadline = time.monotonic() + 30
+    while server.stats()["tts"] < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server.stats()["tts"]
+
+
 def test_sigint_stops_polling_and_prints_the_table(server: ContractServer) -> None:
     process = subprocess.Popen(
         [console_script("client"), "poll", "--gateway", server.url, "--rate", "100"],
@@ -175,9 +183,7 @@ def test_sigint_stops_polling_and_prints_the_table(server: ContractServer) -> No
         env=client_env(),
     )
     try:
-        deadline = time.monotonic() + 30
-        while server.stats()["tts"] < 20 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_until_served(server, 20)
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
     finally:
@@ -299,10 +305,7 @@ def test_the_heartbeat_beats_while_waiting_and_while_polling(tmp_path: Path) -> 
         waiting = _wait_for_a_newer_mtime(heartbeat, -1, process)
         _wait_for_a_newer_mtime(heartbeat, waiting, process)  # still waiting, still beating
         with server:
-            deadline = time.monotonic() + 30
-            while server.stats()["tts"] < 3 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert server.stats()["tts"] >= 3, "the client sent nothing"
+            assert _wait_until_served(server, 3) >= 3, "the client sent nothing"
             polling = _wait_for_a_newer_mtime(heartbeat, heartbeat.stat().st_mtime_ns, process)
             process.send_signal(signal.SIGINT)
             _stdout, stderr = process.communicate(timeout=30)
