@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,9 @@ DOCKERFILES = ["services/Dockerfile", "k8s/apm-test-agent/Dockerfile"]
 
 
 def checkov_binary() -> str:
-    found = shutil.which("checkov")
+    """The checkov of this environment (the dev group), beside the running Python."""
+    beside = Path(sys.executable).parent / "checkov"
+    found = str(beside) if beside.is_file() else shutil.which("checkov")
     assert found, "checkov is not installed (dev group of pyproject.toml: uv sync)"
     return found
 
