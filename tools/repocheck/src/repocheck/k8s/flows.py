@@ -56,6 +56,18 @@ class Workload:
     def label_map(self) -> dict[str, str]:
         return dict(self.labels)
 
+    @property
+    def ip_block(self) -> tuple[frozenset[str], frozenset[str]]:
+        """(CIDRs, CIDRs excepted) of an ``ipBlock A, B except C, D`` address."""
+        if not self.address.startswith(IPBLOCK):
+            return frozenset(), frozenset()
+        cidrs, _, excepted = self.address[len(IPBLOCK) :].partition(" except ")
+
+        def split(text: str) -> frozenset[str]:
+            return frozenset(c.strip() for c in text.split(",") if c.strip())
+
+        return split(cidrs), split(excepted)
+
 
 Flow = tuple[str, str, str]  # (from, to, "port/PROTOCOL")
 
@@ -180,10 +192,14 @@ def _peers(table: FlowTable, own_namespace: str, peer: Mapping[str, Any]) -> tup
     block = peer.get("ipBlock")
     if block is not None:
         cidr = str(block.get("cidr"))
+        excepted = frozenset(str(c) for c in block.get("except") or [])
         names = {
-            w.name for w in table.workloads.values() if w.address.startswith(f"{IPBLOCK}{cidr}")
+            w.name
+            for w in table.workloads.values()
+            if cidr in w.ip_block[0] and excepted == w.ip_block[1]
         }
-        return names, "" if names else f"ipBlock {cidr} is no workload of the table"
+        shown = f"ipBlock {cidr}" + (f" except {sorted(excepted)}" if excepted else "")
+        return names, "" if names else f"{shown} is no workload's address in the table"
     namespaces = {own_namespace}
     if "namespaceSelector" in peer:
         wanted = (peer.get("namespaceSelector") or {}).get("matchLabels") or {}
