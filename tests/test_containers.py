@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from devstack.services import Ports
+from repocheck.k8s.apps import image_name
 from repocheck.k8s.manifests import K8S_DIR
 from testkit import containers
 from testkit.containers import ContainerError, ContainerRun, PodContainer
@@ -125,10 +126,10 @@ def start(
 
 
 def test_the_pod_specs_name_every_image(pods: dict[str, PodContainer]) -> None:
-    images = {pod.image.removeprefix(containers.IMAGE_PREFIX) for pod in pods.values()}
+    images = {image_name(pod.image).removeprefix(containers.IMAGE_PREFIX) for pod in pods.values()}
     assert images == set(containers.IMAGE_BUILDS)
     for workload, image in WORKLOADS.items():
-        assert pods[workload].image == containers.IMAGE_PREFIX + image
+        assert pods[workload].image == containers.IMAGE_BUILDS[image].pod_tag
 
 
 @pytest.mark.parametrize("image", sorted(containers.IMAGE_BUILDS))
@@ -261,7 +262,7 @@ def test_the_client_image_curls_and_polls_the_books_container(
     dependencies: dict[str, int], pods: dict[str, PodContainer], agent: ApmTestAgent, volumes: Path
 ) -> None:
     books_url = f"http://127.0.0.1:{dependencies['books']}"
-    client = next(p for p in pods.values() if p.image == containers.IMAGE_PREFIX + "client")
+    client = next(p for p in pods.values() if p.image == containers.IMAGE_BUILDS["client"].pod_tag)
     curl = containers.run_once(
         containers.IMAGE_PREFIX + "client",
         ["-fsS", f"{books_url}/books"],

@@ -300,6 +300,49 @@ BREAKAGES = [
         "Deployment apps/books",
     ),
     Breakage(
+        "images",
+        "k8s/apps/books.yaml",
+        lambda d: container(d, "books").update(image="speech-mesh/books"),
+        "'speech-mesh/books' has no fixed tag",
+    ),
+    # The network policies, the AuthorizationPolicies and the README's flow table.
+    Breakage(
+        "flows",
+        "k8s/apps/networkpolicies.yaml",
+        lambda d: find(d, "NetworkPolicy", "tts-backend")["spec"].update(ingress=[]),
+        "text-to-speech-v2 -> tts-backend 50051/TCP: no NetworkPolicy allows its ingress",
+    ),
+    Breakage(
+        "flows",
+        "k8s/apps/networkpolicies.yaml",
+        lambda d: find(d, "NetworkPolicy", "books")["spec"]["ingress"][0]["ports"].append(
+            {"port": 9090, "protocol": "TCP"}
+        ),
+        "NetworkPolicy apps/books: allows client -> books 9090/TCP (ingress)",
+    ),
+    Breakage(
+        "flows",
+        "k8s/apps/networkpolicies.yaml",
+        lambda d: find(d, "NetworkPolicy", "tts-backend")["spec"]["egress"][0]["to"][0][
+            "ipBlock"
+        ].pop("except"),
+        "ipBlock 0.0.0.0/0 is no workload's address in the table",
+    ),
+    Breakage(
+        "flows",
+        "k8s/istio/authorizationpolicies.yaml",
+        lambda d: find(d, "AuthorizationPolicy", "tts-backend")["spec"]["rules"][0]["from"][0][
+            "source"
+        ]["principals"].append("cluster.local/ns/apps/sa/client"),
+        "allows client -> tts-backend, which the flow table does not list",
+    ),
+    Breakage(
+        "flows",
+        "k8s/istio/authorizationpolicies.yaml",
+        lambda d: find(d, "AuthorizationPolicy", "books")["spec"]["rules"].pop(1),
+        "flow text-to-speech-v1 -> books: enforced by the mesh",
+    ),
+    Breakage(
         "pod-security",
         "k8s/apps/books.yaml",
         lambda d: _set(["securityContext", "readOnlyRootFilesystem"], False)(container(d, "books")),
@@ -376,3 +419,46 @@ def test_check_fails_on_a_broken_copy(tmp_path: Path, breakage: Breakage) -> Non
 
 def test_every_check_has_a_negative_case() -> None:
     assert {b.check for b in BREAKAGES} == set(suite.CROSS_CHECKS)
+
+
+def test_a_flow_missing_from_the_readme_table_fails_the_flows_check(tmp_path: Path) -> None:
+    root = broken_copy(tmp_path, "k8s/apps/namespace.yaml", lambda d: None)
+    readme = root / "k8s/README.md"
+    rows = readme.read_text().splitlines(keepends=True)
+    kept = [r for r in rows if not r.startswith("| `tts-backend` | `google-tts` |")]
+    assert len(kept) == len(rows) - 1
+    readme.write_text("".join(kept))
+    problems = suite.CROSS_CHECKS["flows"](copy_inventory(root))
+    assert any(
+        "NetworkPolicy apps/tts-backend: allows tts-backend -> google-tts 443/TCP (egress)" in p
+        for p in problems
+    ), problems
+
+
+def test_a_service_account_other_than_the_tables_fails_the_flows_check(tmp_path: Path) -> None:
+    root = broken_copy(
+        tmp_path,
+        "k8s/apps/text-to-speech.yaml",
+        lambda d: _set(["spec", "template", "spec", "serviceAccountName"], "text-to-speech-v1")(
+            _deployment(d, "text-to-speech-v2")
+        ),
+    )
+    problems = suite.CROSS_CHECKS["flows"](copy_inventory(root))
+    assert any(
+        "Deployment apps/text-to-speech-v2: ServiceAccount 'text-to-speech-v1'" in p
+        for p in problems
+    ), problems
+
+
+def test_a_password_file_outside_any_secret_mount_fails_app_settings(tmp_path: Path) -> None:
+    def mutate(docs: Docs) -> None:
+        for var in docs[0]["spec"]["template"]["spec"]["containers"][0]["env"]:
+            if var["name"] == "BOOKS_DATABASE_PASSWORD_FILE":
+                var["value"] = "/etc/books/password"
+
+    root = broken_copy(tmp_path, "k8s/components/books-postgres/books-deployment.yaml", mutate)
+    report = suite.run(root, with_tilt=False)
+    assert any(
+        "BOOKS_DATABASE_PASSWORD_FILE='/etc/books/password' is not under a mounted Secret" in p
+        for p in report.problems["app-settings"]
+    ), report.problems["app-settings"]

@@ -71,7 +71,9 @@ def test_books_on_postgres_is_three_stateless_replicas() -> None:
     spec = books["spec"]
     assert spec["replicas"] == 3 and spec["strategy"]["type"] == "RollingUpdate"
     pod = spec["template"]["spec"]
-    assert [v["name"] for v in pod["volumes"]] == ["tmp"]  # no database volume
+    # No database volume: only /tmp and the password, a Secret mounted as a file.
+    assert [v["name"] for v in pod["volumes"]] == ["db-credentials", "tmp"]
+    assert pod["volumes"][0]["secret"]["secretName"] == "books-db-credentials"
     assert not [
         o
         for o in overlay
@@ -81,8 +83,14 @@ def test_books_on_postgres_is_three_stateless_replicas() -> None:
     assert "BOOKS_DB_PATH" not in env
     assert env["BOOKS_DATABASE_URL"]["value"].startswith("postgresql://books@books-db-rw.apps.")
     assert ":" not in env["BOOKS_DATABASE_URL"]["value"].split("//")[1].split("@")[0]  # no password
-    ref = env["BOOKS_DATABASE_PASSWORD"]["valueFrom"]["secretKeyRef"]
-    assert ref == {"name": "books-db-credentials", "key": "password"}
+    # The password as a file from the Secret, never an environment variable.
+    assert "BOOKS_DATABASE_PASSWORD" not in env
+    secret = pod["volumes"][0]["secret"]
+    assert secret["items"] == [{"key": "password", "path": "password"}]
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "db-credentials"]
+    assert mount["readOnly"] is True
+    assert env["BOOKS_DATABASE_PASSWORD_FILE"]["value"] == mount["mountPath"] + "/password"
+    ref = {"name": secret["secretName"]}
     (cluster,) = [o for o in overlay if o["kind"] == "Cluster"]
     assert cluster["apiVersion"] == "postgresql.cnpg.io/v1"
     assert cluster["spec"]["bootstrap"]["initdb"]["secret"]["name"] == ref["name"]

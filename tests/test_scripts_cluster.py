@@ -447,11 +447,12 @@ def test_books_db_secret_matches_the_cluster_and_the_deployment() -> None:
     assert cluster["spec"]["bootstrap"]["initdb"]["secret"]["name"] == "books-db-credentials"
     assert cluster["spec"]["bootstrap"]["initdb"]["owner"] == "books"
     assert "printf 'books' >\"$secret_dir/username\"" in script
-    env = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert (
-        env["BOOKS_DATABASE_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
-        == "books-db-credentials"
-    )
+    pod = deployment["spec"]["template"]["spec"]
+    env = {v["name"]: v for v in pod["containers"][0]["env"]}
+    # The password reaches books as a file from that Secret (issue 25), not as env.
+    (volume,) = [v for v in pod["volumes"] if "secret" in v]
+    assert volume["secret"]["secretName"] == "books-db-credentials"
+    assert "BOOKS_DATABASE_PASSWORD_FILE" in env and "BOOKS_DATABASE_PASSWORD" not in env
     assert "postgresql://books@" in env["BOOKS_DATABASE_URL"]["value"]
 
 

@@ -82,7 +82,7 @@ spec:
 def test_a_service_left_out_of_the_builds_is_reported() -> None:
     problems = _problems_with(_edit("    'client': 'client',\n", ""))
     assert any("no docker_build for speech-mesh/client" in p for p in problems), problems
-    assert any("'speech-mesh/client'" in p and "no docker_build" in p for p in problems)
+    assert any("'speech-mesh/client:" in p and "no docker_build" in p for p in problems)
 
 
 def test_a_k8s_resource_naming_no_workload_is_reported() -> None:

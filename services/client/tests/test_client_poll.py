@@ -165,6 +165,14 @@ def test_poll_with_a_duration_stops_and_never_exceeds_the_rate(server: ContractS
     assert 0 < requests <= 40 * 1 + 5  # the pace plus at most one burst
 
 
+def _wait_until_served(server: ContractServer, count: int) -> int:
+    """Text-to-speech requests the server answered, once ``count`` (or after 30 s)."""
+    deadline = time.monotonic() + 30
+    while server.stats()["tts"] < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server.stats()["tts"]
+
+
 def test_sigint_stops_polling_and_prints_the_table(server: ContractServer) -> None:
     process = subprocess.Popen(
         [console_script("client"), "poll", "--gateway", server.url, "--rate", "100"],
@@ -175,9 +183,7 @@ def test_sigint_stops_polling_and_prints_the_table(server: ContractServer) -> No
         env=client_env(),
     )
     try:
-        deadline = time.monotonic() + 30
-        while server.stats()["tts"] < 20 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_until_served(server, 20)
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
     finally:
@@ -270,3 +276,53 @@ def test_a_bad_environment_default_names_the_variable(
     assert capsys.readouterr().err.strip() == (
         "client: invalid setting POLL_RATE='fast': expected a number from 0.0 to 10000.0"
     )
+
+
+def _wait_for_a_newer_mtime(path: Path, than: float, process: subprocess.Popen[str]) -> float:
+    """The heartbeat file's mtime once it is newer than ``than`` (the loop beat again)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        if path.exists() and path.stat().st_mtime_ns > than:
+            return path.stat().st_mtime_ns
+        time.sleep(0.05)
+    raise AssertionError(f"{path} was not touched again (mtime stayed {than})")
+
+
+def test_the_heartbeat_beats_while_waiting_and_while_polling(tmp_path: Path) -> None:
+    """What the pod's liveness probe reads: the file keeps getting newer while the loop runs."""
+    heartbeat = tmp_path / "heartbeat"
+    server = ContractServer()  # nothing listens yet: the client waits for it
+    process = subprocess.Popen(
+        [console_script("client"), "poll", "--gateway", server.url, "--rate", "5", "--wait", "60s"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**client_env(), "POLL_HEARTBEAT": str(heartbeat)},  # the container's form
+    )
+    try:
+        waiting = _wait_for_a_newer_mtime(heartbeat, -1, process)
+        _wait_for_a_newer_mtime(heartbeat, waiting, process)  # still waiting, still beating
+        with server:
+            assert _wait_until_served(server, 3) >= 3, "the client sent nothing"
+            polling = _wait_for_a_newer_mtime(heartbeat, heartbeat.stat().st_mtime_ns, process)
+            process.send_signal(signal.SIGINT)
+            _stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    assert heartbeat.stat().st_mtime_ns >= polling
+
+
+def test_an_unwritable_heartbeat_file_is_one_line_and_status_2(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir" / "heartbeat"
+    result = run_client(
+        "poll", "--gateway", f"http://127.0.0.1:{free_port()}", "--heartbeat", str(missing)
+    )
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "heartbeat file" in lines[0] and str(missing) in lines[0], lines
+    assert "Traceback" not in result.stderr

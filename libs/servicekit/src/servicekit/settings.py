@@ -94,6 +94,37 @@ class Env:
         self._note(name, None, expected)
         return self.raw(name)
 
+    def secret(self, name: str, *, max_bytes: int = 4096) -> str | None:
+        """A secret from ``name``, or from the file ``<name>_FILE`` names; never both.
+
+        The file form is for Kubernetes (a Secret mounted as a volume, so the
+        value is in no environment, ``/proc/<pid>/environ`` or ``kubectl
+        describe``); the variable form stays for local use. Both set is refused
+        with one line naming both (never the value); a file that cannot be read,
+        is empty, larger than ``max_bytes`` or not UTF-8 is refused too. One
+        trailing newline of the file is dropped (``echo secret > file``).
+        """
+        file_name = f"{name}_FILE"
+        self._note(name, None, f"a secret (or {file_name})")
+        self._note(file_name, None, f"the path of a file holding {name}")
+        value = self.raw(name)
+        path = self.raw(file_name)
+        if path is None:
+            return value
+        if value is not None:
+            raise SettingsError(file_name, path, f"unset when {name} is set (one of the two)")
+        expected = f"a readable, non-empty UTF-8 file of at most {max_bytes} bytes"
+        try:
+            with open(path, "rb") as file:
+                data = file.read(max_bytes + 1)
+            text = data.decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            raise SettingsError(file_name, path, expected) from None
+        text = text.removesuffix("\n").removesuffix("\r")
+        if not text or len(data) > max_bytes:
+            raise SettingsError(file_name, path, expected)
+        return text
+
     def integer(
         self,
         name: str,

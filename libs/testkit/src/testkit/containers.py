@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 from repocheck.dockerfiles import SERVICE_DOCKERFILE
-from repocheck.tilt import IMAGE_PREFIX, SERVICE_IMAGES
+from repocheck.tilt import IMAGE_PREFIX, IMAGE_TAG, SERVICE_IMAGES
 
 from testkit.process import REPO_ROOT
 
@@ -128,6 +128,11 @@ class ImageBuild:
         return IMAGE_PREFIX + self.image
 
     @property
+    def pod_tag(self) -> str:
+        """The fixed tag the pod specs in k8s/ name (the same image, tagged twice)."""
+        return f"{self.tag}:{IMAGE_TAG}"
+
+    @property
     def dockerfile(self) -> str:
         return SERVICE_DOCKERFILE
 
@@ -144,7 +149,7 @@ class ImageBuild:
             "--progress=plain",
             f"--file={self.dockerfile}",
             *arguments,
-            f"--tag={tag or self.tag}",
+            *([f"--tag={tag}"] if tag else [f"--tag={self.tag}", f"--tag={self.pod_tag}"]),
             ".",
         ]
 
@@ -381,6 +386,15 @@ class ContainerRun:
         return self.spec.port_numbers().get(str(port), int(port) if str(port).isdigit() else 0)
 
     def probe_once(self, probe: Mapping[str, Any]) -> bool:
+        if "exec" in probe:  # the kubelet runs the command in the container: exit 0 passes
+            command = [str(a) for a in probe["exec"].get("command") or []]
+            ran = subprocess.run(
+                [docker_binary() or "docker", "exec", self.name, *command],
+                capture_output=True,
+                timeout=float(probe.get("timeoutSeconds", 1)) + 30.0,
+                check=False,
+            )
+            return ran.returncode == 0
         port = self._probe_port(probe)
         if "httpGet" in probe:
             with contextlib.suppress(httpx.HTTPError):

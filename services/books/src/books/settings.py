@@ -8,7 +8,9 @@
   ``BOOKS_DB_PATH`` (default ``data/books.db``; its directory is created and
   must be writable), as before the URL existed.
 - ``BOOKS_DATABASE_PASSWORD``: the PostgreSQL password, when it should not be
-  part of the URL (in Kubernetes it comes from a Secret).
+  part of the URL; or ``BOOKS_DATABASE_PASSWORD_FILE``, the path of a file
+  holding it (in Kubernetes: the Secret mounted as a file, so the password is
+  in no environment). Setting both is refused.
 - ``BOOKS_DB_POOL_SIZE`` (PostgreSQL connections per process, default 10) and
   ``BOOKS_DB_STATEMENT_TIMEOUT_S`` (server-side ``statement_timeout``, default 5).
 - ``BOOKS_DB_SYNCHRONOUS`` (SQLite: ``NORMAL`` or ``FULL``, default ``NORMAL``).
@@ -83,7 +85,7 @@ def load_settings(env: Env | None = None) -> Settings:
         db_path_setting=db_path_setting,
         db_synchronous=env.text("BOOKS_DB_SYNCHRONOUS", "NORMAL", choices=SYNCHRONOUS_MODES),
         postgres_url=postgres_url,
-        postgres_password=env.optional_text("BOOKS_DATABASE_PASSWORD"),
+        postgres_password=env.secret("BOOKS_DATABASE_PASSWORD"),
         pool_size=env.integer("BOOKS_DB_POOL_SIZE", 10, minimum=1, maximum=1000),
         statement_timeout_s=env.number(
             "BOOKS_DB_STATEMENT_TIMEOUT_S", 5.0, minimum=0.001, maximum=3600.0

@@ -221,6 +221,14 @@ def _add_poll(commands: argparse._SubParsersAction[_Parser], settings: ClientSet
         " (default %(default)ss: fail at once)",
         default=settings.wait_s,
     )
+    poll.add_argument(
+        "--heartbeat",
+        type=Path,
+        metavar="FILE",
+        default=settings.heartbeat_file,
+        help="touch this file while the poll loop makes progress, at most once a second"
+        " (a liveness probe checks its age; default: none)",
+    )
     flags.output_format()
 
 
@@ -356,6 +364,7 @@ def parse_command(argv: Sequence[str] | None = None) -> PollCommand | CompareCom
                 mix=args.mix,
                 canary=args.canary,
                 wait_s=float(args.wait),
+                heartbeat_file=args.heartbeat,
             ),
             max_error_rate=float(args.max_error_rate),
             output_format=args.format,

@@ -5,20 +5,26 @@ connection pool allows with rate 0), at most ``concurrency`` in flight, until
 ``count`` requests were sent, ``duration`` elapsed, or SIGINT/SIGTERM arrived.
 Then the requests in flight are awaited (up to the request timeout) and the
 tally summarised. A second signal abandons them.
+
+With a heartbeat file, the loop touches it as it makes progress (each retry of
+the start-up check, each request started, at most once a second): a stuck loop
+leaves it to age, which is what the pod's liveness probe checks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
-from polling_client.errors import ClientError
+from polling_client.errors import ClientError, ConfigError
 from polling_client.journey import CANARY_HEADER, UserJourney
 from polling_client.ratelimit import RateLimiter
 from polling_client.tally import PollSummary, Tally
@@ -43,6 +49,30 @@ class PollOptions:
     canary: str | None = None
     wait_s: float = 0.0  # how long to retry the start-up reachability check
     burst: int = 5
+    heartbeat_file: Path | None = None
+
+
+class Heartbeat:
+    """Touches a file while the poll loop makes progress, at most once per interval."""
+
+    def __init__(self, path: Path | None, interval_s: float = 1.0) -> None:
+        self._path = path
+        self._interval_s = interval_s
+        self._last = -math.inf
+
+    def beat(self) -> None:
+        if self._path is None:
+            return
+        now = time.monotonic()
+        if now - self._last < self._interval_s:
+            return
+        self._last = now
+        try:
+            self._path.touch()
+        except OSError as error:
+            raise ConfigError(
+                f"cannot touch the heartbeat file {self._path}: {error.strerror}"
+            ) from None
 
 
 async def run_poll(
@@ -61,19 +91,24 @@ async def run_poll(
     headers = {"user-agent": USER_AGENT}
     if options.canary:
         headers[CANARY_HEADER] = options.canary
+    heartbeat = Heartbeat(options.heartbeat_file)
+    heartbeat.beat()  # an unwritable path fails here, before any request
     async with httpx.AsyncClient(limits=limits, timeout=timeout, headers=headers) as http:
-        await _check_reachable(http, options, notify)
+        await _check_reachable(http, options, notify, heartbeat)
         journey = UserJourney(
             http,
             gateway_url=options.gateway_url,
             books_url=options.books_url,
             canary=options.canary,
         )
-        return await _Poller(options, journey, progress, progress_interval_s).run()
+        return await _Poller(options, journey, progress, progress_interval_s, heartbeat).run()
 
 
 async def _check_reachable(
-    http: httpx.AsyncClient, options: PollOptions, notify: Callable[[str], None]
+    http: httpx.AsyncClient,
+    options: PollOptions,
+    notify: Callable[[str], None],
+    heartbeat: Heartbeat,
 ) -> None:
     """Fail with one clear line if an entry point does not answer at all.
 
@@ -87,6 +122,7 @@ async def _check_reachable(
     for url, what in targets.items():
         told = False
         while True:
+            heartbeat.beat()
             try:
                 await http.get(url)
                 break
@@ -109,8 +145,10 @@ class _Poller:
         journey: UserJourney,
         progress: Progress | None,
         progress_interval_s: float,
+        heartbeat: Heartbeat,
     ) -> None:
         self._options = options
+        self._heartbeat = heartbeat
         self._journey = journey
         self._progress = progress
         self._progress_interval_s = progress_interval_s
@@ -177,6 +215,7 @@ class _Poller:
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
             sent += 1
+            self._heartbeat.beat()
 
     async def _one(self, operation: Operation) -> None:
         try:

@@ -9,6 +9,7 @@ local stack. A flag given on the command line always wins.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from servicekit.settings import Env
 
@@ -21,6 +22,7 @@ class ClientSettings:
     concurrency: int
     max_error_rate: float
     wait_s: float
+    heartbeat_file: Path | None
     agent_url: str
     datadog_api_url: str | None
 
@@ -35,6 +37,9 @@ def load_settings(env: Env | None = None) -> ClientSettings:
         concurrency=env.integer("POLL_CONCURRENCY", 32, minimum=1, maximum=1024),
         max_error_rate=env.number("MAX_ERROR_RATE", 0.01, minimum=0.0, maximum=1.0),
         wait_s=env.number("POLL_WAIT_S", 0.0, minimum=0.0, maximum=3600.0),
+        heartbeat_file=(
+            env.path("POLL_HEARTBEAT", "") if env.optional_text("POLL_HEARTBEAT") else None
+        ),
         agent_url=env.url("AGENT_URL", "http://127.0.0.1:8126"),
         datadog_api_url=(
             env.url("DATADOG_API_URL", "https://api.datadoghq.com")

@@ -25,6 +25,8 @@ from repocheck.k8s.manifests import Obj
 ISTIO_OPERATOR_FILE = "k8s/istio/install/istio-operator.yaml"
 SECRETS_EXAMPLE_FILE = "k8s/secrets/secrets.example.yaml"
 KIND_CONFIG_FILE = "k8s/kind/cluster.yaml"
+# Where the flow table lives (the "Security" section), which the policies follow.
+FLOW_TABLE_FILE = "k8s/README.md"
 ISTIO_NAMESPACE = "istio-system"
 
 
@@ -35,6 +37,7 @@ class Inventory:
     objects: list[Obj]
     provided: list[Obj] = field(default_factory=list)
     built_images: frozenset[str] | None = None
+    flow_table: str | None = None  # the text of FLOW_TABLE_FILE (repocheck.k8s.flows)
 
     @property
     def everything(self) -> list[Obj]:
@@ -138,8 +141,10 @@ def load_inventory(
     secrets_file = repo_root / SECRETS_EXAMPLE_FILE
     if secrets_file.is_file():
         provided.extend(manifests.of_kind(manifests.load_file(secrets_file), "Secret"))
+    flow_file = repo_root / FLOW_TABLE_FILE
     return Inventory(
         objects=objects,
         provided=provided,
         built_images=frozenset(built_images) if built_images is not None else None,
+        flow_table=flow_file.read_text() if flow_file.is_file() else None,
     )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from repocheck.k8s import apps, manifests, workloads
@@ -15,13 +19,67 @@ from repocheck.k8s.manifests import Obj, describe
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 
 
+FILE_SUFFIX = "_FILE"
+
+
+@functools.cache
+def _placeholder_file() -> str:
+    """A file standing in for a mounted secret: the checks never read a real one."""
+    directory = tempfile.mkdtemp(prefix="repocheck-mounted-")
+    atexit.register(shutil.rmtree, directory, True)
+    path = Path(directory) / "mounted"
+    path.write_text("placeholder")
+    return str(path)
+
+
+def _mount_of(container: Mapping[str, Any], path: str) -> Mapping[str, Any] | None:
+    """The container's volumeMount ``path`` lies under, if any."""
+    for mount in container.get("volumeMounts") or []:
+        base = str(mount.get("mountPath", "")).rstrip("/")
+        if base and path.startswith(base + "/"):
+            return dict(mount)
+    return None
+
+
 def literal_env(container: Mapping[str, Any]) -> dict[str, str]:
-    """The env vars a container gets as plain values (downward-API ones left out)."""
-    return {
+    """The env vars a container gets as plain values (downward-API ones left out).
+
+    A ``*_FILE`` variable naming a file under one of the container's volume
+    mounts (a Secret mounted as a file) points at a placeholder file instead,
+    so the service's loader can read it here; ``mounted_files_exist`` checks
+    the mount itself.
+    """
+    env = {
         str(v["name"]): str(v["value"])
         for v in container.get("env") or []
         if isinstance(v.get("value"), str)
     }
+    for name, value in env.items():
+        if name.endswith(FILE_SUFFIX) and _mount_of(container, value) is not None:
+            env[name] = _placeholder_file()
+    return env
+
+
+def _mounted_file_problems(workload: Obj, container: Mapping[str, Any]) -> list[str]:
+    """Each ``*_FILE`` path is a key of a Secret or ConfigMap volume the container mounts."""
+    volumes = {str(v.get("name")): v for v in workloads.pod_spec(workload).get("volumes") or []}
+    problems: list[str] = []
+    for var in container.get("env") or []:
+        name, value = str(var.get("name")), var.get("value")
+        if not name.endswith(FILE_SUFFIX) or not isinstance(value, str):
+            continue
+        where = f"{_where(workload, container)}: {name}={value!r}"
+        mount = _mount_of(container, value)
+        source = volumes.get(str((mount or {}).get("name")), {})
+        backing = source.get("secret") or source.get("configMap")
+        if mount is None or backing is None:
+            problems.append(f"{where} is not under a mounted Secret or ConfigMap volume")
+            continue
+        key = value[len(str(mount["mountPath"]).rstrip("/")) + 1 :]
+        items = [str(i.get("path")) for i in backing.get("items") or []]
+        if items and key not in items:
+            problems.append(f"{where}: the volume {mount['name']!r} has no item {key!r}")
+    return problems
 
 
 @functools.lru_cache(maxsize=64)
@@ -59,6 +117,7 @@ def app_settings_accept_env(inventory: Inventory) -> list[str]:
         package = apps.package_for(str(container.get("image", "")))
         if package is None:
             continue
+        problems.extend(_mounted_file_problems(workload, container))
         try:
             apps.load_settings(package, literal_env(container))
         except apps.SettingsError as error:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from repocheck.k8s import images, istio, pods, references, served, services, shutdown
+from repocheck.k8s import flows, images, istio, pods, references, served, services, shutdown
 from repocheck.k8s.inventory import Inventory, load_inventory, render_all
 from repocheck.k8s.manifests import K8S_DIR, Obj, overlay_dirs
 from repocheck.k8s.schemas import CrdSchemas, validate
@@ -22,6 +22,7 @@ CROSS_CHECKS: dict[str, Check] = {
     "route-weights": istio.route_weights_sum_to_100,
     "mirrored-routes": istio.gateway_catch_all_mirrors_mesh_routes,
     "authorization-principals": istio.authorization_principals_are_service_accounts,
+    "flows": flows.policies_follow_the_flow_table,
     "references": references.referenced_objects_exist,
     "app-settings": served.app_settings_accept_env,
     "probe-paths": served.probe_paths_are_served,

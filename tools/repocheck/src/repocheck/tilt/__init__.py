@@ -29,6 +29,7 @@ from repocheck.tilt.api import TILT_API_ENV, BoundCall, Param, Signature, TiltAp
 from repocheck.tilt.argtypes import Kind, type_problems
 from repocheck.tilt.checks import (
     IMAGE_PREFIX,
+    IMAGE_TAG,
     SERVICE_IMAGES,
     built_images,
     check_tiltfile,
@@ -40,6 +41,7 @@ from repocheck.tilt.results import INLINE_DOCKERFILE, ImageBuild, TiltfileResult
 
 __all__ = [
     "IMAGE_PREFIX",
+    "IMAGE_TAG",
     "INLINE_DOCKERFILE",
     "REPO_ROOT",
     "SERVICE_IMAGES",

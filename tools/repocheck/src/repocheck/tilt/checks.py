@@ -9,12 +9,16 @@ from typing import Any
 
 from repocheck import dockerfiles
 from repocheck.k8s import workloads
+from repocheck.k8s.apps import image_name
 from repocheck.k8s.manifests import REPO_ROOT
 from repocheck.k8s.workloads import containers
 from repocheck.tilt.evaluation import evaluate_tiltfile
 from repocheck.tilt.results import INLINE_DOCKERFILE, ImageBuild, TiltfileResult
 
 IMAGE_PREFIX = "speech-mesh/"
+# The fixed tag k8s/ gives every service image, so that a plain `kubectl apply -k`
+# never pulls `latest` (Tilt matches the untagged ref and rewrites it).
+IMAGE_TAG = "0.1.0"
 
 # image name (without prefix) -> service folder under services/
 SERVICE_IMAGES: dict[str, str] = {
@@ -131,7 +135,15 @@ def check_tiltfile(repo_root: Path = REPO_ROOT, result: TiltfileResult | None = 
     for image in result.images:
         problems.extend(_image_problems(repo_root, image))
 
-    for missing in sorted(manifest_images(result.manifests) - set(by_ref)):
+    # Tilt matches an untagged ref by name (any tag in the manifests), a tagged
+    # one exactly.
+    untagged = {ref for ref in by_ref if image_name(ref) == ref}
+    used = {
+        image
+        for image in manifest_images(result.manifests)
+        if image not in by_ref and image_name(image) not in untagged
+    }
+    for missing in sorted(used):
         problems.append(f"Tiltfile: manifests use image {missing!r}; no docker_build builds it")
 
     problems.extend(_resource_problems(result))
