@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from repocheck.k8s.manifests import REPO_ROOT
-from repocheck.tilt.argtypes import type_problems
+from repocheck.tilt import rules
+from repocheck.tilt.argtypes import mistyped
 
 TILT_API_ENV = "TILT_API_JSON"
 
@@ -68,7 +69,12 @@ class Signature:
             if param.required and not param.varargs and param.name not in bound:
                 problems.append(f"{self.name}(): missing required argument {param.name!r}")
         unset = frozenset(p.name for p in self.params if p.none_means_unset)
-        problems.extend(type_problems(self.name, bound, unset))
+        wrong_type = mistyped(self.name, bound, unset)
+        problems.extend(wrong_type.values())
+        problems.extend(rules.param_problems(self.name, bound, set(wrong_type)))
+        if not problems:
+            # The builtin's body runs only once every argument unpacked.
+            problems.extend(rules.call_problems(self.name, bound))
         return BoundCall(self.name, bound, problems)
 
     def _accepted_name(self, doc_name: str) -> str:

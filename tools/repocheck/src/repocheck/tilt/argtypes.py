@@ -184,16 +184,23 @@ def _type_name(value: object) -> str:
     )
 
 
-def type_problems(
+def mistyped(
     function: str, args: Mapping[str, object], none_means_unset: frozenset[str] = frozenset()
-) -> list[str]:
-    """Arguments of a type Tilt's UnpackArgs rejects, as Tilt words it."""
-    problems: list[str] = []
+) -> dict[str, str]:
+    """Arguments of a type Tilt's UnpackArgs rejects: parameter -> problem, as Tilt words it."""
+    problems: dict[str, str] = {}
     for name, kind in _ARG_KINDS.get(function, {}).items():
         if name not in args or (args[name] is None and name in none_means_unset):
             continue
         if not _fits(kind, args[name]):
-            problems.append(
+            problems[name] = (
                 f"{function}(): for parameter {name}: got {_type_name(args[name])}, want {kind}"
             )
     return problems
+
+
+def type_problems(
+    function: str, args: Mapping[str, object], none_means_unset: frozenset[str] = frozenset()
+) -> list[str]:
+    """Arguments of a type Tilt's UnpackArgs rejects, as Tilt words it."""
+    return list(mistyped(function, args, none_means_unset).values())
