@@ -69,12 +69,15 @@ class Signature:
             if param.required and not param.varargs and param.name not in bound:
                 problems.append(f"{self.name}(): missing required argument {param.name!r}")
         unset = frozenset(p.name for p in self.params if p.none_means_unset)
-        wrong_type = mistyped(self.name, bound, unset)
+        given = frozenset(p.name for p, _ in zip(positional, args, strict=False))
+        wrong_type = mistyped(self.name, bound, unset, given)
         problems.extend(wrong_type.values())
-        problems.extend(rules.param_problems(self.name, bound, set(wrong_type)))
+        problems.extend(rules.param_problems(self.name, bound, set(wrong_type), given))
         if not problems:
             # The builtin's body runs only once every argument unpacked.
             problems.extend(rules.call_problems(self.name, bound))
+        if self.name in rules.IGNORES_ARGUMENTS:
+            problems = []
         return BoundCall(self.name, bound, problems)
 
     def _accepted_name(self, doc_name: str) -> str:

@@ -156,6 +156,20 @@ def _fragments(obj: Mapping[str, Any]) -> list[str]:
     return [":".join(parts[: i + 1]).lower() for i in range(len(parts))]
 
 
+def _unique_names(objects: list[Mapping[str, Any]]) -> list[str]:
+    """k8s.UniqueNamesMeta: each workload's shortest fragment no other workload wants."""
+    counts: dict[str, int] = {}
+    for obj in objects:
+        for fragment in _fragments(obj):
+            counts[fragment] = counts.get(fragment, 0) + 1
+    names = []
+    for index, obj in enumerate(objects):
+        fragments = _fragments(obj)
+        unique = [f for f in fragments if counts[f] == 1]
+        names.append(unique[0] if unique else f"{fragments[-1]}:{index}")
+    return names
+
+
 def _selector_matches(selector: str, obj: Mapping[str, Any]) -> bool:
     """k8s.SelectorFromString(...).Matches: name[:kind[:namespace]], case-insensitive."""
     parts = selector.lower().split(":")
@@ -181,8 +195,8 @@ def tilt_assembly_problems(result: TiltfileResult) -> list[str]:
     names = {str(c.args["name"]): "local_resource" for c in result.called("local_resource")}
     objects = list(result.manifests)
     taken: set[int] = set()
-    for obj in workloads.workloads(objects):
-        name = str(obj["metadata"]["name"])
+    found_workloads = workloads.workloads(objects)
+    for obj, name in zip(found_workloads, _unique_names(found_workloads), strict=True):
         if name in names:
             return [
                 f"Tiltfile: error making resource for workload {name}: "

@@ -157,7 +157,7 @@ class Behaviours:
             return parse(target.read_text())
         if "default" in a:
             return a["default"]
-        raise TiltfileFailed(f"cannot read {a['paths']!r}: no such file")
+        raise TiltfileFailed(f"open {target}: no such file or directory")
 
     def kustomize(self, a: dict[str, Any]) -> object:
         rendered = manifests.render(self.path(a["paths"]))
@@ -177,6 +177,10 @@ class Behaviours:
             else:
                 text = self.path(item).read_text()
             objects.extend(d for d in yaml.safe_load_all(text) if d)
+        if not objects and not isinstance(a["yaml"], str):
+            # tiltfileState.k8sYaml: nothing to deploy (a path string is let through)
+            self.result.problems.append("k8s_yaml(): Empty YAML passed to k8s_yaml")
+            return
         for obj in objects:
             # tiltfile/k8s.State.Append: one object, one k8s_yaml, unless allow_duplicates.
             meta = obj.get("metadata") or {}

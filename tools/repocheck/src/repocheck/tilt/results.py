@@ -49,7 +49,8 @@ class TiltfileResult:
         """Record ``ref``; the problem Tilt reports if it was already defined."""
         normal = _normal_ref(ref)
         if normal in self.defined_refs:
-            return f"{function}(): Image for ref {ref!r} has already been defined"
+            # build_index.go: %q of container.FamiliarString(ref)
+            return f'{function}(): Image for ref "{normal}" has already been defined'
         self.defined_refs.append(normal)
         return None
 

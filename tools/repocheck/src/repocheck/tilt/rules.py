@@ -31,6 +31,12 @@ STEP = "__tilt_step__"
 TRIGGER_MODE = "__tilt_trigger_mode__"
 
 
+def go_quote(text: str) -> str:
+    """Go's %q of a string (the escapes a Tiltfile string can hold)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n").replace("\t", "\\t") + '"'
+
+
 def marked(value: object, marker: str) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and marker in value
 
@@ -320,7 +326,7 @@ def _values_to_strings(param: str) -> Rule:
             if not isinstance(item, str):
                 return f"{param} must be a string or a sequence of strings; found a {go_type(item)}"
             if "\n" in item:
-                return f"{param} cannot contain newlines; found {param}: {item!r}"
+                return f"{param} cannot contain newlines; found {param}: {go_quote(item)}"
         return None
 
     return rule
@@ -351,6 +357,10 @@ def _positive_int(value: object) -> str | None:
     return f"got {go_type(value)}, want int"
 
 
+# Builtins whose Go function never calls UnpackArgs: Tilt ignores whatever they
+# are given (k8scontext.Plugin.k8sContext and k8sNamespace).
+IGNORES_ARGUMENTS = frozenset({"k8s_context", "k8s_namespace"})
+
 # fn -> parameter -> the unpacker rule Tilt applies to that argument's value.
 PARAM_RULES: dict[str, dict[str, Rule]] = {
     "k8s_resource": {
@@ -373,17 +383,23 @@ PARAM_RULES: dict[str, dict[str, Rule]] = {
 }
 
 
-def _unpack_problem(function: str, param: str, message: str) -> str:
-    return f"{function}(): for parameter {param}: {message}"
+def param_problems(
+    function: str,
+    args: Mapping[str, object],
+    skip: set[str],
+    positional: frozenset[str] = frozenset(),
+) -> list[str]:
+    """Values Tilt's unpackers refuse (the parameter's type is already right).
 
-
-def param_problems(function: str, args: Mapping[str, object], skip: set[str]) -> list[str]:
-    """Values Tilt's unpackers refuse (the parameter's type is already right)."""
+    Worded as starlark.UnpackArgs wraps them: the parameter bare when it was
+    given by position, quoted when given by keyword.
+    """
     problems: list[str] = []
     for param, rule in PARAM_RULES.get(function, {}).items():
         problem = rule(args[param]) if param in args and param not in skip else None
         if problem is not None:
-            problems.append(_unpack_problem(function, param, problem))
+            shown = param if param in positional else f'"{param}"'
+            problems.append(f"{function}(): for parameter {shown}: {problem}")
     return problems
 
 
@@ -515,8 +531,8 @@ def live_update_steps(value: object) -> str | None:
             no_more_fallbacks = no_more_syncs = no_more_runs = True
     if syncs == 0 and execs == 0:
         return (
-            'spec.syncs: Invalid value: "null": must contain at least 1 sync or 1 exec to run '
-            "on live update"
+            "spec.syncs: Invalid value: []v1alpha1.LiveUpdateSync(nil): must contain at least "
+            "1 sync or 1 exec to run on live update"
         )
     return None
 
