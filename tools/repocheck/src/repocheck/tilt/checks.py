@@ -156,7 +156,7 @@ def _fragments(obj: Mapping[str, Any]) -> list[str]:
     return [":".join(parts[: i + 1]).lower() for i in range(len(parts))]
 
 
-def _unique_names(objects: list[Mapping[str, Any]]) -> list[str]:
+def _unique_names(objects: Sequence[Mapping[str, Any]]) -> list[str]:
     """k8s.UniqueNamesMeta: each workload's shortest fragment no other workload wants."""
     counts: dict[str, int] = {}
     for obj in objects:
