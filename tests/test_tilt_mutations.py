@@ -236,6 +236,7 @@ MUTATIONS: list[Mutation] = [
         "auto_init=False, trigger_mode=TRIGGER_MODE_MANUAL, allow_parallel=True)",
         ACCEPTED,
     ),
+    M("local-no-name", "local_resource('', cmd='true')", "[validate] manifest missing name"),
     M(
         "local-no-cmd",
         "local_resource('lint')",
@@ -523,6 +524,7 @@ MUTATIONS: list[Mutation] = [
     ),
     M("read-yaml-missing", "read_yaml('nope.yaml')", "nope.yaml: no such file or directory"),
     M("read-yaml-default", "read_yaml('nope.yaml', default={})", ACCEPTED),
+    M("encode-yaml-string", "encode_yaml_stream('x')", "for parameter objs: got string, want list"),
     M(
         "decode-yaml-int",
         "decode_yaml_stream(1)",

@@ -26,6 +26,7 @@ class Kind:
     PATH_LIST = "path or list of paths"  # value.LocalPathList
     STR_LIST = "list of strings"  # value.StringList
     SEQUENCE = "starlark.Sequence"  # starlark.Sequence (items judged by the body)
+    LIST = "list"  # *starlark.List
     STR_DICT = "dict of strings"  # value.StringStringMap
 
 
@@ -75,8 +76,9 @@ _ARG_KINDS: dict[str, dict[str, str]] = {
     "k8s_yaml": {"allow_duplicates": Kind.BOOL},
     "kustomize": {"paths": Kind.PATH, "kustomize_bin": Kind.PATH, "flags": Kind.STR_LIST},
     "read_file": {"paths": Kind.PATH},
-    "read_yaml": {"paths": Kind.PATH},
-    "read_yaml_stream": {"paths": Kind.PATH},
+    "read_yaml": {"paths": Kind.STR},  # encoding/yaml.go: a starlark.String
+    "read_yaml_stream": {"paths": Kind.STR, "default": Kind.LIST},
+    "encode_yaml_stream": {"objs": Kind.LIST},
     "read_json": {"paths": Kind.PATH},
     "decode_yaml": {"yaml": Kind.STRINGABLE},
     "decode_yaml_stream": {"yaml": Kind.STRINGABLE},
@@ -121,6 +123,8 @@ def unpack_problem(kind: str, value: object) -> str | None:
         return None if ok else f"expected path | string. Actual type: {rules.go_type(value)}"
     if kind in (Kind.STR_OR_LIST, Kind.PATH_LIST, Kind.STR_LIST):
         return _list_problem(kind, value)
+    if kind == Kind.LIST:
+        return None if isinstance(value, list | tuple) else f"got {t}, want list"
     if kind == Kind.SEQUENCE:
         return None if isinstance(value, list | tuple) else f"got {t}, want starlark.Sequence"
     if kind == Kind.STR_DICT:

@@ -193,6 +193,8 @@ def tilt_assembly_problems(result: TiltfileResult) -> list[str]:
     exactly one object not yet in a resource.
     """
     names = {str(c.args["name"]): "local_resource" for c in result.called("local_resource")}
+    if "" in names:  # model.Manifest.Validate, once the resources are made
+        return ["Tiltfile: [validate] manifest missing name"]
     objects = list(result.manifests)
     taken: set[int] = set()
     found_workloads = workloads.workloads(objects)
