@@ -37,6 +37,11 @@ class Mutation:
     new: str
     tilt: str  # ACCEPTED, or a fragment of the error real Tilt gave
     old: str | None = None  # None: ``new`` is appended as a last line
+    # ``tilt up -- --books-db=postgres`` (for Tilt: a tilt_config.json saying so)
+    postgres: bool = False
+
+    def flags(self) -> dict[str, object]:
+        return {"books-db": "postgres"} if self.postgres else {}
 
     def source(self) -> str:
         if self.old is None:
@@ -46,6 +51,8 @@ class Mutation:
 
 
 M = Mutation
+# The end of the books-db k8s_resource (only with --books-db=postgres).
+BOOKS_DB = "        labels=['data'],  # the CloudNativePG cluster: books' database\n"
 MUTATIONS: list[Mutation] = [
     # --------------------------------------------------------------- k8s_resource
     M(
@@ -218,6 +225,37 @@ MUTATIONS: list[Mutation] = [
         "deps-int",
         "k8s_resource('books', resource_deps=['protos-codegen', 1])",
         "k8s_resource: resource_deps: '1' is a starlark.Int, not a string",
+    ),
+    # The database resource of --books-db=postgres, as issue 24 extends it.
+    M(
+        "books-db-wait-selectors",
+        BOOKS_DB + "        pod_readiness='wait',\n"
+        "        extra_pod_selectors=[{'cnpg.io/cluster': 'books-db'}],\n    )",
+        ACCEPTED,
+        old=BOOKS_DB + "    )",
+        postgres=True,
+    ),
+    M(
+        "books-db-selector-dict",
+        BOOKS_DB
+        + "        extra_pod_selectors={'cnpg.io/cluster': 'books-db', 'role': 'primary'},\n    )",
+        ACCEPTED,
+        old=BOOKS_DB + "    )",
+        postgres=True,
+    ),
+    M(
+        "books-db-readiness-ready",
+        BOOKS_DB + "        pod_readiness='ready',\n    )",
+        'for parameter "pod_readiness": Invalid value. Allowed: {ignore, wait}. Got: ready',
+        old=BOOKS_DB + "    )",
+        postgres=True,
+    ),
+    M(
+        "books-db-selector-int",
+        BOOKS_DB + "        extra_pod_selectors={'cnpg.io/instanceRole': 1},\n    )",
+        "pod label values must be strings; got '1' of type starlark.Int",
+        old=BOOKS_DB + "    )",
+        postgres=True,
     ),
     # --------------------------------------------------------------- local_resource
     M(
@@ -555,7 +593,8 @@ def test_every_builtin_the_tiltfile_calls_is_mutated() -> None:
 
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=lambda m: m.id)
 def test_the_check_gives_tilts_verdict(mutation: Mutation) -> None:
-    refusals = tilt_refusals(tilt.evaluate_tiltfile(ROOT, source=mutation.source()))
+    result = tilt.evaluate_tiltfile(ROOT, source=mutation.source(), flags=mutation.flags())
+    refusals = tilt_refusals(result)
     if mutation.tilt == ACCEPTED:
         assert refusals == [], f"real Tilt accepts this edit: {mutation.new!r}"
     else:

@@ -284,3 +284,18 @@ def test_an_image_built_with_another_service_is_reported() -> None:
     assert any(
         "speech-mesh/tts-v2 builds with SERVICE='tts_v1', not 'tts_v2'" in p for p in problems
     ), problems
+
+
+def test_the_cli_prints_tilts_message_for_a_bad_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A value Tilt refuses is printed as Tilt words it: function, parameter, what was wrong."""
+    root = _repo_copy(tmp_path)
+    tiltfile = root / "Tiltfile"
+    tiltfile.write_text(tiltfile.read_text() + "\nk8s_resource('books', pod_readiness='bogus')\n")
+    assert main(["--root", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert (
+        'tiltfile: Tiltfile: k8s_resource(): for parameter "pod_readiness": '
+        "Invalid value. Allowed: {ignore, wait}. Got: bogus\n" in out
+    ), out
