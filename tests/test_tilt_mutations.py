@@ -408,6 +408,17 @@ MUTATIONS: list[Mutation] = [
         "at least 1 sync or 1 exec to run on live update",
     ),
     M(
+        "initial-sync-newer",
+        "fall_back_on(DEPENDENCY_FILES), initial_sync(),",
+        "undefined: initial_sync",
+        old="fall_back_on(DEPENDENCY_FILES),",
+    ),
+    M(
+        "local-serve-dir-int",
+        "local_resource('lint', cmd='true', serve_dir=1)",
+        "a command directory must be empty or a string",
+    ),
+    M(
         "unused-step",
         "sync('services/books/src', '/app/x')",
         "live_update steps that were created but not used in a live_update",

@@ -106,6 +106,10 @@ class TiltApi:
         for name, spec in data["functions"].items():
             if spec.get("statement"):
                 continue  # load() is syntax, handled by the file loader
+            newer = rules.NEWER_THAN_SOURCE.get(name, frozenset())
+            if newer is None:
+                continue  # not a builtin yet in the Tilt the rules were read from
+            kept = [p for p in spec["params"] if p["name"] not in newer]
             params = tuple(
                 Param(
                     p["name"],
@@ -116,12 +120,13 @@ class TiltApi:
                     p.get("doc_name"),
                     bool(p.get("none_means_unset")),
                 )
-                for p in spec["params"]
+                for p in kept
             )
+            most = spec.get("max_positional")
             functions[name] = Signature(
                 name,
                 params,
-                spec.get("max_positional"),
+                None if most is None else min(most, len(kept)),
                 frozenset(spec.get("rejected_doc_names") or ()),
                 bool(spec.get("accepts_kwargs")),
             )

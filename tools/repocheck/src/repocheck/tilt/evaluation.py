@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -268,8 +269,12 @@ def evaluate_tiltfile(
     except sl.StarlarkError as error:
         message = str(error)
         marker = "TiltfileFailed: "
+        undefined = re.search(r"Variable `([^`]+)` not found\s+--> (\S+)", message)
         if marker in message:
             result.failure = message.split(marker, 1)[1].splitlines()[0]
+        elif undefined:
+            # starlark-go's resolver words it so (and Tilt reports it before running anything)
+            result.failure = f"{undefined[2]}: undefined: {undefined[1]}"
         else:
             result.failure = message
     # Tilt stops at the first error; only a clean run reaches this check.

@@ -357,6 +357,15 @@ def _positive_int(value: object) -> str | None:
     return f"got {go_type(value)}, want int"
 
 
+# What tilt-api.json (read at Tilt 0.37.6+) lists that Tilt v0.34.0 does not have:
+# `git diff v0.34.0 2fa1737aa -- internal/tiltfile/` adds these. None: the whole builtin.
+NEWER_THAN_SOURCE: dict[str, frozenset[str] | None] = {
+    "initial_sync": None,
+    "ci_settings": frozenset({"readiness_timeout"}),
+    "update_settings": frozenset({"k8s_server_side_apply"}),
+    "v1alpha1.kubernetes_apply": frozenset({"server_side_apply"}),
+}
+
 # Builtins whose Go function never calls UnpackArgs: Tilt ignores whatever they
 # are given (k8scontext.Plugin.k8sContext and k8sNamespace).
 IGNORES_ARGUMENTS = frozenset({"k8s_context", "k8s_namespace"})
@@ -441,6 +450,14 @@ def _local_resource(a: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     if "resource_deps" in a and (problem := string_sequence(a["resource_deps"])):
         problems.append(f"local_resource: resource_deps: {problem}")
+    for param in ("dir", "serve_dir"):
+        # valueToCmdHelper: the directory is read first, whether or not a command is given
+        value = a.get(param)
+        if value is not None and not isinstance(value, str):
+            problems.append(
+                "a command directory must be empty or a string: expected path | string. "
+                f"Actual type: {go_type(value)}"
+            )
     if "ignore" in a and (problem := _values_to_strings("ignore")(a["ignore"])):
         problems.append(problem)
     for param, env in (("cmd", "env"), ("serve_cmd", "serve_env")):
