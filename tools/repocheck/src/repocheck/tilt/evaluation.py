@@ -249,8 +249,12 @@ def evaluate_tiltfile(
     if missing:
         result.problems.append(f"harness: no placeholder for Tilt values {sorted(missing)}")
 
-    globals_ = sl.Globals.extended_by([sl.LibraryExtension.StructType])
+    # Tilt's interpreter is starlark-go: print() exists; type annotations and
+    # positional-only parameters do not parse (f-strings are off in both).
+    globals_ = sl.Globals.extended_by([sl.LibraryExtension.StructType, sl.LibraryExtension.Print])
     dialect = sl.Dialect.extended()
+    dialect.enable_types = sl.DialectTypes.DISABLE
+    dialect.enable_positional_only_arguments = False
     prelude = _namespace_prelude(dotted, api.values, constants)
     sl.eval(module, sl.parse("<tilt builtins>", prelude, dialect), globals_)
 

@@ -53,6 +53,7 @@ class Behaviours:
         self.kube_context = kube_context
         self.defined_flags: list[str] = []
         self.positional_flag: str | None = None
+        self.trigger_mode_set = False
         self.config_parsed = False
         # Live-update steps made and not yet used by a build (Tilt's
         # unconsumedLiveUpdateSteps), by the id each step value carries.
@@ -115,6 +116,7 @@ class Behaviours:
             "port_forward": lambda a: {"__tilt_port_forward__": True, **a},
             "link": lambda a: {"__tilt_link__": True, **a},
             "fail": self.fail,
+            "trigger_mode": self.trigger_mode,
             "docker_build": self.docker_build,
         }
 
@@ -233,6 +235,12 @@ class Behaviours:
             if name not in self.defined_flags:
                 raise TiltfileFailed(f"config.parse: flag {name!r} is not defined")
         return dict(self.flags)
+
+    def trigger_mode(self, a: dict[str, Any]) -> None:
+        """tiltfileState.triggerModeFn: once per Tiltfile."""
+        if self.trigger_mode_set:
+            self.result.problems.append("trigger_mode(): trigger_mode can only be called once")
+        self.trigger_mode_set = True
 
     def fail(self, a: dict[str, Any]) -> None:
         raise TiltfileFailed(str(a["msg"]))

@@ -389,6 +389,7 @@ PARAM_RULES: dict[str, dict[str, Rule]] = {
         "labels": label_set,
     },
     "k8s_kind": {"pod_readiness": pod_readiness},
+    "trigger_mode": {"trigger_mode": trigger_mode},
 }
 
 
