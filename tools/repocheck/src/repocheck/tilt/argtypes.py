@@ -163,9 +163,7 @@ def _dict_problem(value: object) -> str | None:
     """value.StringStringMap.Unpack."""
     if value is None:
         return None
-    if not isinstance(value, dict) or any(
-        rules.marked(value, m) for m in (rules.BLOB, rules.LINK, rules.PORT_FORWARD, rules.STEP)
-    ):
+    if not isinstance(value, dict) or rules.tilt_value(value) is not None:
         return f"expected dict, got {rules.go_type(value)}"
     for key, item in value.items():
         if rules.as_string(key) is None:

@@ -41,51 +41,50 @@ def marked(value: object, marker: str) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and marker in value
 
 
+# Each marker: (the Go type Tilt prints with %T, the Starlark type name).
+_MARKED_TYPES = {
+    BLOB: ("io.Blob", "blob"),
+    PORT_FORWARD: ("tiltfile.portForward", "port_forward"),
+    LINK: ("links.Link", "link"),
+    TRIGGER_MODE: ("tiltfile.triggerMode", "TriggerMode"),
+}
+
+
+def tilt_value(value: object) -> str | None:
+    """The marker of a value a Tilt builtin made (blob, port_forward, step...), if any."""
+    if isinstance(value, dict):
+        return next((m for m in (*_MARKED_TYPES, STEP) if m in value), None)
+    return None
+
+
 def go_type(value: object) -> str:
     """The Go type name Tilt prints with %T for a Starlark value."""
+    marker = tilt_value(value)
+    if marker == STEP and isinstance(value, dict):
+        return f"tiltfile.liveUpdate{str(value[STEP]).title().replace('_', '')}Step"
+    if marker is not None:
+        return _MARKED_TYPES[marker][0]
+    for kind, name in ((bool, "Bool"), (int, "Int"), (float, "Float"), (str, "String")):
+        if isinstance(value, kind):
+            return f"starlark.{name}"
     if value is None:
         return "starlark.NoneType"
-    if isinstance(value, bool):
-        return "starlark.Bool"
-    if isinstance(value, int):
-        return "starlark.Int"
-    if isinstance(value, float):
-        return "starlark.Float"
-    if isinstance(value, str):
-        return "starlark.String"
     if isinstance(value, list | tuple):
         return "*starlark.List"
-    for marker, name in (
-        (BLOB, "io.Blob"),
-        (PORT_FORWARD, "tiltfile.portForward"),
-        (LINK, "links.Link"),
-        (TRIGGER_MODE, "tiltfile.triggerMode"),
-    ):
-        if marked(value, marker):
-            return name
-    if marked(value, STEP):
-        return f"tiltfile.liveUpdate{str(value[STEP]).title().replace('_', '')}Step"
-    if isinstance(value, dict):
-        return "*starlark.Dict"
-    return type(value).__name__
+    return "*starlark.Dict" if isinstance(value, dict) else type(value).__name__
 
 
 def starlark_type(value: object) -> str:
     """The Starlark type name (``Value.Type()``)."""
+    marker = tilt_value(value)
+    if marker == STEP and isinstance(value, dict):
+        return f"live_update_{value[STEP]}_step"
+    if marker is not None:
+        return _MARKED_TYPES[marker][1]
     if value is None:
         return "NoneType"
     if isinstance(value, bool):
         return "bool"
-    for marker, name in (
-        (BLOB, "blob"),
-        (PORT_FORWARD, "port_forward"),
-        (LINK, "link"),
-        (TRIGGER_MODE, "TriggerMode"),
-    ):
-        if marked(value, marker):
-            return name
-    if marked(value, STEP):
-        return f"live_update_{value[STEP]}_step"
     return {int: "int", float: "float", str: "string", list: "list", tuple: "tuple"}.get(
         type(value), "dict" if isinstance(value, dict) else type(value).__name__
     )
@@ -106,9 +105,7 @@ def _or_sequence(value: object) -> list[object]:
         return list(value)
     if value is None:
         return []
-    if isinstance(value, dict) and not any(
-        marked(value, m) for m in (BLOB, PORT_FORWARD, LINK, STEP, TRIGGER_MODE)
-    ):
+    if isinstance(value, dict) and tilt_value(value) is None:
         return list(value)  # a dict is a starlark.Sequence of its keys
     return [value]
 
@@ -242,7 +239,7 @@ def port_forwards(value: object) -> str | None:
     if isinstance(value, str):
         return _string_port_forward(value)
     if not isinstance(value, list | tuple) and not (
-        isinstance(value, dict) and not any(marked(value, m) for m in (BLOB, LINK, STEP))
+        isinstance(value, dict) and tilt_value(value) is None
     ):
         return (
             "port_forwards must be an int, a port_forward, or a sequence of those; "
@@ -279,15 +276,11 @@ def extra_pod_selectors(value: object) -> str | None:
     """tiltfile.podLabelsFromStarlarkValue: a dict of string labels, or a list of such dicts."""
     if value is None:
         return None  # not given (Tilt sees nil); None itself is refused below
-    if isinstance(value, dict) and not any(
-        marked(value, m) for m in (BLOB, PORT_FORWARD, LINK, STEP, TRIGGER_MODE)
-    ):
+    if isinstance(value, dict) and tilt_value(value) is None:
         return _label_dict(value)
     if isinstance(value, list):
         for item in value:
-            if not isinstance(item, dict) or any(
-                marked(item, m) for m in (BLOB, PORT_FORWARD, LINK, STEP, TRIGGER_MODE)
-            ):
+            if not isinstance(item, dict) or tilt_value(item) is not None:
                 return f"pod labels elements must be dicts; got {go_type(item)}"
             if problem := _label_dict(item):
                 return problem
