@@ -350,6 +350,17 @@ MUTATIONS: list[Mutation] = [
         'Image for ref "speech-mesh/books" has already been defined',
     ),
     M(
+        "build-library-path-distinct",
+        "docker_build('docker.io/library/speech-mesh/books', '.', "
+        "dockerfile='services/Dockerfile')",
+        ACCEPTED,
+    ),
+    M(
+        "build-hub-spelling-twice",
+        "docker_build('index.docker.io/speech-mesh/books', '.', dockerfile='services/Dockerfile')",
+        'Image for ref "speech-mesh/books" has already been defined',
+    ),
+    M(
         "build-contents-and-file",
         "docker_build('speech-mesh/extra', '.', dockerfile='services/Dockerfile', "
         "dockerfile_contents='FROM scratch')",

@@ -238,22 +238,25 @@ _REFERENCE = re.compile(rf"((?:{_DOMAIN}/)?{_REMOTE})(?::({_TAG}))?(?:@({_DIGEST
 _NAME = re.compile(rf"(?:({_DOMAIN})/)?({_REMOTE})", re.ASCII)
 
 
-def _split_docker_domain(name: str) -> tuple[str, str]:
+def split_docker_domain(name: str) -> tuple[str, str]:
+    """reference.splitDockerDomain: (domain, path), Docker Hub names under docker.io."""
     first, slash, rest = name.partition("/")
     if not slash:
         return "docker.io", "library/" + name
-    if first == "localhost" or "." in first or ":" in first or first.lower() != first:
-        return first, rest
     if first == "index.docker.io":
-        return "docker.io", rest
-    return "docker.io", name
+        first = "docker.io"
+    elif first != "localhost" and not ("." in first or ":" in first or first.lower() != first):
+        return "docker.io", name
+    if first == "docker.io" and "/" not in rest:
+        rest = "library/" + rest
+    return first, rest
 
 
 def parse_normalized_named(ref: str) -> str | None:
     """distribution/reference.ParseNormalizedNamed (what container.ParseNamed calls)."""
     if re.fullmatch(r"[a-f0-9]{64}", ref):
         return f"invalid repository name ({ref}), cannot specify 64-byte hexadecimal strings"
-    domain, remainder = _split_docker_domain(ref)
+    domain, remainder = split_docker_domain(ref)
     remote = remainder.split(":", 1)[0]
     if remote.lower() != remote:
         return f"invalid reference format: repository name ({remote}) must be lowercase"
