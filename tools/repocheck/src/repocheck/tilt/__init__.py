@@ -16,6 +16,11 @@ deployed manifests use is built, every ``k8s_resource`` names a real workload.
 ``built_images`` is what other checks use to ask "which images does Tilt
 build?".
 
+Values are judged as Tilt judges them when the Tiltfile loads (``rules``, with
+``goparse`` for the Go parsers it calls; read from Tilt v0.34.0's source), and
+``checks.tilt_refusals`` is everything real Tilt would refuse, resource
+assembly included; ``check_tiltfile`` adds this project's own rules.
+
 One module per step: ``argtypes`` (what Tilt's unpackers accept), ``api``
 (signatures from ``tilt-api.json``), ``results`` (what an evaluation records),
 ``fakes`` (what each builtin returns), ``evaluation`` (the Starlark run),
@@ -34,6 +39,7 @@ from repocheck.tilt.checks import (
     built_images,
     check_tiltfile,
     manifest_images,
+    tilt_refusals,
 )
 from repocheck.tilt.evaluation import default_kube_context, evaluate_tiltfile
 from repocheck.tilt.fakes import TiltfileFailed
@@ -60,5 +66,6 @@ __all__ = [
     "default_kube_context",
     "evaluate_tiltfile",
     "manifest_images",
+    "tilt_refusals",
     "type_problems",
 ]

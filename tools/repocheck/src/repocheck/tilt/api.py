@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from repocheck.k8s.manifests import REPO_ROOT
-from repocheck.tilt.argtypes import type_problems
+from repocheck.tilt import rules
+from repocheck.tilt.argtypes import mistyped
 
 TILT_API_ENV = "TILT_API_JSON"
 
@@ -68,7 +69,15 @@ class Signature:
             if param.required and not param.varargs and param.name not in bound:
                 problems.append(f"{self.name}(): missing required argument {param.name!r}")
         unset = frozenset(p.name for p in self.params if p.none_means_unset)
-        problems.extend(type_problems(self.name, bound, unset))
+        given = frozenset(p.name for p, _ in zip(positional, args, strict=False))
+        wrong_type = mistyped(self.name, bound, unset, given)
+        problems.extend(wrong_type.values())
+        problems.extend(rules.param_problems(self.name, bound, set(wrong_type), given))
+        if not problems:
+            # The builtin's body runs only once every argument unpacked.
+            problems.extend(rules.call_problems(self.name, bound))
+        if self.name in rules.IGNORES_ARGUMENTS:
+            problems = []
         return BoundCall(self.name, bound, problems)
 
     def _accepted_name(self, doc_name: str) -> str:
@@ -97,6 +106,10 @@ class TiltApi:
         for name, spec in data["functions"].items():
             if spec.get("statement"):
                 continue  # load() is syntax, handled by the file loader
+            newer = rules.NEWER_THAN_SOURCE.get(name, frozenset())
+            if newer is None:
+                continue  # not a builtin yet in the Tilt the rules were read from
+            kept = [p for p in spec["params"] if p["name"] not in newer]
             params = tuple(
                 Param(
                     p["name"],
@@ -107,12 +120,13 @@ class TiltApi:
                     p.get("doc_name"),
                     bool(p.get("none_means_unset")),
                 )
-                for p in spec["params"]
+                for p in kept
             )
+            most = spec.get("max_positional")
             functions[name] = Signature(
                 name,
                 params,
-                spec.get("max_positional"),
+                None if most is None else min(most, len(kept)),
                 frozenset(spec.get("rejected_doc_names") or ()),
                 bool(spec.get("accepts_kwargs")),
             )

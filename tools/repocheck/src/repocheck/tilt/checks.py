@@ -115,9 +115,9 @@ def _image_problems(repo_root: Path, image: ImageBuild) -> list[str]:
 def check_tiltfile(repo_root: Path = REPO_ROOT, result: TiltfileResult | None = None) -> list[str]:
     """Everything wrong with the Tiltfile, as messages (empty when fine)."""
     result = result or evaluate_tiltfile(repo_root)
-    problems = [f"Tiltfile: {p}" for p in dict.fromkeys(result.problems)]
+    problems = tilt_refusals(result)
     if result.failure:
-        return [*problems, f"Tiltfile failed: {result.failure}"]
+        return problems
 
     by_ref = {image.ref: image for image in result.images}
     for name, folder in SERVICE_IMAGES.items():
@@ -146,7 +146,7 @@ def check_tiltfile(repo_root: Path = REPO_ROOT, result: TiltfileResult | None = 
     for missing in sorted(used):
         problems.append(f"Tiltfile: manifests use image {missing!r}; no docker_build builds it")
 
-    problems.extend(_resource_problems(result))
+    problems.extend(_project_resource_problems(result))
     return problems
 
 
@@ -154,41 +154,157 @@ def _workload_names(objects: Iterable[dict[str, Any]]) -> set[str]:
     return {str(o["metadata"]["name"]) for o in workloads.workloads(objects)}
 
 
-def _object_selectors(objects: Iterable[Mapping[str, Any]]) -> set[str]:
-    selectors: set[str] = set()
-    for o in objects:
-        meta = o.get("metadata", {})
-        name, kind = str(meta.get("name", "")), str(o.get("kind", "")).lower()
-        selectors.update({name, f"{name}:{kind}", f"{name}:{kind}:{meta.get('namespace', '')}"})
-    return selectors
+def _fragments(obj: Mapping[str, Any]) -> list[str]:
+    """k8s.potentialNames: name, name:kind, name:kind:namespace, name:kind:namespace:group."""
+    meta = obj.get("metadata", {})
+    api_version = str(obj.get("apiVersion", ""))
+    group = api_version.split("/", maxsplit=1)[0] if "/" in api_version else "core"
+    parts = [
+        str(meta.get("name", "")),
+        str(obj.get("kind", "")),
+        meta.get("namespace") or "default",
+    ]
+    parts.append(group)
+    return [":".join(parts[: i + 1]).lower() for i in range(len(parts))]
 
 
-def _resource_problems(result: TiltfileResult) -> list[str]:
+def _unique_names(objects: Sequence[Mapping[str, Any]]) -> list[str]:
+    """k8s.UniqueNamesMeta: each workload's shortest fragment no other workload wants."""
+    counts: dict[str, int] = {}
+    for obj in objects:
+        for fragment in _fragments(obj):
+            counts[fragment] = counts.get(fragment, 0) + 1
+    names = []
+    for index, obj in enumerate(objects):
+        fragments = _fragments(obj)
+        unique = [f for f in fragments if counts[f] == 1]
+        names.append(unique[0] if unique else f"{fragments[-1]}:{index}")
+    return names
+
+
+def _selector_matches(selector: str, obj: Mapping[str, Any]) -> bool:
+    """k8s.SelectorFromString(...).Matches: name[:kind[:namespace]], case-insensitive."""
+    parts = selector.lower().split(":")
+    meta = obj.get("metadata", {})
+    actual = [
+        str(meta.get("name", "")),
+        str(obj.get("kind", "")),
+        meta.get("namespace") or "default",
+    ]
+    return all(want == str(have).lower() for want, have in zip(parts, actual, strict=False))
+
+
+def tilt_assembly_problems(result: TiltfileResult) -> list[str]:
+    """What Tilt refuses when it assembles resources after the Tiltfile ran.
+
+    Mirrors tiltfileState.assembleK8s (internal/tiltfile/tiltfile_state.go, Tilt
+    v0.34.0): one resource per workload (checkResourceConflict against the
+    local_resources), its Services attached by selector, then each
+    k8s_resource in call order: an existing resource (or new_name with
+    objects), a rename that takes no taken name, object fragments that name
+    exactly one object not yet in a resource.
+    """
+    names = {str(c.args["name"]): "local_resource" for c in result.called("local_resource")}
+    if "" in names:  # model.Manifest.Validate, once the resources are made
+        return ["Tiltfile: [validate] manifest missing name"]
+    objects = list(result.manifests)
+    taken: set[int] = set()
+    found_workloads = workloads.workloads(objects)
+    for obj, name in zip(found_workloads, _unique_names(found_workloads), strict=True):
+        if name in names:
+            return [
+                f"Tiltfile: error making resource for workload {name}: "
+                f'{names[name]} named "{name}" already exists'
+            ]
+        names[name] = "k8s_resource"
+        taken.add(id(obj))
+        labels = workloads.pod_labels(obj)
+        for other in objects:
+            selector = (
+                other.get("spec", {}).get("selector") if other.get("kind") == "Service" else None
+            )
+            if selector and id(other) not in taken and workloads.selects(selector, labels):
+                taken.add(id(other))
+    fragments: dict[str, list[Mapping[str, Any]]] = {}
+    for obj in objects:
+        for fragment in _fragments(obj):
+            fragments.setdefault(fragment, []).append(obj)
+    for call in result.called("k8s_resource"):
+        a = call.args
+        workload = str(a.get("workload") or "")
+        new_name = str(a.get("new_name") or "")
+        if not workload:
+            if new_name in names:
+                return [f'Tiltfile: {names[new_name]} named "{new_name}" already exists']
+            names[new_name] = "k8s_resource"
+            workload = new_name
+        elif workload not in names or names[workload] != "k8s_resource":
+            known = ", ".join(sorted(n for n, k in names.items() if k == "k8s_resource"))
+            return [
+                f'Tiltfile: k8s_resource specified unknown resource "{workload}". '
+                f"known k8s resources: {known}"
+            ]
+        elif new_name and new_name != workload:
+            if new_name in names:
+                return [
+                    f'Tiltfile: k8s_resource specified to rename "{workload}" to "{new_name}": '
+                    f'{names[new_name]} named "{new_name}" already exists'
+                ]
+            del names[workload]
+            names[new_name] = "k8s_resource"
+        for selector in a.get("objects") or []:
+            text = str(selector)
+            if text.count(":") > 2:
+                return [
+                    "Tiltfile: Error making selector from string "
+                    f'"{text}": Too many parts in selector'
+                ]
+            found = fragments.get(text.lower(), [])
+            if not found:
+                return [f'Tiltfile: No object identified by the fragment "{text}" could be found']
+            if len(found) > 1:
+                return [f'Tiltfile: "{text}" is not a unique fragment']
+            free = [o for o in objects if id(o) not in taken and _selector_matches(text, o)]
+            if not free:
+                return [
+                    f'Tiltfile: No object identified by the fragment "{text}" could be found '
+                    "in remaining YAML"
+                ]
+            taken.add(id(free[0]))
+    return []
+
+
+def tilt_refusals(result: TiltfileResult) -> list[str]:
+    """Everything real Tilt refuses when it loads the Tiltfile, as Tilt-style messages."""
+    problems = [f"Tiltfile: {p}" for p in dict.fromkeys(result.problems)]
+    if result.failure:
+        return [*problems, f"Tiltfile failed: {result.failure}"]
+    if problems:
+        return problems  # Tilt stops at the first error: assembly never runs
+    return tilt_assembly_problems(result)
+
+
+def _project_resource_problems(result: TiltfileResult) -> list[str]:
+    """This project's own rules on resources (stricter than Tilt, which only warns)."""
     problems: list[str] = []
-    workloads = _workload_names(result.manifests)
-    selectors = _object_selectors(result.manifests)
-    resources = {str(c.args["name"]) for c in result.called("local_resource")}
+    workloads_ = _workload_names(result.manifests)
+    resources = {str(c.args["name"]) for c in result.called("local_resource")} | workloads_
     configured: set[str] = set()
     for call in result.called("k8s_resource"):
         workload = call.args.get("workload")
-        if workload is not None:
-            if str(workload) not in workloads:
-                problems.append(f"Tiltfile: k8s_resource({workload!r}) names no workload")
+        if workload:
             configured.add(str(workload))
-        name = call.args.get("new_name") or workload
-        if name is None:
-            problems.append("Tiltfile: k8s_resource() with neither workload nor new_name")
-            continue
-        resources.add(str(name))
-        for selector in call.args.get("objects") or []:
-            if str(selector).lower() not in {s.lower() for s in selectors}:
-                problems.append(f"Tiltfile: k8s_resource({name!r}) object {selector!r} not found")
-    resources |= workloads
+        resources.add(str(call.args.get("new_name") or workload))
     for call in [*result.called("k8s_resource"), *result.called("local_resource")]:
         name = call.args.get("new_name") or call.args.get("workload") or call.args.get("name")
         for dep in call.args.get("resource_deps") or []:
             if str(dep) not in resources:
-                problems.append(f"Tiltfile: {name!r} depends on unknown resource {dep!r}")
-    for workload in sorted(workloads - configured):
-        problems.append(f"Tiltfile: workload {workload!r} has no k8s_resource (labels, deps)")
+                problems.append(
+                    f"Tiltfile: {name!r} depends on unknown resource {dep!r} "
+                    "(project rule: Tilt only warns and drops the dependency)"
+                )
+    for workload in sorted(workloads_ - configured):
+        problems.append(
+            f"Tiltfile: workload {workload!r} has no k8s_resource (labels, deps) (project rule)"
+        )
     return problems

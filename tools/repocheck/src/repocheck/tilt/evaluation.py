@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ import starlark as sl
 import yaml
 
 from repocheck.k8s.manifests import REPO_ROOT
-from repocheck.tilt.api import Param, Signature, TiltApi
+from repocheck.tilt import rules
+from repocheck.tilt.api import BoundCall, Param, Signature, TiltApi
 from repocheck.tilt.fakes import Behaviours, TiltfileFailed
 from repocheck.tilt.results import TiltfileResult, image_from
 
@@ -23,6 +25,8 @@ from repocheck.tilt.results import TiltfileResult, image_from
 _RESTART_EXT_PARAMS = ("ref", "context", "entrypoint", "live_update")
 _RESTART_EXT_OPTIONAL = ("base_suffix", "restart_file", "trigger", "exit_policy")
 _RESTART_EXT_BASE_SUFFIX = "-tilt_docker_build_with_restart_base"
+# KWARGS_BLACKLIST: what the extension leaves out of the child image's docker_build.
+_RESTART_EXT_DROPPED = ("dockerfile", "dockerfile_contents", "target")
 
 # Tilt builtins the interpreter itself provides (struct takes any keywords;
 # a recorder could not pass functions through to Python).
@@ -45,45 +49,96 @@ def _recorder(
     return record
 
 
-def _restart_ext_recorder(api: TiltApi, result: TiltfileResult) -> Callable[..., object]:
+def _restart_ext_recorder(
+    api: TiltApi, result: TiltfileResult, behaviours: Behaviours
+) -> Callable[..., object]:
+    """docker_build_with_restart as tilt-extensions' restart_process/Tiltfile runs it.
+
+    Read at tilt-extensions a8701c0: fail() on no live_update step or a
+    restart_container() step; docker_build(ref + base_suffix, context, **kwargs);
+    entrypoint a string or a list; then docker_build(ref, <extension dir>,
+    entrypoint=..., dockerfile_contents=..., live_update=live_update +
+    [run('date > ' + restart_file, trigger=trigger)], **kwargs without
+    dockerfile, dockerfile_contents and target).
+    """
     docker_build = api.functions["docker_build"]
     forwarded = {p.name for p in docker_build.params} - set(_RESTART_EXT_PARAMS)
     params = tuple(Param(n, required=True) for n in _RESTART_EXT_PARAMS) + tuple(
         Param(n) for n in _RESTART_EXT_OPTIONAL
     )
     own = Signature("docker_build_with_restart", params, None, accepts_kwargs=True)
+    run = api.functions["run"]
+
+    def extension_problems(call: BoundCall) -> list[str]:
+        a = call.args
+        extra = {k: v for k, v in a.items() if k not in {p.name for p in params}}
+        unknown = [k for k in extra if k not in forwarded]
+        if unknown:
+            return [
+                f"unknown keyword {unknown[0]!r} (neither the extension's nor docker_build's: "
+                f'docker_build: unexpected keyword argument "{unknown[0]}")'
+            ]
+        steps = a["live_update"]
+        if not isinstance(steps, list):
+            return [f"live_update: got {rules.starlark_type(steps)}, want list"]
+        if not steps:
+            return ["fail: `docker_build_with_restart` requires at least one live_update step"]
+        if any(rules.marked(s, rules.STEP) and s[rules.STEP] == "restart_container" for s in steps):
+            return [
+                "fail: `docker_build_with_restart` is not compatible with live_update step: "
+                "`restart_container()` (this extension is meant to REPLACE restart_container() )"
+            ]
+        suffix = a.get("base_suffix", _RESTART_EXT_BASE_SUFFIX)
+        base = docker_build.bind(
+            (), {"ref": f"{a['ref']}{suffix}", "context": a["context"], **extra}
+        )
+        if base.problems:
+            return base.problems
+        if problem := behaviours.dockerfile_problem(base.args):
+            return [problem]
+        if problem := result.define_ref("docker_build", str(base.args["ref"])):
+            return [problem]
+        entrypoint = a["entrypoint"]
+        if not isinstance(entrypoint, str | list):
+            return [
+                "fail: `entrypoint` must be a string or list of strings: got "
+                f"{rules.starlark_type(entrypoint)}"
+            ]
+        trigger = a.get("trigger") or []
+        restart = run.bind(
+            (f"date > {a.get('restart_file', '/tmp/.restart-proc')}",), {"trigger": trigger}
+        )
+        if restart.problems:
+            return restart.problems
+        child_kwargs = {k: v for k, v in extra.items() if k not in _RESTART_EXT_DROPPED}
+        child = docker_build.bind(
+            (),
+            {
+                "ref": a["ref"],
+                "context": ".",
+                "entrypoint": [
+                    "/tilt-restart-wrapper",
+                    *([entrypoint] if isinstance(entrypoint, str) else entrypoint),
+                ],
+                "dockerfile_contents": "FROM scratch",
+                "live_update": [*steps, {rules.STEP: "run", **restart.args}],
+                **child_kwargs,
+            },
+        )
+        if child.problems:
+            return child.problems
+        if problem := result.define_ref("docker_build", str(a["ref"])):
+            return [problem]
+        behaviours.consume_steps(steps)
+        return []
 
     def record(*args: object, **kwargs: object) -> object:
         call = own.bind(args, kwargs)
-        for key in call.args:
-            if key not in forwarded and key not in {p.name for p in params}:
-                call.problems.append(
-                    f"docker_build_with_restart(): unknown keyword {key!r} "
-                    "(neither the extension's nor docker_build's)"
-                )
-        if call.args.get("dockerfile") is not None and "dockerfile_contents" in call.args:
-            call.problems.append(
-                "docker_build_with_restart(): Cannot specify both dockerfile and "
-                "dockerfile_contents (docker_build of the base image)"
-            )
-        steps = call.args.get("live_update") or []
-        if not steps:
-            call.problems.append("docker_build_with_restart(): needs live_update steps")
-        if any(
-            isinstance(s, dict) and s.get("__tilt_step__") == "restart_container" for s in steps
-        ):
-            call.problems.append(
-                "docker_build_with_restart(): restart_container() is not allowed here"
-            )
         if not call.problems:
-            # The extension defines the base image, then the image itself.
-            ref = str(call.args["ref"])
-            suffix = call.args.get("base_suffix", _RESTART_EXT_BASE_SUFFIX)
-            for defined in (f"{ref}{suffix}", ref):
-                problem = result.define_ref("docker_build_with_restart", defined)
-                if problem is not None:
-                    call.problems.append(problem)
-                    break
+            call.problems.extend(
+                p if p.startswith("docker_build") else f"docker_build_with_restart(): {p}"
+                for p in extension_problems(call)
+            )
         result.calls.append(call)
         result.problems.extend(call.problems)
         if not call.problems:
@@ -146,13 +201,14 @@ def evaluate_tiltfile(
     tiltfile = repo_root / "Tiltfile"
     text = source if source is not None else tiltfile.read_text()
     result = TiltfileResult()
-    behaviours = Behaviours(
+    fakes = Behaviours(
         repo_root,
         result,
         flags or {},
         env if env is not None else {},
         kube_context if kube_context is not None else default_kube_context(repo_root),
-    ).table()
+    )
+    behaviours = fakes.table()
 
     module = sl.Module()
     dotted = []
@@ -168,8 +224,8 @@ def evaluate_tiltfile(
 
     module["__file__"] = str(tiltfile)
     module["__name__"] = "__main__"
-    module["TRIGGER_MODE_AUTO"] = "TRIGGER_MODE_AUTO"
-    module["TRIGGER_MODE_MANUAL"] = "TRIGGER_MODE_MANUAL"
+    module["TRIGGER_MODE_AUTO"] = {rules.TRIGGER_MODE: "auto"}
+    module["TRIGGER_MODE_MANUAL"] = {rules.TRIGGER_MODE: "manual"}
     module["_t_os_environ"] = dict(env or {})
     constants = {
         "os.name": '"posix"',
@@ -193,12 +249,16 @@ def evaluate_tiltfile(
     if missing:
         result.problems.append(f"harness: no placeholder for Tilt values {sorted(missing)}")
 
-    globals_ = sl.Globals.extended_by([sl.LibraryExtension.StructType])
+    # Tilt's interpreter is starlark-go: print() exists; type annotations and
+    # positional-only parameters do not parse (f-strings are off in both).
+    globals_ = sl.Globals.extended_by([sl.LibraryExtension.StructType, sl.LibraryExtension.Print])
     dialect = sl.Dialect.extended()
+    dialect.enable_types = sl.DialectTypes.DISABLE
+    dialect.enable_positional_only_arguments = False
     prelude = _namespace_prelude(dotted, api.values, constants)
     sl.eval(module, sl.parse("<tilt builtins>", prelude, dialect), globals_)
 
-    restart_ext = _restart_ext_recorder(api, result)
+    restart_ext = _restart_ext_recorder(api, result, fakes)
 
     def load_module(name: str) -> sl.FrozenModule:
         if name != "ext://restart_process":
@@ -213,10 +273,17 @@ def evaluate_tiltfile(
     except sl.StarlarkError as error:
         message = str(error)
         marker = "TiltfileFailed: "
+        undefined = re.search(r"Variable `([^`]+)` not found\s+--> (\S+)", message)
         if marker in message:
             result.failure = message.split(marker, 1)[1].splitlines()[0]
+        elif undefined:
+            # starlark-go's resolver words it so (and Tilt reports it before running anything)
+            result.failure = f"{undefined[2]}: undefined: {undefined[1]}"
         else:
             result.failure = message
+    # Tilt stops at the first error; only a clean run reaches this check.
+    if result.failure is None and not result.problems and (unused := fakes.unconsumed_problem()):
+        result.problems.append(unused)
     return result
 
 

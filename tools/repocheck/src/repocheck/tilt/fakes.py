@@ -5,9 +5,11 @@ Files are really read and ``kustomize()`` really renders; ``local()`` runs nothi
 
 from __future__ import annotations
 
+import itertools
 import json
 import posixpath
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,16 @@ class Behaviours:
         self.env = dict(env)
         self.kube_context = kube_context
         self.defined_flags: list[str] = []
+        self.positional_flag: str | None = None
+        self.trigger_mode_set = False
+        self.config_parsed = False
+        # Live-update steps made and not yet used by a build (Tilt's
+        # unconsumedLiveUpdateSteps), by the id each step value carries.
+        self.unconsumed_steps: dict[int, str] = {}
+        self._step_ids = itertools.count(1)
+        self.local_resources: list[str] = []
+        # k8s_yaml's object index (tiltfile/k8s.State.Append): (apiVersion, kind, ns, name).
+        self.object_refs: set[tuple[str, str, str, str]] = set()
 
     def path(self, value: object) -> Path:
         return self.root / str(value)
@@ -76,12 +88,13 @@ class Behaviours:
             "local": lambda a: _blob(""),
             "listdir": self.listdir,
             "k8s_yaml": self.k8s_yaml,
+            "local_resource": self.local_resource,
             "k8s_context": lambda a: self.kube_context,
             "k8s_namespace": lambda a: "default",
-            "config.define_bool": self.define_flag,
-            "config.define_string": self.define_flag,
-            "config.define_string_list": self.define_flag,
-            "config.define_object": self.define_flag,
+            **{
+                f"config.define_{kind}": partial(self.define_flag, function=f"config.define_{kind}")
+                for kind in ("bool", "string", "string_list", "object")
+            },
             "config.parse": self.parse_flags,
             "os.getenv": lambda a: self.env.get(str(a["key"]), a.get("default")),
             "os.getcwd": lambda a: str(self.root),
@@ -103,12 +116,33 @@ class Behaviours:
             "port_forward": lambda a: {"__tilt_port_forward__": True, **a},
             "link": lambda a: {"__tilt_link__": True, **a},
             "fail": self.fail,
+            "trigger_mode": self.trigger_mode,
             "docker_build": self.docker_build,
         }
 
-    @staticmethod
-    def _step(kind: str) -> Callable[[dict[str, Any]], object]:
-        return lambda a: {"__tilt_step__": kind, **a}
+    def _step(self, kind: str) -> Callable[[dict[str, Any]], object]:
+        def make(a: dict[str, Any]) -> object:
+            step_id = next(self._step_ids)
+            self.unconsumed_steps[step_id] = kind
+            return {"__tilt_step__": kind, "__tilt_step_id__": step_id, **a}
+
+        return make
+
+    def consume_steps(self, steps: object) -> None:
+        """tiltfileState.consumeLiveUpdateStep for each step a build used."""
+        for step in steps if isinstance(steps, list | tuple) else [steps]:
+            if isinstance(step, dict) and "__tilt_step_id__" in step:
+                self.unconsumed_steps.pop(step["__tilt_step_id__"], None)
+
+    def unconsumed_problem(self) -> str | None:
+        """tiltfileState.checkForUnconsumedLiveUpdateSteps, after the Tiltfile ran."""
+        if not self.unconsumed_steps:
+            return None
+        kinds = ", ".join(sorted(set(self.unconsumed_steps.values())))
+        return (
+            f"found {len(self.unconsumed_steps)} live_update steps that were created but not "
+            f"used in a live_update ({kinds})"
+        )
 
     def read_file(self, a: dict[str, Any]) -> object:
         target = self.path(a["paths"])
@@ -125,7 +159,7 @@ class Behaviours:
             return parse(target.read_text())
         if "default" in a:
             return a["default"]
-        raise TiltfileFailed(f"cannot read {a['paths']!r}: no such file")
+        raise TiltfileFailed(f"open {target}: no such file or directory")
 
     def kustomize(self, a: dict[str, Any]) -> object:
         rendered = manifests.render(self.path(a["paths"]))
@@ -138,33 +172,96 @@ class Behaviours:
 
     def k8s_yaml(self, a: dict[str, Any]) -> None:
         items = a["yaml"] if isinstance(a["yaml"], list) else [a["yaml"]]
+        objects: list[dict[str, Any]] = []
         for item in items:
             if isinstance(item, dict) and "__tilt_blob__" in item:
                 text = _text(item)
             else:
                 text = self.path(item).read_text()
-            self.result.manifests.extend(d for d in yaml.safe_load_all(text) if d)
+            objects.extend(d for d in yaml.safe_load_all(text) if d)
+        if not objects and not isinstance(a["yaml"], str):
+            # tiltfileState.k8sYaml: nothing to deploy (a path string is let through)
+            self.result.problems.append("k8s_yaml(): Empty YAML passed to k8s_yaml")
+            return
+        for obj in objects:
+            # tiltfile/k8s.State.Append: one object, one k8s_yaml, unless allow_duplicates.
+            meta = obj.get("metadata") or {}
+            ref = (
+                str(obj.get("apiVersion", "")),
+                str(obj.get("kind", "")),
+                str(meta.get("namespace", "")),
+                str(meta.get("name", "")),
+            )
+            if ref in self.object_refs and not a.get("allow_duplicates"):
+                where = f" (Namespace: {ref[2]})" if ref[2] else ""
+                self.result.problems.append(
+                    f"k8s_yaml(): Duplicate YAML: {ref[1]} {ref[3]}{where}; ignore this error "
+                    "with k8s_yaml(..., allow_duplicates=True)"
+                )
+                return
+            self.object_refs.add(ref)
+        self.result.manifests.extend(objects)
 
-    def define_flag(self, a: dict[str, Any]) -> None:
-        self.defined_flags.append(str(a["name"]))
+    def local_resource(self, a: dict[str, Any]) -> None:
+        """tiltfileState.localResource: checkResourceConflict among local resources."""
+        name = str(a["name"])
+        if name in self.local_resources:
+            self.result.problems.append(
+                f'local_resource(): local_resource named "{name}" already exists'
+            )
+            return
+        self.local_resources.append(name)
+
+    def define_flag(self, a: dict[str, Any], function: str = "config.define_string") -> None:
+        """config.configSettingDefinitionBuiltin: before parse, once per name, one args=True."""
+        name = str(a["name"])
+        problem = None
+        if self.config_parsed:
+            problem = f"{function} cannot be called after config.parse is called"
+        elif name in self.defined_flags:
+            problem = f"{name} defined multiple times"
+        elif a.get("args") and self.positional_flag is not None:
+            problem = f"both {name} and {self.positional_flag} are defined as positional args"
+        if problem is not None:
+            self.result.problems.append(f"{function}(): {problem}")
+            return
+        if a.get("args"):
+            self.positional_flag = name
+        self.defined_flags.append(name)
 
     def parse_flags(self, a: dict[str, Any]) -> dict[str, object]:
+        self.config_parsed = True
         for name in self.flags:
             if name not in self.defined_flags:
                 raise TiltfileFailed(f"config.parse: flag {name!r} is not defined")
         return dict(self.flags)
 
+    def trigger_mode(self, a: dict[str, Any]) -> None:
+        """tiltfileState.triggerModeFn: once per Tiltfile."""
+        if self.trigger_mode_set:
+            self.result.problems.append("trigger_mode(): trigger_mode can only be called once")
+        self.trigger_mode_set = True
+
     def fail(self, a: dict[str, Any]) -> None:
         raise TiltfileFailed(str(a["msg"]))
 
+    def dockerfile_problem(self, a: dict[str, Any], function: str = "docker_build") -> str | None:
+        """tiltfileState.dockerBuild reads the Dockerfile when it has no dockerfile_contents."""
+        if a.get("dockerfile_contents") is not None:
+            return None
+        context = _text(a["context"])
+        path = _text(a["dockerfile"]) if a.get("dockerfile") is not None else None
+        target = self.path(path if path is not None else posixpath.join(context, "Dockerfile"))
+        if target.is_file():
+            return None
+        return f"{function}(): error reading dockerfile: open {target}: no such file or directory"
+
     def docker_build(self, a: dict[str, Any]) -> None:
-        problem = self.result.define_ref("docker_build", str(a["ref"]))
+        problem = self.dockerfile_problem(a) or self.result.define_ref(
+            "docker_build", str(a["ref"])
+        )
         if problem is not None:
             self.result.problems.append(problem)
             return
-        if a.get("dockerfile") is not None and "dockerfile_contents" in a:
-            self.result.problems.append(
-                "docker_build(): Cannot specify both dockerfile and dockerfile_contents"
-            )
-            return
+        self.consume_steps(a.get("live_update") or [])
         self.result.images.append(image_from(a, restart=False))

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from repocheck.tilt import goparse
 from repocheck.tilt.api import BoundCall
 
 # ImageBuild.dockerfile of a build from dockerfile_contents= (no file to read).
@@ -14,11 +15,16 @@ INLINE_DOCKERFILE = "<dockerfile_contents>"
 
 
 def _normal_ref(ref: str) -> str:
-    """Docker's familiar form: docker.io/library/x and x are one image."""
-    for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/"):
-        if ref.startswith(prefix):
-            return ref[len(prefix) :]
-    return ref
+    """reference.FamiliarString(ParseNormalizedNamed(ref)): one spelling per image.
+
+    ``x``, ``docker.io/x`` and ``docker.io/library/x`` are one image;
+    ``a/x`` and ``docker.io/library/a/x`` are not.
+    """
+    domain, remainder = goparse.split_docker_domain(ref)
+    if domain != "docker.io":
+        return f"{domain}/{remainder}"
+    short = remainder.removeprefix("library/")
+    return short if "/" not in short.split(":")[0] else remainder
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,8 @@ class TiltfileResult:
         """Record ``ref``; the problem Tilt reports if it was already defined."""
         normal = _normal_ref(ref)
         if normal in self.defined_refs:
-            return f"{function}(): Image for ref {ref!r} has already been defined"
+            # build_index.go: %q of container.FamiliarString(ref)
+            return f'{function}(): Image for ref "{normal}" has already been defined'
         self.defined_refs.append(normal)
         return None
 
