@@ -91,42 +91,66 @@ class PostgresStore:
         self.password = settings.postgres_password
         self.pool_size = settings.pool_size
         self.statement_timeout_s = settings.statement_timeout_s
+        self.acquire_timeout_s = settings.acquire_timeout_s
+        self.ready_timeout_s = settings.ready_timeout_s
+        self.migration_lock_timeout_s = settings.migration_lock_timeout_s
+        self.pooler = settings.pooler
         self._pool: asyncpg.Pool | None = None
+        # Connections handed out by _call and not yet back in the pool. Below
+        # pool_size a free one is waiting in the pool's queue, so the acquire
+        # needs no timeout (asyncpg's acquire timeout costs a task per call).
+        self._in_use = 0
+        self._ping_tasks: set[asyncio.Task[None]] = set()
+
+    def _connection_options(self) -> dict[str, Any]:
+        """What every connection (pooled or the migration's) is opened with."""
+        server_settings = {"application_name": "books"}
+        options: dict[str, Any] = {"password": self.password, "server_settings": server_settings}
+        if self.pooler == "transaction":
+            # A transaction-mode pooler hands each transaction to any server
+            # connection: named prepared statements would be missing or clash
+            # (asyncpg issues 198, 1058), and PgBouncer refuses unknown startup
+            # parameters such as statement_timeout. The server-side bound comes
+            # from the role (ALTER ROLE ... SET statement_timeout), the client's
+            # from command_timeout (asyncpg cancels the statement past it).
+            options["statement_cache_size"] = 0
+        else:
+            timeout_ms = max(1, round(self.statement_timeout_s * 1000))
+            server_settings["statement_timeout"] = str(timeout_ms)
+        return options
 
     async def open(self) -> None:
-        timeout_ms = max(1, round(self.statement_timeout_s * 1000))
+        await self._migrate()
+        client_margin = 0.0 if self.pooler == "transaction" else 1.0
         self._pool = await asyncpg.create_pool(
             self.url,
-            password=self.password,
             min_size=1,
             max_size=self.pool_size,
-            # Connecting and each call are bounded too: a server that stops
-            # answering gives a 503, not a request hanging on the pool.
-            timeout=self.statement_timeout_s,
-            command_timeout=self.statement_timeout_s + 1,
-            server_settings={"statement_timeout": str(timeout_ms), "application_name": "books"},
+            # Connecting is part of waiting for a connection: bounded by the
+            # acquire timeout. Each statement: by statement_timeout on the
+            # server, and on the client (a server that stops answering).
+            timeout=self.acquire_timeout_s,
+            command_timeout=self.statement_timeout_s + client_margin,
             # asyncpg's default reset runs one more query (RESET ALL, UNLISTEN *,
             # ...) per release: books never changes session state (no SET, no
             # LISTEN, only transaction-level locks), so an open transaction's
             # rollback, which asyncpg still does, is all a release needs.
             reset=_keep_session,
+            **self._connection_options(),
         )
-        try:
-            await self._migrate()
-        except BaseException:
-            await self._pool.close()
-            self._pool = None
-            raise
         log.info(
             "database open",
             extra={
                 "db.system": "postgresql",
                 "db.url": redact(self.url),
                 "db.pool_size": self.pool_size,
+                "db.pooler": self.pooler,
             },
         )
 
     async def close(self) -> None:
+        for task in list(self._ping_tasks):
+            task.cancel()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:
@@ -141,35 +165,69 @@ class PostgresStore:
             raise RuntimeError("PostgresStore is not open")
         return self._pool
 
-    async def _call(self, run: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    async def _call(self, run: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """``run`` on a pooled connection: the wait for one is bounded by the acquire timeout,
+        the statement by the statement timeout; past either, :class:`StoreUnavailable`."""
+        pool = self.pool
+        wait = None if self._in_use < self.pool_size else self.acquire_timeout_s
+        self._in_use += 1
         try:
-            return await run(self.pool)
+            try:
+                connection = await pool.acquire(timeout=wait)
+            except TimeoutError:
+                raise StoreUnavailable(
+                    f"no database connection free within {self.acquire_timeout_s:g} s"
+                    f" (pool of {self.pool_size})"
+                ) from None
+            try:
+                return await run(connection)
+            finally:
+                await pool.release(connection)
+        except StoreUnavailable:
+            raise
         except Exception as error:
             cause = unavailable_cause(error)
             if cause is None:
                 raise
             raise StoreUnavailable(cause) from error
+        finally:
+            self._in_use -= 1
 
     async def ping(self) -> None:
-        await self._call(lambda pool: pool.fetchval("SELECT 1"))
+        """``SELECT 1`` answered within the readiness timeout, else :class:`StoreUnavailable`.
+
+        The probe gets its answer in time even when every pooled connection is
+        busy or the server stops answering: the check goes on in the background
+        (bounded by the acquire and statement timeouts) and the probe is told 503.
+        """
+        task = asyncio.get_running_loop().create_task(
+            self._call(lambda db: db.fetchval("SELECT 1"))
+        )
+        self._ping_tasks.add(task)
+        task.add_done_callback(_forget_ping)
+        task.add_done_callback(self._ping_tasks.discard)
+        done, _ = await asyncio.wait({task}, timeout=self.ready_timeout_s)
+        if not done:
+            raise StoreUnavailable(f"no answer to SELECT 1 within {self.ready_timeout_s:g} s")
+        task.result()
 
     async def get_json(self, book_id: int) -> bytes | None:
-        row = await self._call(lambda pool: pool.fetchrow(_SELECT_ONE, book_id))
+        row = await self._call(lambda db: db.fetchrow(_SELECT_ONE, book_id))
         return None if row is None else _encode(_book(row))
 
     async def list_json(self, limit: int, offset: int) -> bytes:
-        rows = await self._call(lambda pool: pool.fetch(_SELECT_PAGE, limit, offset))
+        rows = await self._call(lambda db: db.fetch(_SELECT_PAGE, limit, offset))
         return _encode([_book(row) for row in rows])
 
     async def create_json(self, book: BookIn) -> tuple[int, bytes]:
         row = await self._call(
-            lambda pool: pool.fetchrow(_INSERT, book.title, book.author, book.description)
+            lambda db: db.fetchrow(_INSERT, book.title, book.author, book.description)
         )
         return int(row[0]), _encode(_book(row))
 
     async def replace_json(self, book_id: int, book: BookIn) -> bytes | None:
         row = await self._call(
-            lambda pool: pool.fetchrow(_REPLACE, book.title, book.author, book.description, book_id)
+            lambda db: db.fetchrow(_REPLACE, book.title, book.author, book.description, book_id)
         )
         return None if row is None else _encode(_book(row))
 
@@ -181,34 +239,68 @@ class PostgresStore:
             _or_none(patch.description),
             book_id,
         )
-        row = await self._call(lambda pool: pool.fetchrow(_PATCH, *params))
+        row = await self._call(lambda db: db.fetchrow(_PATCH, *params))
         return None if row is None else _encode(_book(row))
 
     async def delete(self, book_id: int) -> bool:
-        found = await self._call(lambda pool: pool.fetchval(_DELETE, book_id))
+        found = await self._call(lambda db: db.fetchval(_DELETE, book_id))
         return found is not None
 
     async def _migrate(self) -> None:
-        """Bring the schema to the latest version under an advisory lock (once, if raced)."""
-        async with self.pool.acquire() as connection, connection.transaction():
-            await connection.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
-            await connection.execute(POSTGRESQL_VERSION_TABLE)
-            version = await connection.fetchval(
-                "SELECT coalesce(max(version), 0) FROM schema_migrations"
+        """Bring the schema to the latest version under an advisory lock (once, if raced).
+
+        On a connection of its own, opened for it: no client-side command
+        timeout, and inside the transaction no ``statement_timeout`` (a long
+        step, or the wait for a replica migrating first, is not a slow
+        request) but a ``lock_timeout`` of its own, the migration lock
+        setting. Past it start-up stops with one line saying so.
+        """
+        connection = await asyncpg.connect(
+            self.url, timeout=max(self.acquire_timeout_s, 5.0), **self._connection_options()
+        )
+        try:
+            async with connection.transaction():
+                lock_ms = max(1, round(self.migration_lock_timeout_s * 1000))
+                await connection.execute("SET LOCAL statement_timeout = 0")
+                await connection.execute(f"SET LOCAL lock_timeout = {lock_ms}")
+                try:
+                    await connection.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
+                except asyncpg.LockNotAvailableError:
+                    log.error(
+                        "migration lock not had within BOOKS_DB_MIGRATION_LOCK_TIMEOUT_S"
+                        f" ({self.migration_lock_timeout_s:g} s): another books process is"
+                        " migrating or holds it; start-up stops",
+                        extra={"db.url": redact(self.url)},
+                    )
+                    raise
+                await self._migrate_locked(connection)
+        finally:
+            await connection.close()
+
+    async def _migrate_locked(self, connection: asyncpg.Connection) -> None:
+        await connection.execute(POSTGRESQL_VERSION_TABLE)
+        version = await connection.fetchval(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations"
+        )
+        for index in range(int(version), len(MIGRATIONS)):
+            migration = MIGRATIONS[index]
+            for statement in migration.statements("postgresql"):
+                await connection.execute(statement)
+            await connection.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                index + 1,
+                migration.name,
             )
-            for index in range(int(version), len(MIGRATIONS)):
-                migration = MIGRATIONS[index]
-                for statement in migration.statements("postgresql"):
-                    await connection.execute(statement)
-                await connection.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                    index + 1,
-                    migration.name,
-                )
-                log.info(
-                    "migrated",
-                    extra={"db.schema_version": index + 1, "db.migration": migration.name},
-                )
+            log.info(
+                "migrated",
+                extra={"db.schema_version": index + 1, "db.migration": migration.name},
+            )
+
+
+def _forget_ping(task: asyncio.Task[None]) -> None:
+    """A readiness check that outlived its probe: its outcome is no longer awaited."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _keep_session(_: asyncpg.Connection) -> None:
