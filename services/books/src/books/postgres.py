@@ -29,7 +29,7 @@ import msgspec
 from books.migrations import ADVISORY_LOCK_KEY, MIGRATIONS, POSTGRESQL_VERSION_TABLE
 from books.models import Book, BookIn, BookPatch
 from books.settings import URL_SETTING, Settings, redact
-from books.store import StoreUnavailable
+from books.store import StoreFull, StoreUnavailable
 
 log = logging.getLogger("books.postgres")
 
@@ -185,6 +185,8 @@ class PostgresStore:
                 await pool.release(connection)
         except StoreUnavailable:
             raise
+        except asyncpg.DiskFullError as error:  # SQLSTATE 53100: nothing was written
+            raise StoreFull(f"{type(error).__name__}: {error}") from error
         except Exception as error:
             cause = unavailable_cause(error)
             if cause is None:

@@ -35,15 +35,20 @@ Rows come out of SQLite already encoded: each row keeps its API JSON in the
 STORED generated column ``doc`` (see :mod:`books.migrations`), so reads never
 build Python objects per row, nor per-row JSON in SQLite.
 
-A database that cannot be used right now (locked past the wait, disk full, I/O
-error, read-only file) raises :class:`~books.store.StoreUnavailable`: HTTP 503
-with ``Retry-After``, never a 500.
+A database that cannot be used right now (locked past the wait, I/O error,
+read-only file) raises :class:`~books.store.StoreUnavailable`: HTTP 503 with
+``Retry-After``, never a 500. A write with no room left (``SQLITE_FULL``, or an
+I/O error on a file at ``RLIMIT_FSIZE`` or a file system with no free space)
+raises :class:`~books.store.StoreFull`: HTTP 507. Either way the statement's
+transaction is rolled back by SQLite: nothing is half-written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import resource
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -54,7 +59,7 @@ import msgspec
 
 from books.migrations import MIGRATIONS
 from books.models import BookIn, BookPatch
-from books.store import StoreUnavailable
+from books.store import StoreFull, StoreUnavailable
 
 log = logging.getLogger("books.repository")
 
@@ -97,9 +102,40 @@ def _primary_code(error: sqlite3.Error) -> int:
     return getattr(error, "sqlite_errorcode", 0) & 0xFF
 
 
-def _unavailable(error: sqlite3.Error) -> Exception:
-    """``error`` as :class:`StoreUnavailable` when the database is unusable, else as it is."""
-    if _primary_code(error) in _UNAVAILABLE_CODES:
+# Less free space than this on the database's file system counts as full.
+FULL_BELOW_BYTES = 1 << 20
+
+
+def _out_of_room(path: Path) -> bool:
+    """Whether a failed write to ``path`` (or its WAL) is for want of room.
+
+    SQLite says ``SQLITE_FULL`` only for ``ENOSPC``; a write past the process's
+    file size limit (``EFBIG``) or a quota (``EDQUOT``) is an ``SQLITE_IOERR``.
+    Python cannot read the errno SQLite saw, so look at what it would have been.
+    """
+    limit, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if limit != resource.RLIM_INFINITY:
+        for suffix in ("", "-wal", "-journal"):
+            try:
+                size = os.stat(f"{path}{suffix}").st_size
+            except OSError:
+                continue
+            if size + FULL_BELOW_BYTES > limit:
+                return True
+    try:
+        stats = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < FULL_BELOW_BYTES
+
+
+def _unavailable(error: sqlite3.Error, path: Path) -> Exception:
+    """``error`` as :class:`StoreFull` or :class:`StoreUnavailable` when the database is
+    unusable, else as it is."""
+    code = _primary_code(error)
+    if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _out_of_room(path)):
+        return StoreFull(f"sqlite: {error}")
+    if code in _UNAVAILABLE_CODES:
         return StoreUnavailable(f"sqlite: {error}")
     return error
 
@@ -181,7 +217,7 @@ class BookStore:
         try:
             return self.reader.execute(sql, params).fetchall()
         except sqlite3.Error as error:
-            raise _unavailable(error) from error
+            raise _unavailable(error, self.path) from error
 
     def get_json(self, book_id: int) -> bytes | None:
         rows = self._read(_SELECT_ONE, (book_id,))
@@ -199,7 +235,7 @@ class BookStore:
                 rows = loop_writer.execute(sql, params).fetchall()
             except sqlite3.Error as error:
                 if _primary_code(error) != sqlite3.SQLITE_BUSY:
-                    raise _unavailable(error) from error
+                    raise _unavailable(error, self.path) from error
                 log.info(
                     "database locked by another connection; the write waits on the writer thread",
                     extra={"db.path": str(self.path)},
@@ -211,7 +247,7 @@ class BookStore:
         try:
             return list(await self.writer.execute_fetchall(sql, params))
         except sqlite3.Error as error:
-            raise _unavailable(error) from error
+            raise _unavailable(error, self.path) from error
         finally:
             self._statements_on_thread -= 1
 
