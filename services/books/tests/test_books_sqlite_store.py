@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -244,3 +246,38 @@ def test_no_room_for_a_write_is_507_and_nothing_is_half_written(
         assert {book["id"]: book for book in stored} == acknowledged
         again = httpx.post(f"{server.url}/books", json={"title": "T", "author": "A"})
         assert again.status_code == 201, again.text
+
+
+def test_the_event_loop_never_syncs_a_disk_not_even_when_the_wal_restarts(db_path: Path) -> None:
+    """strace on the books process: no fsync/fdatasync on the event loop's thread (its main
+    thread), across a checkpoint and the write that restarts the WAL after it."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (.ci/run installs it)")
+    with running_books(db_path, env={"BOOKS_ACCESS_LOG": "false"}) as server:
+        loop_thread = server.process.pid  # asyncio runs on the main thread: tid == pid
+        trace = db_path.parent / "strace.txt"
+        tracer = subprocess.Popen(
+            [strace, "-f", "-e", "trace=fsync,fdatasync", "-o", str(trace), "-p", str(loop_thread)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert tracer.stderr is not None
+            attached = tracer.stderr.readline()
+            assert "attached" in attached, attached  # strace sees the process from now on
+            with httpx.Client(base_url=server.url, timeout=30) as http:
+                for i in range(CHECKPOINT_EVERY_WRITES):  # the last one starts a checkpoint
+                    assert http.post("/books", json={"title": f"t{i}", "author": "a"}).is_success
+                # /readyz's query runs on the writer thread, after the checkpoint queued
+                # there: once it answers, the checkpoint is over and the WAL restarts next.
+                assert http.get("/readyz").status_code == 200
+                for i in range(3):
+                    assert http.post("/books", json={"title": f"n{i}", "author": "a"}).is_success
+        finally:
+            tracer.terminate()
+            tracer.wait(30)
+    syncs = [line.split() for line in trace.read_text().splitlines() if "sync(" in line]
+    by_thread = [(int(fields[0]), fields[1].split("(")[0]) for fields in syncs]
+    assert by_thread, "no sync seen at all: the checkpoint was not traced"
+    assert [call for tid, call in by_thread if tid == loop_thread] == []

@@ -26,6 +26,13 @@ Where statements run:
   there), so the WAL stays bounded without the loop ever waiting for a disk.
   Writes arriving meanwhile queue behind it on the thread: a checkpoint racing
   new frames would never complete, and the WAL would grow without end.
+- **The first write after a checkpoint, on the writer thread**: it is the
+  write that restarts the WAL from its beginning, and SQLite syncs the new
+  WAL header then even with ``synchronous=NORMAL`` (PRAGMA synchronous docs;
+  two ``fdatasync`` calls on the loop's thread under strace before this rule).
+  Writes after it return to the loop. (A reader in another process holding an
+  old snapshot can defer the restart past that write; books' own reads never
+  do, they end at once.)
 - **Reads, on the event loop**: a second, read-only connection; a primary-key
   lookup takes a few microseconds and WAL readers never wait for the writer.
   Every read is fetched to completion so its read transaction ends at once (no
@@ -154,6 +161,10 @@ class BookStore:
         self._statements_on_thread = 0  # writes and checkpoints queued on or running in the thread
         self._writes_since_checkpoint = 0
         self._checkpoint: asyncio.Task[None] | None = None
+        # The next write may restart the WAL (and sync its header): not on the loop.
+        # False at open: the migration's transaction (PRAGMA user_version, on the
+        # thread) has already written the WAL's first frame, header included.
+        self._wal_may_restart = False
 
     async def open(self) -> None:
         writer = await aiosqlite.connect(self.path, isolation_level=None)
@@ -166,6 +177,9 @@ class BookStore:
             await writer.close()
             raise
         if self.synchronous == "NORMAL":
+            # Checkpoints only where _count_loop_write asks for them, each followed
+            # by a write on the thread (an automatic one could come before a loop write).
+            await writer.execute("PRAGMA wal_autocheckpoint = 0")
             loop_writer = sqlite3.connect(self.path, isolation_level=None)
             loop_writer.execute("PRAGMA busy_timeout = 0")
             loop_writer.execute("PRAGMA synchronous = NORMAL")
@@ -230,7 +244,7 @@ class BookStore:
     async def _write(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """Run one write statement (see the module docstring for where) and return its rows."""
         loop_writer = self._loop_writer
-        if loop_writer is not None and not self._statements_on_thread:
+        if loop_writer is not None and not self._statements_on_thread and not self._wal_may_restart:
             try:
                 rows = loop_writer.execute(sql, params).fetchall()
             except sqlite3.Error as error:
@@ -245,7 +259,9 @@ class BookStore:
                 return rows
         self._statements_on_thread += 1
         try:
-            return list(await self.writer.execute_fetchall(sql, params))
+            rows = list(await self.writer.execute_fetchall(sql, params))
+            self._wal_may_restart = False
+            return rows
         except sqlite3.Error as error:
             raise _unavailable(error, self.path) from error
         finally:
@@ -266,6 +282,7 @@ class BookStore:
         except sqlite3.Error as error:  # retried after the next CHECKPOINT_EVERY_WRITES
             log.warning("checkpoint failed", extra={"error.message": str(error)})
         finally:
+            self._wal_may_restart = True
             self._statements_on_thread -= 1
             self._checkpoint = None
 
