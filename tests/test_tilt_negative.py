@@ -278,3 +278,60 @@ def test_an_image_built_with_another_service_is_reported() -> None:
     assert any(
         "speech-mesh/tts-v2 builds with SERVICE='tts_v1', not 'tts_v2'" in p for p in problems
     ), problems
+
+
+# --------------------------------------------------------------------------- pod selection
+
+SELECTORS = "extra_pod_selectors=[{'cnpg.io/cluster': 'books-db', 'cnpg.io/podRole': 'instance'}]"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "pod_readiness='wait'",
+            "pod_readiness='ready'",
+            "k8s_resource(): for parameter pod_readiness: Invalid value. Allowed: {ignore, wait}."
+            " Got: ready",
+        ),
+        (
+            "pod_readiness='wait'",
+            "pod_readiness=True",
+            "k8s_resource(): for parameter pod_readiness: got bool, want one of",
+        ),
+        (
+            SELECTORS,
+            "extra_pod_selectors='cnpg.io/cluster=books-db'",
+            "k8s_resource(): for parameter extra_pod_selectors: got string, want dict of strings",
+        ),
+        (
+            SELECTORS,
+            "extra_pod_selectors=[{'cnpg.io/instance': 1}]",
+            "k8s_resource(): for parameter extra_pod_selectors: got list",
+        ),
+    ],
+)
+def test_a_wrong_pod_selection_of_the_database_is_reported(
+    old: str, new: str, expected: str
+) -> None:
+    result = tilt.evaluate_tiltfile(ROOT, source=_edit(old, new), flags={"books-db": "postgres"})
+    problems = tilt.check_tiltfile(ROOT, result)
+    assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        "extra_pod_selectors={'cnpg.io/cluster': 'books-db'}, pod_readiness='ignore'",
+        "extra_pod_selectors=[], pod_readiness=''",
+        "extra_pod_selectors=[{'cnpg.io/cluster': 'books-db'}, {'a': 'b'}],"
+        " pod_readiness='succeeded'",
+    ],
+)
+def test_every_pod_selection_tilt_accepts_passes(selection: str) -> None:
+    source = _edit(
+        SELECTORS + ",\n        pod_readiness='wait',",
+        selection + ",",
+    )
+    result = tilt.evaluate_tiltfile(ROOT, source=source, flags={"books-db": "postgres"})
+    assert tilt.check_tiltfile(ROOT, result) == []

@@ -24,6 +24,14 @@ class Kind:
     PORT_FORWARDS = "int, string, port_forward() or a list of those"
     LINKS = "string, link() or a list of those"
     COMMAND = "string or list of strings"  # value.Cmd (entrypoint, cmd)
+    # podLabelsFromStarlarkValue: a *starlark.Dict, or a *starlark.List of them, string keys
+    # and values. (Tilt refuses a tuple; the evaluation here hands tuples over as lists.)
+    POD_SELECTORS = "dict of strings or list of those"
+    # PodReadinessMode.Unpack: one of these strings (its error names only ignore and wait).
+    POD_READINESS = "one of ignore, wait, succeeded or empty"
+
+
+POD_READINESS_VALUES = ("ignore", "wait", "succeeded", "")
 
 
 _ARG_KINDS: dict[str, dict[str, str]] = {
@@ -49,6 +57,8 @@ _ARG_KINDS: dict[str, dict[str, str]] = {
         "auto_init": Kind.BOOL,
         "links": Kind.LINKS,
         "labels": Kind.STR_OR_LIST,
+        "extra_pod_selectors": Kind.POD_SELECTORS,
+        "pod_readiness": Kind.POD_READINESS,
     },
     "local_resource": {
         "name": Kind.STR,
@@ -120,6 +130,10 @@ def _is_blob(value: object) -> bool:
     return isinstance(value, dict) and "__tilt_blob__" in value
 
 
+def _is_str_dict(value: object) -> bool:
+    return isinstance(value, dict) and all(_is_str(k) and _is_str(v) for k, v in value.items())
+
+
 def _is_list(value: object) -> bool:
     return isinstance(value, list | tuple)
 
@@ -158,6 +172,11 @@ def _fits(kind: str, value: object) -> bool:
             or _marked(i, "__tilt_port_forward__")
             for i in _items(value)
         )
+    if kind == Kind.POD_SELECTORS:
+        selectors = value if isinstance(value, list) else [value]
+        return value is None or all(_is_str_dict(item) for item in selectors)
+    if kind == Kind.POD_READINESS:
+        return value in POD_READINESS_VALUES
     if kind == Kind.LINKS:
         return value is None or all(
             _is_str(i) or _marked(i, "__tilt_link__") for i in _items(value)
@@ -193,6 +212,12 @@ def type_problems(
         if name not in args or (args[name] is None and name in none_means_unset):
             continue
         if not _fits(kind, args[name]):
+            if kind == Kind.POD_READINESS and _is_str(args[name]):
+                problems.append(
+                    f"{function}(): for parameter {name}: Invalid value."
+                    f" Allowed: {{ignore, wait}}. Got: {args[name]}"
+                )
+                continue
             problems.append(
                 f"{function}(): for parameter {name}: got {_type_name(args[name])}, want {kind}"
             )
