@@ -96,20 +96,49 @@ def scenarios(base: str, lua: Path) -> list[tuple[str, str, Path | None]]:
     ]
 
 
+Served = tuple[list[str], list[int]]
+"""Base URLs, and the pids whose CPU is the server's."""
+
+
 @contextlib.contextmanager
-def books_processes(env: dict[str, str], count: int, server_cpu: int) -> Iterator[list[str]]:
-    """``count`` books processes pinned to ``server_cpu``; yields their base URLs."""
+def books_processes(env: dict[str, str], count: int, server_cpu: int) -> Iterator[Served]:
+    """``count`` books processes pinned to ``server_cpu`` (access log and tracing off)."""
     with contextlib.ExitStack() as stack:
-        bases = []
+        bases, pids = [], []
         for _ in range(count):
             port = free_port()
             command = ["taskset", "-c", str(server_cpu), console_script("books")]
-            environ = {**env, "PORT": str(port), "DD_TRACE_ENABLED": "false"}
+            environ = {
+                **env,
+                "PORT": str(port),
+                "DD_TRACE_ENABLED": "false",
+                "BOOKS_ACCESS_LOG": "false",
+            }
             server = stack.enter_context(ServiceProcess(command, environ, name="books"))
             base = f"http://127.0.0.1:{port}"
             server.wait_http_ready(f"{base}/readyz")
             bases.append(base)
-        yield bases
+            pids.append(server.pid)
+        yield bases, pids
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU of each process (all its threads) still alive."""
+    seconds = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / _TICK
+    return seconds
+
+
+def spent(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(after[pid] - before.get(pid, 0.0) for pid in after)
 
 
 PEER_PACKAGES = ("litestar", "asyncpg", "uvicorn")
@@ -128,7 +157,7 @@ def peer_venv() -> Path:
 
 
 @contextlib.contextmanager
-def peer_process(database_url: str, server_cpu: int) -> Iterator[str]:
+def peer_process(database_url: str, server_cpu: int) -> Iterator[Served]:
     """The Litestar + asyncpg peer on uvicorn, pinned to ``server_cpu``; yields its base URL."""
     app_dir = Path(os.environ.get("BENCH_ANCHOR_DIR", ANCHOR_DIR)) / "pypeer"
     if not (app_dir / "app.py").exists():
@@ -141,7 +170,7 @@ def peer_process(database_url: str, server_cpu: int) -> Iterator[str]:
     with ServiceProcess(command, env, name="peer") as peer:
         base = f"http://127.0.0.1:{port}"
         peer.wait_http_ready(f"{base}/healthz")
-        yield base
+        yield [base], [peer.pid]
 
 
 def pgbench_select_only(postgres: LocalPostgres, duration: int, load_cpu: int) -> float:
@@ -173,6 +202,7 @@ def compare_backends(args: argparse.Namespace) -> None:
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is required (apt-get install wrk util-linux)")
     figures: dict[tuple[str, str], float] = {}
+    cpu_lines: list[str] = []
     print("setup scenario rps p50_ms p99_ms", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-books-db-") as name:
         tmp = Path(name)
@@ -190,19 +220,33 @@ def compare_backends(args: argparse.Namespace) -> None:
             for label, env, count in setups:
                 with contextlib.ExitStack() as stack:
                     if count:
-                        bases = stack.enter_context(books_processes(env, count, args.server_cpu))
+                        served = books_processes(env, count, args.server_cpu)
                     else:
-                        bases = [stack.enter_context(peer_process(env["DB"], args.server_cpu))]
+                        served = peer_process(env["DB"], args.server_cpu)
+                    bases, pids = stack.enter_context(served)
                     seed(bases[0])
                     pin_tree(postgres.process.pid, args.server_cpu)  # backends included
+                    postmaster = postgres.process.pid
                     for index, (scenario, _, script) in enumerate(scenarios(bases[0], lua)):
                         urls = [scenarios(base, lua)[index][1] for base in bases]
+                        own = cpu_seconds(pids)
+                        db = cpu_seconds([postmaster, *child_pids(postmaster)])
                         rps, p50, p99 = run_wrk_split(urls, args.duration, args.load_cpu, script)
+                        requests = rps * args.duration
+                        own_us = spent(own, cpu_seconds(pids)) / requests * 1e6
+                        db_after = cpu_seconds([postmaster, *child_pids(postmaster)])
+                        db_us = spent(db, db_after) / requests * 1e6
                         figures[label, scenario] = rps
                         print(f"{label} {scenario} {rps:.1f} {p50:.2f} {p99:.2f}", flush=True)
+                        cpu_lines.append(
+                            f"cpu_us_per_request {label} {scenario} server {own_us:.1f}"
+                            f" postgres {db_us:.1f}"
+                        )
             pin_tree(postgres.process.pid, args.server_cpu)
             tps = pgbench_select_only(postgres, args.duration, args.load_cpu)
             print(f"pgbench select_only tps {tps:.1f}", flush=True)
+    for line in cpu_lines:
+        print(line)
     for scenario in ("get_one", "list", "post_mix"):
         for other in ("sqlite_x1", "peer_pg"):
             ratio = figures["postgresql_x1", scenario] / figures[other, scenario]
