@@ -15,6 +15,7 @@ test holds), or by a start-up that outlives several statement timeouts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -41,6 +42,17 @@ async def wait_for_books_waiting_on_lock(url: str, older_than_s: float = 0.0) ->
             await asyncio.sleep(0.05)
     finally:
         await probe.close()
+
+
+@contextlib.asynccontextmanager
+async def started_behind_the_migration_lock(
+    lock_holder: asyncpg.Connection, process: ServiceProcess
+) -> AsyncIterator[None]:
+    """``process`` started while the test holds books' migration lock (released on exit)."""
+    async with lock_holder.transaction():
+        await lock_holder.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
+        process.start()
+        yield
 
 
 @pytest.fixture
@@ -105,9 +117,7 @@ async def test_migration_waits_for_its_lock_past_the_statement_timeout(
     }
     process = ServiceProcess(["books"], env, name="books")
     try:
-        async with lock_holder.transaction():
-            await lock_holder.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
-            process.start()
+        async with started_behind_the_migration_lock(lock_holder, process):
             # Five statement timeouts into the wait: before the fix it had failed at the first.
             await asyncio.wait_for(wait_for_books_waiting_on_lock(url, older_than_s=1.0), 60)
             assert process.is_running(), process.output()
@@ -131,9 +141,7 @@ async def test_migration_lock_not_had_in_time_stops_start_up_with_one_clear_line
     }
     process = ServiceProcess(["books"], env, name="books")
     try:
-        async with lock_holder.transaction():
-            await lock_holder.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
-            process.start()
+        async with started_behind_the_migration_lock(lock_holder, process):
             status = await asyncio.to_thread(process.wait_exit, 60)
             assert status != 0
         output = process.output()

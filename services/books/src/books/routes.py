@@ -153,16 +153,20 @@ def book_routes(store: Store) -> Router:
     )
 
 
-def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """The database is down or too slow: 503 with ``Retry-After``, never a 500."""
+def _log_store_error(message: str, request: Request[Any, Any, Any], exc: Exception) -> None:
     log.warning(
-        "database unavailable",
+        message,
         extra={
             "http.method": request.method,
             "http.url": request.url.path,
             "error.message": str(exc),
         },
     )
+
+
+def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The database is down or too slow: 503 with ``Retry-After``, never a 500."""
+    _log_store_error("database unavailable", request, exc)
     return error_response(
         503,
         "the database is unavailable; retry later",
@@ -173,12 +177,5 @@ def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[An
 
 def _full(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """No room for the write (disk full, file size limit): 507; nothing was written."""
-    log.warning(
-        "database full",
-        extra={
-            "http.method": request.method,
-            "http.url": request.url.path,
-            "error.message": str(exc),
-        },
-    )
+    _log_store_error("database full", request, exc)
     return error_response(507, "no room left to store the book", "storage_full")

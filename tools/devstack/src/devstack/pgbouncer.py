@@ -12,7 +12,6 @@ PostgreSQL it refuses to run as root: when this process is root, it runs as
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 import socket
@@ -20,7 +19,15 @@ import subprocess
 import time
 from pathlib import Path
 
-from devstack.postgres import SUPERUSER, PostgresUnavailable, _as_server_user, _hand_over
+from devstack.postgres import (
+    SUPERUSER,
+    PostgresUnavailable,
+    _as_server_user,
+    _hand_over,
+    log_tail,
+    spawn_server,
+    stop_server,
+)
 
 MISSING = (
     "pgbouncer not found on PATH or in /usr/sbin: install it (Debian/Ubuntu: apt-get "
@@ -86,17 +93,8 @@ class LocalPgBouncer:
 
     def start(self, timeout: float = 30.0) -> LocalPgBouncer:
         config = self._write_config()
-        log = self.log_path.open("ab")
-        try:
-            self.process = subprocess.Popen(
-                [*_as_server_user(), self.binary, str(config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.base_dir,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
+        command = [*_as_server_user(), self.binary, str(config)]
+        self.process = spawn_server(command, self.log_path, self.base_dir)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -107,21 +105,10 @@ class LocalPgBouncer:
         raise PostgresUnavailable(f"pgbouncer not listening after {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")[-4000:]
-        return ""
+        return log_tail(self.log_path)
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            self.process.send_signal(signal.SIGTERM)  # immediate shutdown
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_server(self.process, signal.SIGTERM, timeout)  # SIGTERM: immediate shutdown
 
     def __enter__(self) -> LocalPgBouncer:
         return self.start()
