@@ -28,7 +28,13 @@ to show what the database itself serves. Then the ratios the goal is stated in::
     pgbench select_only tps 45000.0
     ratio postgresql_x1/sqlite_x1 get_one 0.36
     ratio postgresql_x1/peer_pg get_one 2.10
+    cpu_ratio postgresql_x1/peer_pg get_one 2.40
     ...
+
+``cpu_ratio`` is the same ratio from the CPU each request cost (server
+processes plus PostgreSQL, ``cpu_us_per_request`` lines): what the req/s ratio
+would be on a quiet machine where the one server core is the limit. On a
+shared machine, whose load changes within a run, it is the steadier figure.
 """
 
 from __future__ import annotations
@@ -203,6 +209,7 @@ def compare_backends(args: argparse.Namespace) -> None:
             raise SystemExit(f"{tool} is required (apt-get install wrk util-linux)")
     figures: dict[tuple[str, str], float] = {}
     cpu_lines: list[str] = []
+    cpu: dict[tuple[str, str], float] = {}
     print("setup scenario rps p50_ms p99_ms", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-books-db-") as name:
         tmp = Path(name)
@@ -237,6 +244,7 @@ def compare_backends(args: argparse.Namespace) -> None:
                         db_after = cpu_seconds([postmaster, *child_pids(postmaster)])
                         db_us = spent(db, db_after) / requests * 1e6
                         figures[label, scenario] = rps
+                        cpu[label, scenario] = own_us + db_us
                         print(f"{label} {scenario} {rps:.1f} {p50:.2f} {p99:.2f}", flush=True)
                         cpu_lines.append(
                             f"cpu_us_per_request {label} {scenario} server {own_us:.1f}"
@@ -251,3 +259,7 @@ def compare_backends(args: argparse.Namespace) -> None:
         for other in ("sqlite_x1", "peer_pg"):
             ratio = figures["postgresql_x1", scenario] / figures[other, scenario]
             print(f"ratio postgresql_x1/{other} {scenario} {ratio:.2f}")
+            # What the ratio would be with one core each, from CPU per request (books
+            # and PostgreSQL together): steadier than req/s when others load the machine.
+            by_cpu = cpu[other, scenario] / cpu["postgresql_x1", scenario]
+            print(f"cpu_ratio postgresql_x1/{other} {scenario} {by_cpu:.2f}")
