@@ -28,7 +28,9 @@ Scenarios: ``get_one`` (GET /books/1), ``list`` (GET /books, 100 books),
 ``post_mix`` (50 % POST /books, 50 % GET by id). Errors exit with status 1.
 
 ``--db postgres``: SQLite next to PostgreSQL with one and three books
-processes, in the same run (see ``bench/bench_books_db.py``; no anchor needed).
+processes, the Litestar + asyncpg peer and ``pgbench -S``, in the same run, with
+CPU per request and the ratios of issue 24's goal (see ``bench/bench_books_db.py``;
+no Go anchor needed).
 The helpers below (``run_wrk``...) are shared with the other bench scripts.
 """
 
@@ -152,7 +154,8 @@ def main() -> None:
         "--db",
         choices=("sqlite", "postgres"),
         default="sqlite",
-        help="postgres: SQLite x1 next to PostgreSQL x1 and x3 (bench/bench_books_db.py)",
+        help="postgres: SQLite x1, PostgreSQL x1 and x3, the asyncpg peer, pgbench"
+        " (bench/bench_books_db.py)",
     )
     args = parser.parse_args()
     if args.db == "postgres":

@@ -17,21 +17,46 @@ With three processes the 32 connections are split over three wrk runs at
 once, one per process (no load balancer in the way): rps is their sum, p50 and
 p99 the worst of the three. All processes share SERVER_CPU, so three replicas
 show the cost of sharing one database, not extra CPU. Errors exit with status 1.
+
+Also in the same run, on the same PostgreSQL server: ``peer_pg``, the plain
+Litestar + asyncpg peer (``../shared/bench-anchor/pypeer/app.py`` with
+``DB=postgresql://...``, on uvicorn, pinned like books; it stays outside the
+project, in its own venv: ``$PEER_VENV``, default ``/tmp/peer-venv``, made with
+pip when missing), and ``pgbench -S -M prepared -c 10`` (pinned to LOAD_CPU)
+to show what the database itself serves. Then the ratios the goal is stated in::
+
+    pgbench select_only tps 45000.0
+    ratio postgresql_x1/sqlite_x1 get_one 0.36
+    ratio postgresql_x1/peer_pg get_one 2.10
+    cpu_ratio postgresql_x1/peer_pg get_one 2.40
+    ...
+
+``cpu_ratio`` is the same ratio from the CPU each request cost (server
+processes plus PostgreSQL, ``cpu_us_per_request`` lines): what the req/s ratio
+would be on a quiet machine where the one server core is the limit. On a
+shared machine, whose load changes within a run, it is the steadier figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
-from bench_books import CONNECTIONS, SEED_BOOKS, parse_wrk, wrk_command
+from bench_books import ANCHOR_DIR, CONNECTIONS, SEED_BOOKS, parse_wrk, wrk_command
 from testkit.process import ServiceProcess, child_pids, console_script, free_port
+
+if TYPE_CHECKING:
+    from devstack.postgres import LocalPostgres
 
 MIX_LUA = """
 local n = 0
@@ -77,20 +102,97 @@ def scenarios(base: str, lua: Path) -> list[tuple[str, str, Path | None]]:
     ]
 
 
+Served = tuple[list[str], list[int]]
+"""Base URLs, and the pids whose CPU is the server's."""
+
+
 @contextlib.contextmanager
-def books_processes(env: dict[str, str], count: int, server_cpu: int) -> Iterator[list[str]]:
-    """``count`` books processes pinned to ``server_cpu``; yields their base URLs."""
+def books_processes(env: dict[str, str], count: int, server_cpu: int) -> Iterator[Served]:
+    """``count`` books processes pinned to ``server_cpu`` (access log and tracing off)."""
     with contextlib.ExitStack() as stack:
-        bases = []
+        bases, pids = [], []
         for _ in range(count):
             port = free_port()
             command = ["taskset", "-c", str(server_cpu), console_script("books")]
-            environ = {**env, "PORT": str(port), "DD_TRACE_ENABLED": "false"}
+            environ = {
+                **env,
+                "PORT": str(port),
+                "DD_TRACE_ENABLED": "false",
+                "BOOKS_ACCESS_LOG": "false",
+            }
             server = stack.enter_context(ServiceProcess(command, environ, name="books"))
             base = f"http://127.0.0.1:{port}"
             server.wait_http_ready(f"{base}/readyz")
             bases.append(base)
-        yield bases
+            pids.append(server.pid)
+        yield bases, pids
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU of each process (all its threads) still alive."""
+    seconds = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / _TICK
+    return seconds
+
+
+def spent(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(after[pid] - before.get(pid, 0.0) for pid in after)
+
+
+PEER_PACKAGES = ("litestar", "asyncpg", "uvicorn")
+PEER_POOL = "10"  # the peer's default, as books' BOOKS_DB_POOL_SIZE
+
+
+def peer_venv() -> Path:
+    """The peer's own venv (outside the project): ``$PEER_VENV``, made with pip when missing."""
+    venv = Path(os.environ.get("PEER_VENV", "/tmp/peer-venv"))
+    if not (venv / "bin" / "uvicorn").exists():
+        print(f"# making the peer's venv {venv} (pip install {' '.join(PEER_PACKAGES)})")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(venv / "bin" / "pip"), "install", "-q", *PEER_PACKAGES]
+        subprocess.run(pip, check=True)
+    return venv
+
+
+@contextlib.contextmanager
+def peer_process(database_url: str, server_cpu: int) -> Iterator[Served]:
+    """The Litestar + asyncpg peer on uvicorn, pinned to ``server_cpu``; yields its base URL."""
+    app_dir = Path(os.environ.get("BENCH_ANCHOR_DIR", ANCHOR_DIR)) / "pypeer"
+    if not (app_dir / "app.py").exists():
+        raise SystemExit(f"no peer at {app_dir} (set BENCH_ANCHOR_DIR)")
+    port = free_port()
+    command = ["taskset", "-c", str(server_cpu), str(peer_venv() / "bin" / "uvicorn"), "app:app"]
+    command += ["--app-dir", str(app_dir), "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--no-access-log", "--log-level", "warning"]
+    env = {"PEER": "litestar", "DB": database_url, "POOL": PEER_POOL}
+    with ServiceProcess(command, env, name="peer") as peer:
+        base = f"http://127.0.0.1:{port}"
+        peer.wait_http_ready(f"{base}/healthz")
+        yield [base], [peer.pid]
+
+
+def pgbench_select_only(postgres: LocalPostgres, duration: int, load_cpu: int) -> float:
+    """``pgbench -S -M prepared -c 10`` against ``postgres``: selects per second."""
+    assert postgres.bin_dir is not None
+    pgbench = str(postgres.bin_dir / "pgbench")
+    where = ["-h", "127.0.0.1", "-p", str(postgres.port), "-U", "postgres"]
+    postgres.create_database("pgbench")
+    subprocess.run([pgbench, "-i", "-q", *where, "pgbench"], check=True, capture_output=True)
+    command = ["taskset", "-c", str(load_cpu), pgbench, "-S", "-M", "prepared", "-c", "10"]
+    command += ["-j", "1", "-T", str(duration), *where, "pgbench"]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    match = re.search(r"tps = ([\d.]+)", output)
+    if match is None:
+        raise SystemExit(f"error: no tps in pgbench's output:\n{output}")
+    return float(match.group(1))
 
 
 def pin_tree(pid: int, cpu: int) -> None:
@@ -105,6 +207,9 @@ def compare_backends(args: argparse.Namespace) -> None:
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is required (apt-get install wrk util-linux)")
+    figures: dict[tuple[str, str], float] = {}
+    cpu_lines: list[str] = []
+    cpu: dict[tuple[str, str], float] = {}
     print("setup scenario rps p50_ms p99_ms", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-books-db-") as name:
         tmp = Path(name)
@@ -117,12 +222,44 @@ def compare_backends(args: argparse.Namespace) -> None:
                 ("sqlite_x1", {"BOOKS_DB_PATH": str(tmp / "books.db")}, 1),
                 ("postgresql_x1", {"BOOKS_DATABASE_URL": postgres.create_database("bench1")}, 1),
                 ("postgresql_x3", {"BOOKS_DATABASE_URL": postgres.create_database("bench3")}, 3),
+                ("peer_pg", {"DB": postgres.create_database("peer")}, 0),
             ]
             for label, env, count in setups:
-                with books_processes(env, count, args.server_cpu) as bases:
+                with contextlib.ExitStack() as stack:
+                    if count:
+                        served = books_processes(env, count, args.server_cpu)
+                    else:
+                        served = peer_process(env["DB"], args.server_cpu)
+                    bases, pids = stack.enter_context(served)
                     seed(bases[0])
                     pin_tree(postgres.process.pid, args.server_cpu)  # backends included
+                    postmaster = postgres.process.pid
                     for index, (scenario, _, script) in enumerate(scenarios(bases[0], lua)):
                         urls = [scenarios(base, lua)[index][1] for base in bases]
+                        own = cpu_seconds(pids)
+                        db = cpu_seconds([postmaster, *child_pids(postmaster)])
                         rps, p50, p99 = run_wrk_split(urls, args.duration, args.load_cpu, script)
+                        requests = rps * args.duration
+                        own_us = spent(own, cpu_seconds(pids)) / requests * 1e6
+                        db_after = cpu_seconds([postmaster, *child_pids(postmaster)])
+                        db_us = spent(db, db_after) / requests * 1e6
+                        figures[label, scenario] = rps
+                        cpu[label, scenario] = own_us + db_us
                         print(f"{label} {scenario} {rps:.1f} {p50:.2f} {p99:.2f}", flush=True)
+                        cpu_lines.append(
+                            f"cpu_us_per_request {label} {scenario} server {own_us:.1f}"
+                            f" postgres {db_us:.1f}"
+                        )
+            pin_tree(postgres.process.pid, args.server_cpu)
+            tps = pgbench_select_only(postgres, args.duration, args.load_cpu)
+            print(f"pgbench select_only tps {tps:.1f}", flush=True)
+    for line in cpu_lines:
+        print(line)
+    for scenario in ("get_one", "list", "post_mix"):
+        for other in ("sqlite_x1", "peer_pg"):
+            ratio = figures["postgresql_x1", scenario] / figures[other, scenario]
+            print(f"ratio postgresql_x1/{other} {scenario} {ratio:.2f}")
+            # What the ratio would be with one core each, from CPU per request (books
+            # and PostgreSQL together): steadier than req/s when others load the machine.
+            by_cpu = cpu[other, scenario] / cpu["postgresql_x1", scenario]
+            print(f"cpu_ratio postgresql_x1/{other} {scenario} {by_cpu:.2f}")

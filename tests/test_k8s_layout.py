@@ -95,6 +95,13 @@ def test_books_on_postgres_is_three_stateless_replicas() -> None:
     assert cluster["apiVersion"] == "postgresql.cnpg.io/v1"
     assert cluster["spec"]["bootstrap"]["initdb"]["secret"]["name"] == ref["name"]
     assert cluster["spec"]["inheritedMetadata"]["labels"]["sidecar.istio.io/inject"] == "false"
+    # No acknowledged write lost on failover: one standby of two confirms each commit.
+    assert cluster["spec"]["instances"] == 3
+    assert cluster["spec"]["postgresql"]["synchronous"] == {
+        "method": "any",
+        "number": 1,
+        "dataDurability": "required",
+    }
     assert _numbers(_versions()["CNPG_VERSION"]) >= (1, 28, 0)
     assert [o for o in overlay if o["kind"] == "PodDisruptionBudget"]
 

@@ -25,6 +25,7 @@ EXPECTED_KUSTOMIZATIONS = {
     "k8s/datadog",
     "k8s/apm-test-agent",
     "k8s/overlays/books-postgres",
+    "k8s/overlays/books-postgres-pooler",
 }
 
 

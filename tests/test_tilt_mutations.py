@@ -53,8 +53,11 @@ class Mutation:
 
 
 M = Mutation
-# The end of the books-db k8s_resource (only with --books-db=postgres).
-BOOKS_DB = "        labels=['data'],  # the CloudNativePG cluster: books' database\n"
+# The books-db resource's pod selection (only with --books-db=postgres), edited below.
+SELECTORS = (
+    "        extra_pod_selectors="
+    "[{'cnpg.io/cluster': 'books-db', 'cnpg.io/podRole': 'instance'}],\n"
+)
 MUTATIONS: list[Mutation] = [
     # --------------------------------------------------------------- k8s_resource
     M(
@@ -231,32 +234,30 @@ MUTATIONS: list[Mutation] = [
     # The database resource of --books-db=postgres, as issue 24 extends it.
     M(
         "books-db-wait-selectors",
-        BOOKS_DB + "        pod_readiness='wait',\n"
-        "        extra_pod_selectors=[{'cnpg.io/cluster': 'books-db'}],\n    )",
+        "        extra_pod_selectors=[{'cnpg.io/cluster': 'books-db'}],\n",
         ACCEPTED,
-        old=BOOKS_DB + "    )",
+        old=SELECTORS,
         postgres=True,
     ),
     M(
         "books-db-selector-dict",
-        BOOKS_DB
-        + "        extra_pod_selectors={'cnpg.io/cluster': 'books-db', 'role': 'primary'},\n    )",
+        "        extra_pod_selectors={'cnpg.io/cluster': 'books-db', 'role': 'primary'},\n",
         ACCEPTED,
-        old=BOOKS_DB + "    )",
+        old=SELECTORS,
         postgres=True,
     ),
     M(
         "books-db-readiness-ready",
-        BOOKS_DB + "        pod_readiness='ready',\n    )",
+        "        pod_readiness='ready',\n        labels=['data'],\n    )",
         'for parameter "pod_readiness": Invalid value. Allowed: {ignore, wait}. Got: ready',
-        old=BOOKS_DB + "    )",
+        old="        pod_readiness='wait',\n        labels=['data'],\n    )",
         postgres=True,
     ),
     M(
         "books-db-selector-int",
-        BOOKS_DB + "        extra_pod_selectors={'cnpg.io/instanceRole': 1},\n    )",
+        "        extra_pod_selectors={'cnpg.io/instanceRole': 1},\n",
         "pod label values must be strings; got '1' of type starlark.Int",
-        old=BOOKS_DB + "    )",
+        old=SELECTORS,
         postgres=True,
     ),
     # --------------------------------------------------------------- local_resource

@@ -299,3 +299,60 @@ def test_the_cli_prints_tilts_message_for_a_bad_value(
         'tiltfile: Tiltfile: k8s_resource(): for parameter "pod_readiness": '
         "Invalid value. Allowed: {ignore, wait}. Got: bogus\n" in out
     ), out
+
+
+# --------------------------------------------------------------------------- pod selection
+
+SELECTORS = "extra_pod_selectors=[{'cnpg.io/cluster': 'books-db', 'cnpg.io/podRole': 'instance'}]"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "pod_readiness='wait'",
+            "pod_readiness='ready'",
+            'k8s_resource(): for parameter "pod_readiness": Invalid value. Allowed: '
+            "{ignore, wait}. Got: ready",
+        ),
+        (
+            "pod_readiness='wait'",
+            "pod_readiness=True",
+            'k8s_resource(): for parameter "pod_readiness": Must be a string. Got: bool',
+        ),
+        (
+            SELECTORS,
+            "extra_pod_selectors='cnpg.io/cluster=books-db'",
+            "k8s_resource(): pod labels must be a dict or a list; got starlark.String",
+        ),
+        (
+            SELECTORS,
+            "extra_pod_selectors=[{'cnpg.io/instance': 1}]",
+            "k8s_resource(): pod label values must be strings; got '1' of type starlark.Int",
+        ),
+    ],
+)
+def test_a_wrong_pod_selection_of_the_database_is_reported(
+    old: str, new: str, expected: str
+) -> None:
+    result = tilt.evaluate_tiltfile(ROOT, source=_edit(old, new), flags={"books-db": "postgres"})
+    problems = tilt.check_tiltfile(ROOT, result)
+    assert any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        "extra_pod_selectors={'cnpg.io/cluster': 'books-db'}, pod_readiness='ignore'",
+        "extra_pod_selectors=[], pod_readiness=''",
+        "extra_pod_selectors=[{'cnpg.io/cluster': 'books-db'}, {'a': 'b'}],"
+        " pod_readiness='succeeded'",
+    ],
+)
+def test_every_pod_selection_tilt_accepts_passes(selection: str) -> None:
+    source = _edit(
+        SELECTORS + ",\n        pod_readiness='wait',",
+        selection + ",",
+    )
+    result = tilt.evaluate_tiltfile(ROOT, source=source, flags={"books-db": "postgres"})
+    assert tilt.check_tiltfile(ROOT, result) == []

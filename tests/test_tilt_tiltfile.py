@@ -279,6 +279,11 @@ def test_books_db_postgres_deploys_the_overlay_with_its_database() -> None:
         c.args for c in result.called("k8s_resource") if c.args.get("new_name") == "books-db"
     ]
     assert "books-db:cluster:apps" in database["objects"]
+    # books starts only once the database's pods (the operator's, found by label) are ready.
+    assert database["extra_pod_selectors"] == [
+        {"cnpg.io/cluster": "books-db", "cnpg.io/podRole": "instance"}
+    ]
+    assert database["pod_readiness"] == "wait"
 
 
 def test_books_db_defaults_to_sqlite_and_refuses_other_values() -> None:
@@ -310,3 +315,35 @@ def test_readme_says_the_canary_weight_outlives_the_tilt_session() -> None:
     start = readme.index("`tilt up -- --canary-weight=50`")
     sentence = readme[start : start + 400]
     assert "stay in the cluster after Tilt stops" in sentence and "`tilt down`" in sentence
+
+
+def test_books_pooler_puts_a_cloudnativepg_pooler_between_books_and_its_database() -> None:
+    result = tilt.evaluate_tiltfile(ROOT, flags={"books-db": "postgres", "books-pooler": True})
+    assert result.failure is None
+    assert tilt.check_tiltfile(ROOT, result) == []
+    (pooler,) = [o for o in result.manifests if o["kind"] == "Pooler"]
+    assert pooler["spec"]["pgbouncer"]["poolMode"] == "transaction"
+    assert pooler["spec"]["cluster"]["name"] == "books-db"
+    (books,) = [
+        o
+        for o in result.manifests
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == "books"
+    ]
+    env = {
+        v["name"]: v.get("value") for v in books["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["BOOKS_DB_POOLER"] == "transaction"
+    assert "@books-db-pooler-rw.apps." in str(env["BOOKS_DATABASE_URL"])
+    assert _resource(result, "books")["resource_deps"] == ["books-db-pooler"]
+    (bouncers,) = [
+        c.args for c in result.called("k8s_resource") if c.args.get("new_name") == "books-db-pooler"
+    ]
+    assert bouncers["extra_pod_selectors"] == [{"cnpg.io/poolerName": "books-db-pooler-rw"}]
+    assert bouncers["pod_readiness"] == "wait" and bouncers["resource_deps"] == ["books-db"]
+
+
+def test_books_pooler_needs_books_db_postgres() -> None:
+    result = tilt.evaluate_tiltfile(ROOT, flags={"books-pooler": True})
+    assert (
+        result.failure is not None and "--books-pooler needs --books-db=postgres" in result.failure
+    )

@@ -202,8 +202,7 @@ def test_postgres_queries_are_traced_under_the_request(databases: TestDatabases)
     assert request["resource"] == "GET /books/{book_id}"
     assert query["parent_id"] == request["span_id"]
     assert query["service"] == "books"
-    assert str(query["resource"]).startswith("SELECT id, title, author, description")
-    assert "FROM books WHERE id = $1" in str(query["resource"])
+    assert str(query["resource"]) == "SELECT doc FROM books WHERE id = $1"
 
 
 # --- three replicas behind a load balancer on loopback ---------------------------

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +23,7 @@ from books.migrations import MIGRATIONS
 from books.repository import CHECKPOINT_EVERY_WRITES, WRITER_BUSY_TIMEOUT_MS
 from testkit.books import running_books
 from testkit.devstack import wait_for_output
+from testkit.process import ServiceProcess, console_script, free_port
 
 PAGE_BYTES = 4096
 
@@ -193,3 +196,88 @@ def test_writes_run_where_synchronous_allows_and_every_write_works(
         if record.get("message") == "database open"
     ]
     assert [record["db.writes"] for record in opened] == [where], log
+
+
+@pytest.mark.parametrize("synchronous", ["NORMAL", "FULL"])
+def test_no_room_for_a_write_is_507_and_nothing_is_half_written(
+    db_path: Path, synchronous: str
+) -> None:
+    # RLIMIT_FSIZE of 128 KiB: no file of the database can grow past it, as on a full disk.
+    port = free_port()
+    env = {
+        "PORT": str(port),
+        "BOOKS_DB_PATH": str(db_path),
+        "BOOKS_DB_SYNCHRONOUS": synchronous,
+        "BOOKS_ACCESS_LOG": "false",  # the log file is under the limit too
+    }
+    command = ["prlimit", f"--fsize={128 * 1024}", console_script("books")]
+    acknowledged: dict[int, object] = {}
+    with ServiceProcess(command, env, name="books") as books:
+        books.wait_http_ready(f"http://127.0.0.1:{port}/readyz")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            refused = None
+            for i in range(200):  # 4 KiB each: the limit is met well before the last
+                body = {"title": f"b{i}", "author": "a", "description": "x" * 4000}
+                response = http.post("/books", json=body)
+                if response.status_code != 201:
+                    refused = response
+                    break
+                acknowledged[response.json()["id"]] = response.json()
+            assert refused is not None and acknowledged
+            assert refused.status_code == 507, refused.text
+            assert refused.json() == {
+                "error": "storage_full",
+                "detail": "no room left to store the book",
+            }
+            # Reads go on, and show exactly the acknowledged books.
+            listed = http.get("/books", params={"limit": 1000})
+            assert listed.status_code == 200
+            assert {book["id"]: book for book in listed.json()} == acknowledged
+        log = books.output()
+    assert "Traceback" not in log and '"database full"' in log
+    check = sqlite3.connect(db_path)
+    try:
+        assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert check.execute("SELECT count(*) FROM books").fetchone() == (len(acknowledged),)
+    finally:
+        check.close()
+    with running_books(db_path) as server:  # room again: the same books, and new ones
+        stored = httpx.get(f"{server.url}/books", params={"limit": 1000}).json()
+        assert {book["id"]: book for book in stored} == acknowledged
+        again = httpx.post(f"{server.url}/books", json={"title": "T", "author": "A"})
+        assert again.status_code == 201, again.text
+
+
+def test_the_event_loop_never_syncs_a_disk_not_even_when_the_wal_restarts(db_path: Path) -> None:
+    """strace on the books process: no fsync/fdatasync on the event loop's thread (its main
+    thread), across a checkpoint and the write that restarts the WAL after it."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (.ci/run installs it)")
+    with running_books(db_path, env={"BOOKS_ACCESS_LOG": "false"}) as server:
+        loop_thread = server.process.pid  # asyncio runs on the main thread: tid == pid
+        trace = db_path.parent / "strace.txt"
+        tracer = subprocess.Popen(
+            [strace, "-f", "-e", "trace=fsync,fdatasync", "-o", str(trace), "-p", str(loop_thread)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert tracer.stderr is not None
+            attached = tracer.stderr.readline()
+            assert "attached" in attached, attached  # strace sees the process from now on
+            with httpx.Client(base_url=server.url, timeout=30) as http:
+                for i in range(CHECKPOINT_EVERY_WRITES):  # the last one starts a checkpoint
+                    assert http.post("/books", json={"title": f"t{i}", "author": "a"}).is_success
+                # /readyz's query runs on the writer thread, after the checkpoint queued
+                # there: once it answers, the checkpoint is over and the WAL restarts next.
+                assert http.get("/readyz").status_code == 200
+                for i in range(3):
+                    assert http.post("/books", json={"title": f"n{i}", "author": "a"}).is_success
+        finally:
+            tracer.terminate()
+            tracer.wait(30)
+    syncs = [line.split() for line in trace.read_text().splitlines() if "sync(" in line]
+    by_thread = [(int(fields[0]), fields[1].split("(")[0]) for fields in syncs]
+    assert by_thread, "no sync seen at all: the checkpoint was not traced"
+    assert [call for tid, call in by_thread if tid == loop_thread] == []

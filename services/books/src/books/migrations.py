@@ -43,6 +43,30 @@ BOOK_JSON_SQLITE = (
 )
 
 
+# PostgreSQL's counterpart of BOOK_JSON_SQLITE, byte for byte the same JSON
+# (to_json escapes a string as SQLite's json_object does; the timestamps as
+# SQLite formats them). Declared IMMUTABLE so that a STORED generated column can
+# use it: to_char is only STABLE in general, but this pattern has no
+# locale-dependent field and the time zone is fixed by AT TIME ZONE 'UTC'.
+BOOK_JSON_POSTGRESQL_FUNCTION = """
+CREATE FUNCTION books_doc(
+    id BIGINT, title TEXT, author TEXT, description TEXT,
+    created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ
+) RETURNS TEXT LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+RETURN '{"id":' || id
+    || ',"title":' || to_json(title)
+    || ',"author":' || to_json(author)
+    || ',"description":' || coalesce(to_json(description)::text, 'null')
+    || ',"created_at":"'
+    || to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+    || '","updated_at":"'
+    || to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+    || '"}';
+END
+$$
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         name="create books",
@@ -98,6 +122,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE books_v2 RENAME TO books",
         ),
         postgresql=(),
+    ),
+    Migration(
+        name="stored json document (postgresql)",
+        # What schema 2 gave SQLite: each row keeps its API JSON, computed once
+        # per write. A read is then one text value from the server (a page of
+        # 100 books one string_agg), with no per-row decoding, formatting
+        # (to_char) or encoding per request.
+        sqlite=(),
+        postgresql=(
+            BOOK_JSON_POSTGRESQL_FUNCTION,
+            """
+            ALTER TABLE books ADD COLUMN doc TEXT GENERATED ALWAYS AS
+                (books_doc(id, title, author, description, created_at, updated_at)) STORED
+            """,
+        ),
     ),
 )
 

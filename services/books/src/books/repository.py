@@ -26,6 +26,13 @@ Where statements run:
   there), so the WAL stays bounded without the loop ever waiting for a disk.
   Writes arriving meanwhile queue behind it on the thread: a checkpoint racing
   new frames would never complete, and the WAL would grow without end.
+- **The first write after a checkpoint, on the writer thread**: it is the
+  write that restarts the WAL from its beginning, and SQLite syncs the new
+  WAL header then even with ``synchronous=NORMAL`` (PRAGMA synchronous docs;
+  two ``fdatasync`` calls on the loop's thread under strace before this rule).
+  Writes after it return to the loop. (A reader in another process holding an
+  old snapshot can defer the restart past that write; books' own reads never
+  do, they end at once.)
 - **Reads, on the event loop**: a second, read-only connection; a primary-key
   lookup takes a few microseconds and WAL readers never wait for the writer.
   Every read is fetched to completion so its read transaction ends at once (no
@@ -35,15 +42,20 @@ Rows come out of SQLite already encoded: each row keeps its API JSON in the
 STORED generated column ``doc`` (see :mod:`books.migrations`), so reads never
 build Python objects per row, nor per-row JSON in SQLite.
 
-A database that cannot be used right now (locked past the wait, disk full, I/O
-error, read-only file) raises :class:`~books.store.StoreUnavailable`: HTTP 503
-with ``Retry-After``, never a 500.
+A database that cannot be used right now (locked past the wait, I/O error,
+read-only file) raises :class:`~books.store.StoreUnavailable`: HTTP 503 with
+``Retry-After``, never a 500. A write with no room left (``SQLITE_FULL``, or an
+I/O error on a file at ``RLIMIT_FSIZE`` or a file system with no free space)
+raises :class:`~books.store.StoreFull`: HTTP 507. Either way the statement's
+transaction is rolled back by SQLite: nothing is half-written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import resource
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -54,7 +66,7 @@ import msgspec
 
 from books.migrations import MIGRATIONS
 from books.models import BookIn, BookPatch
-from books.store import StoreUnavailable
+from books.store import StoreFull, StoreUnavailable
 
 log = logging.getLogger("books.repository")
 
@@ -97,9 +109,40 @@ def _primary_code(error: sqlite3.Error) -> int:
     return getattr(error, "sqlite_errorcode", 0) & 0xFF
 
 
-def _unavailable(error: sqlite3.Error) -> Exception:
-    """``error`` as :class:`StoreUnavailable` when the database is unusable, else as it is."""
-    if _primary_code(error) in _UNAVAILABLE_CODES:
+# Less free space than this on the database's file system counts as full.
+FULL_BELOW_BYTES = 1 << 20
+
+
+def _out_of_room(path: Path) -> bool:
+    """Whether a failed write to ``path`` (or its WAL) is for want of room.
+
+    SQLite says ``SQLITE_FULL`` only for ``ENOSPC``; a write past the process's
+    file size limit (``EFBIG``) or a quota (``EDQUOT``) is an ``SQLITE_IOERR``.
+    Python cannot read the errno SQLite saw, so look at what it would have been.
+    """
+    limit, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if limit != resource.RLIM_INFINITY:
+        for suffix in ("", "-wal", "-journal"):
+            try:
+                size = os.stat(f"{path}{suffix}").st_size
+            except OSError:
+                continue
+            if size + FULL_BELOW_BYTES > limit:
+                return True
+    try:
+        stats = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < FULL_BELOW_BYTES
+
+
+def _unavailable(error: sqlite3.Error, path: Path) -> Exception:
+    """``error`` as :class:`StoreFull` or :class:`StoreUnavailable` when the database is
+    unusable, else as it is."""
+    code = _primary_code(error)
+    if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _out_of_room(path)):
+        return StoreFull(f"sqlite: {error}")
+    if code in _UNAVAILABLE_CODES:
         return StoreUnavailable(f"sqlite: {error}")
     return error
 
@@ -118,6 +161,10 @@ class BookStore:
         self._statements_on_thread = 0  # writes and checkpoints queued on or running in the thread
         self._writes_since_checkpoint = 0
         self._checkpoint: asyncio.Task[None] | None = None
+        # The next write may restart the WAL (and sync its header): not on the loop.
+        # False at open: the migration's transaction (PRAGMA user_version, on the
+        # thread) has already written the WAL's first frame, header included.
+        self._wal_may_restart = False
 
     async def open(self) -> None:
         writer = await aiosqlite.connect(self.path, isolation_level=None)
@@ -130,6 +177,9 @@ class BookStore:
             await writer.close()
             raise
         if self.synchronous == "NORMAL":
+            # Checkpoints only where _count_loop_write asks for them, each followed
+            # by a write on the thread (an automatic one could come before a loop write).
+            await writer.execute("PRAGMA wal_autocheckpoint = 0")
             loop_writer = sqlite3.connect(self.path, isolation_level=None)
             loop_writer.execute("PRAGMA busy_timeout = 0")
             loop_writer.execute("PRAGMA synchronous = NORMAL")
@@ -181,7 +231,7 @@ class BookStore:
         try:
             return self.reader.execute(sql, params).fetchall()
         except sqlite3.Error as error:
-            raise _unavailable(error) from error
+            raise _unavailable(error, self.path) from error
 
     def get_json(self, book_id: int) -> bytes | None:
         rows = self._read(_SELECT_ONE, (book_id,))
@@ -194,12 +244,12 @@ class BookStore:
     async def _write(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """Run one write statement (see the module docstring for where) and return its rows."""
         loop_writer = self._loop_writer
-        if loop_writer is not None and not self._statements_on_thread:
+        if loop_writer is not None and not self._statements_on_thread and not self._wal_may_restart:
             try:
                 rows = loop_writer.execute(sql, params).fetchall()
             except sqlite3.Error as error:
                 if _primary_code(error) != sqlite3.SQLITE_BUSY:
-                    raise _unavailable(error) from error
+                    raise _unavailable(error, self.path) from error
                 log.info(
                     "database locked by another connection; the write waits on the writer thread",
                     extra={"db.path": str(self.path)},
@@ -209,9 +259,11 @@ class BookStore:
                 return rows
         self._statements_on_thread += 1
         try:
-            return list(await self.writer.execute_fetchall(sql, params))
+            rows = list(await self.writer.execute_fetchall(sql, params))
+            self._wal_may_restart = False
+            return rows
         except sqlite3.Error as error:
-            raise _unavailable(error) from error
+            raise _unavailable(error, self.path) from error
         finally:
             self._statements_on_thread -= 1
 
@@ -230,6 +282,7 @@ class BookStore:
         except sqlite3.Error as error:  # retried after the next CHECKPOINT_EVERY_WRITES
             log.warning("checkpoint failed", extra={"error.message": str(error)})
         finally:
+            self._wal_may_restart = True
             self._statements_on_thread -= 1
             self._checkpoint = None
 

@@ -20,7 +20,7 @@ from servicekit.http import JsonBytes, error_response
 
 from books.models import MAX_ID, Book, BookIn, BookPatch
 from books.repository import BookStore
-from books.store import Store, StoreUnavailable
+from books.store import Store, StoreFull, StoreUnavailable
 
 log = logging.getLogger("books.routes")
 
@@ -149,23 +149,33 @@ def book_routes(store: Store) -> Router:
         path="/books",
         route_handlers=handlers,
         tags=["books"],
-        exception_handlers={StoreUnavailable: _unavailable},
+        exception_handlers={StoreUnavailable: _unavailable, StoreFull: _full},
     )
 
 
-def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """The database is down or too slow: 503 with ``Retry-After``, never a 500."""
+def _log_store_error(message: str, request: Request[Any, Any, Any], exc: Exception) -> None:
     log.warning(
-        "database unavailable",
+        message,
         extra={
             "http.method": request.method,
             "http.url": request.url.path,
             "error.message": str(exc),
         },
     )
+
+
+def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The database is down or too slow: 503 with ``Retry-After``, never a 500."""
+    _log_store_error("database unavailable", request, exc)
     return error_response(
         503,
         "the database is unavailable; retry later",
         "database_unavailable",
         {"Retry-After": str(RETRY_AFTER_S)},
     )
+
+
+def _full(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """No room for the write (disk full, file size limit): 507; nothing was written."""
+    _log_store_error("database full", request, exc)
+    return error_response(507, "no room left to store the book", "storage_full")

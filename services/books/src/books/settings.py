@@ -11,8 +11,15 @@
   part of the URL; or ``BOOKS_DATABASE_PASSWORD_FILE``, the path of a file
   holding it (in Kubernetes: the Secret mounted as a file, so the password is
   in no environment). Setting both is refused.
-- ``BOOKS_DB_POOL_SIZE`` (PostgreSQL connections per process, default 10) and
-  ``BOOKS_DB_STATEMENT_TIMEOUT_S`` (server-side ``statement_timeout``, default 5).
+- ``BOOKS_DB_POOL_SIZE`` (PostgreSQL connections per process, default 10),
+  ``BOOKS_DB_STATEMENT_TIMEOUT_S`` (server-side ``statement_timeout``, default 5),
+  ``BOOKS_DB_ACQUIRE_TIMEOUT_S`` (longest wait for a pooled connection, default 1),
+  ``BOOKS_DB_READY_TIMEOUT_S`` (``/readyz`` answers within it, default 0.8, under
+  a probe's default ``timeoutSeconds`` of 1), ``BOOKS_DB_MIGRATION_LOCK_TIMEOUT_S``
+  (start-up's wait for the migration lock, default 60; migrations themselves have
+  no statement timeout) and ``BOOKS_DB_POOLER`` (``none``, or ``transaction``
+  behind PgBouncer in transaction mode: no named prepared statements, no
+  ``statement_timeout`` startup parameter).
 - ``BOOKS_DB_SYNCHRONOUS`` (SQLite: ``NORMAL`` or ``FULL``, default ``NORMAL``).
 - ``BOOKS_ACCESS_LOG`` (``true``/``false``, default ``true``: one JSON line per request).
 
@@ -40,6 +47,7 @@ SQLITE_PREFIX = "sqlite:///"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 URL_SETTING = "BOOKS_DATABASE_URL"
 URL_EXPECTED = "sqlite:///path or postgresql://user@host:port/database"
+POOLER_MODES = ("none", "transaction")
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,10 @@ class Settings:
     postgres_password: str | None = None
     pool_size: int = 10
     statement_timeout_s: float = 5.0
+    acquire_timeout_s: float = 1.0
+    ready_timeout_s: float = 0.8
+    migration_lock_timeout_s: float = 60.0
+    pooler: str = "none"
     access_log: bool = True
 
     @property
@@ -90,6 +102,14 @@ def load_settings(env: Env | None = None) -> Settings:
         statement_timeout_s=env.number(
             "BOOKS_DB_STATEMENT_TIMEOUT_S", 5.0, minimum=0.001, maximum=3600.0
         ),
+        acquire_timeout_s=env.number(
+            "BOOKS_DB_ACQUIRE_TIMEOUT_S", 1.0, minimum=0.001, maximum=3600.0
+        ),
+        ready_timeout_s=env.number("BOOKS_DB_READY_TIMEOUT_S", 0.8, minimum=0.001, maximum=60.0),
+        migration_lock_timeout_s=env.number(
+            "BOOKS_DB_MIGRATION_LOCK_TIMEOUT_S", 60.0, minimum=0.001, maximum=86400.0
+        ),
+        pooler=env.text("BOOKS_DB_POOLER", "none", choices=POOLER_MODES),
         access_log=env.flag("BOOKS_ACCESS_LOG", True),
     )
 

@@ -18,6 +18,10 @@ class StoreUnavailable(Exception):
     """The database cannot be used right now (down, refusing, too slow): HTTP 503."""
 
 
+class StoreFull(Exception):
+    """No room for the write (disk full, file size limit): HTTP 507; nothing was written."""
+
+
 class Store(Protocol):
     backend: str
 

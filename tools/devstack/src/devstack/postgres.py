@@ -117,6 +117,36 @@ def _hand_over(path: Path) -> None:
     os.chown(path, user.pw_uid, user.pw_gid)
 
 
+def log_tail(path: Path) -> str:
+    """The end of a server's log file (empty when it cannot be read)."""
+    with contextlib.suppress(OSError):
+        return path.read_text(errors="replace")[-4000:]
+    return ""
+
+
+def spawn_server(command: list[str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    """Start a server in its own session, its output appended to ``log_path``."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
+        )
+
+
+def stop_server(process: subprocess.Popen[bytes] | None, signum: int, timeout: float) -> None:
+    """Send ``signum`` to a server started in its own session; SIGKILL the session after
+    ``timeout``."""
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signum)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 class LocalPostgres:
     """One server on ``127.0.0.1:port`` with its data (and socket) under ``base_dir``.
 
@@ -191,17 +221,7 @@ class LocalPostgres:
 
     def start(self) -> LocalPostgres:
         self.initialise()
-        log = self.log_path.open("ab")
-        try:
-            self.process = subprocess.Popen(
-                self.command(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.base_dir,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
+        self.process = spawn_server(self.command(), self.log_path, self.base_dir)
         self.wait_ready()
         return self
 
@@ -257,9 +277,7 @@ class LocalPostgres:
         raise PostgresUnavailable(f"postgres not ready after {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")[-4000:]
-        return ""
+        return log_tail(self.log_path)
 
     def psql(self, sql: str, database: str = SUPERUSER) -> str:
         """Run one SQL command as the superuser (through ``psql``); returns its output."""
@@ -279,16 +297,7 @@ class LocalPostgres:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Fast shutdown (SIGINT: roll back open transactions, checkpoint, exit)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_server(self.process, signal.SIGINT, timeout)
 
     def __enter__(self) -> LocalPostgres:
         return self.start()

@@ -9,7 +9,8 @@ creates outside kustomize and the manifests may still reference:
 - the Secrets that ``scripts/cluster-up`` creates from the environment, listed
   with placeholder values in ``k8s/secrets/secrets.example.yaml``;
 - the Services the CloudNativePG operator creates for each ``Cluster``
-  (``<name>-rw``, ``-ro``, ``-r`` on port 5432).
+  (``<name>-rw``, ``-ro``, ``-r`` on port 5432) and for each ``Pooler`` (its
+  own name, port 5432).
 """
 
 from __future__ import annotations
@@ -104,24 +105,27 @@ CNPG_SERVICE_SUFFIXES = ("rw", "ro", "r")
 POSTGRES_PORT = 5432
 
 
+def _postgres_service(name: str, namespace: str, port_name: str) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"ports": [{"name": port_name, "port": POSTGRES_PORT}]},
+    }
+
+
 def cnpg_provided_objects(objects: Iterable[Obj]) -> list[Obj]:
-    """The Services CloudNativePG makes for each of its Clusters."""
+    """The Services CloudNativePG makes for each of its Clusters and Poolers."""
     provided: list[Obj] = []
-    for cluster in objects:
-        if manifests.group(cluster) != CNPG_GROUP or manifests.kind(cluster) != "Cluster":
+    for obj in objects:
+        if manifests.group(obj) != CNPG_GROUP:
             continue
-        for suffix in CNPG_SERVICE_SUFFIXES:
-            provided.append(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {
-                        "name": f"{manifests.name(cluster)}-{suffix}",
-                        "namespace": manifests.namespace(cluster),
-                    },
-                    "spec": {"ports": [{"name": "postgres", "port": POSTGRES_PORT}]},
-                }
-            )
+        name, namespace = manifests.name(obj), manifests.namespace(obj)
+        if manifests.kind(obj) == "Cluster":
+            for suffix in CNPG_SERVICE_SUFFIXES:
+                provided.append(_postgres_service(f"{name}-{suffix}", namespace, "postgres"))
+        elif manifests.kind(obj) == "Pooler":
+            provided.append(_postgres_service(name, namespace, "pgbouncer"))
     return provided
 
 
