@@ -66,6 +66,7 @@ import os
 import signal
 import sys
 import sysconfig
+import tempfile
 import threading
 import time
 import traceback
@@ -155,10 +156,14 @@ def _prepare_ddtrace() -> bool:
     return True
 
 
-def warm(module_name: str) -> tuple[int, list[str]]:
+def _is_never_warmed(name: str, never: tuple[str, ...]) -> bool:
+    return any(name == n or name.startswith(n + ".") for n in never)
+
+
+def warm(module_name: str) -> tuple[str, ...]:
     """Import ``module_name`` and what it imports, then forget the project's modules.
 
-    Returns the number of modules left imported and the project modules forgotten.
+    Returns the modules (and packages) that must stay unimported in this process.
     """
     library_dirs = _library_dirs()
     never = NEVER_WARMED if _prepare_ddtrace() else (*NEVER_WARMED, "ddtrace")
@@ -166,7 +171,7 @@ def warm(module_name: str) -> tuple[int, list[str]]:
     seen: set[str] = set()
     while pending:
         name = pending.popleft()
-        if name in seen or any(name == n or name.startswith(n + ".") for n in never):
+        if name in seen or _is_never_warmed(name, never):
             continue
         seen.add(name)
         try:
@@ -182,19 +187,53 @@ def warm(module_name: str) -> tuple[int, list[str]]:
             pending.extend(imported_names(source, package or ""))
         except (OSError, SyntaxError, ValueError):
             continue
-    forgotten = sorted(
+    forget_project_modules(library_dirs)
+    return never
+
+
+def forget_project_modules(library_dirs: tuple[str, ...]) -> None:
+    forgotten = [
         name
         for name, module in list(sys.modules.items())
         if name not in ("__main__", "__mp_main__")
         and module is not None
         and is_project_module(module, library_dirs)
-    )
+    ]
     for name in forgotten:
         del sys.modules[name]
     importlib.invalidate_caches()
     gc.collect()
     gc.freeze()  # what the parent holds stays out of the children's collections (shared pages)
-    return len(sys.modules), forgotten
+
+
+def third_party_modules() -> list[str]:
+    """The names of this process's imported modules that are not the project's."""
+    library_dirs = _library_dirs()
+    return sorted(
+        name
+        for name, module in list(sys.modules.items())
+        if module is not None and not is_project_module(module, library_dirs)
+    )
+
+
+def warm_learned(path: Path, never: tuple[str, ...]) -> None:
+    """Import what the last child imported (listed in ``path``) and this process has not.
+
+    Third-party packages import parts of themselves lazily, on first use
+    (Litestar's request handling, anyio's backend, ddtrace's integrations): a
+    child that served once lists them at exit, so the next child finds them imported.
+    """
+    try:
+        names = path.read_text().split()
+        path.unlink()
+    except OSError:
+        return
+    missing = [n for n in names if n not in sys.modules and not _is_never_warmed(n, never)]
+    for name in missing:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    if missing:
+        forget_project_modules(_library_dirs())  # in case one imported project code
 
 
 # ---- the parent ----------------------------------------------------------------------------
@@ -222,8 +261,12 @@ class Parent:
         status_fd: int | None,
         grace_s: float,
         saved_mask: set[int | signal.Signals],
+        never: tuple[str, ...] = NEVER_WARMED,
     ) -> None:
         self.run_child = run_child
+        self.never = never
+        # Where a child lists the modules it imported, as it exits (see warm_learned).
+        self.learned = Path(tempfile.gettempdir()) / f"servicekit-prefork-{os.getpid()}.modules"
         self.status_fd = status_fd
         self.grace_s = grace_s
         self.saved_mask = saved_mask
@@ -238,6 +281,7 @@ class Parent:
             os.write(self.status_fd, f"{line}\n".encode())
 
     def fork(self) -> None:
+        warm_learned(self.learned, self.never)
         running = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
         if running:
             print(f"{PROGRAM}: forking with threads running: {', '.join(running)}", file=sys.stderr)
@@ -260,9 +304,17 @@ class Parent:
             os.environ.pop(STATUS_FD_ENV, None)
             signal.pthread_sigmask(signal.SIG_SETMASK, self.saved_mask)
             importlib.invalidate_caches()  # the sources may have changed since the last child
+            atexit.register(self._list_modules)
             code = self.run_child()
         finally:
             _exit_child(code)
+
+    def _list_modules(self) -> None:
+        """In the child, at exit: what it imported, for the parent's next fork."""
+        with contextlib.suppress(OSError):
+            temporary = self.learned.with_name(f"{self.learned.name}.{os.getpid()}")
+            temporary.write_text("\n".join(third_party_modules()))
+            os.replace(temporary, self.learned)
 
     def reap(self) -> None:
         """Collect every exited process (ours, and orphans when we are PID 1)."""
@@ -419,12 +471,21 @@ def main(argv: list[str] | None = None) -> NoReturn:
     sys.argv = [script, *rest]
     if rest:  # `--help` and the like: the service answers, in this process
         sys.exit(_call(entry))
-    warm(entry.module)
+    never = warm(entry.module)
     saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
     parent = Parent(
-        lambda: _call(entry), status_fd=status_fd, grace_s=grace_s, saved_mask=saved_mask
+        lambda: _call(entry),
+        status_fd=status_fd,
+        grace_s=grace_s,
+        saved_mask=saved_mask,
+        never=never,
     )
-    _exit_like(parent.run())
+    try:
+        returncode = parent.run()
+    finally:
+        with contextlib.suppress(OSError):
+            parent.learned.unlink()
+    _exit_like(returncode)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ DEBOUNCE_MS = 2000
 
 
 def script_name(spec: ServiceSpec) -> str:
-    return Path(spec.command[0]).name if spec.command else ""
+    return Path(spec.script).name
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from pathlib import Path
 from devstack.gateway.upstreams import format_upstreams
 
 LOOPBACK = "127.0.0.1"
+# The warm parent (servicekit.prefork) in front of a console script: `python -m ... SCRIPT`.
+PREFORK = (sys.executable, "-m", "servicekit.prefork")
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,18 @@ class ServiceSpec:
     stop_last: bool = False
     # Started once every other service is ready (the polling client).
     start_when_ready: bool = False
+    # Runs under servicekit.prefork's warm parent: an edit reloads it with SIGHUP.
+    warm: bool = False
+
+    @property
+    def script(self) -> str:
+        """The service's console script (behind the warm parent's command when warm)."""
+        return self.command[len(PREFORK) if self.warm else 0] if self.command else ""
+
+    @property
+    def args(self) -> list[str]:
+        """The arguments after the console script."""
+        return self.command[len(PREFORK) + 1 if self.warm else 1 :]
 
 
 def console_script(name: str) -> str:
@@ -105,6 +119,11 @@ def console_script(name: str) -> str:
     """
     candidate = Path(sys.executable).parent / name
     return str(candidate) if candidate.exists() else name
+
+
+def warm_spec(name: str, script: str, env: dict[str, str], probe: Probe) -> ServiceSpec:
+    """A service run by its warm parent (servicekit.prefork): a reload forks a fresh child."""
+    return ServiceSpec(name, [*PREFORK, console_script(script)], env, probe, warm=True)
 
 
 def build_specs(config: StackConfig) -> list[ServiceSpec]:
@@ -164,9 +183,9 @@ def _books_spec(config: StackConfig, tracing: dict[str, str]) -> ServiceSpec:
         database = {"BOOKS_DATABASE_URL": config.books_database_url}
     else:
         database = {"BOOKS_DB_PATH": str(config.data_dir.resolve() / "books.db")}
-    return ServiceSpec(
+    return warm_spec(
         "books",
-        [console_script("books")],
+        "books",
         {
             **tracing,
             "PORT": str(config.ports.books),
@@ -183,9 +202,9 @@ def _backend_addr(config: StackConfig) -> str:
 
 
 def _backend_spec(config: StackConfig, tracing: dict[str, str]) -> ServiceSpec:
-    return ServiceSpec(
+    return warm_spec(
         "tts-backend",
-        [console_script("tts-backend")],
+        "tts-backend",
         {
             **tracing,
             "PORT": str(config.ports.tts_backend),
@@ -200,9 +219,9 @@ def _front_spec(
     config: StackConfig, version: str, port: int, tracing: dict[str, str]
 ) -> ServiceSpec:
     """``tts-v1`` or ``tts-v2``: one service (``text-to-speech``), two versions."""
-    return ServiceSpec(
+    return warm_spec(
         f"tts-{version}",
-        [console_script(f"tts-{version}")],
+        f"tts-{version}",
         {
             **tracing,
             "BOOKS_URL": _url(config.ports.books),
