@@ -3,7 +3,8 @@
     python -m servicekit.prefork SCRIPT [ARG ...]
 
 ``SCRIPT`` is a console script of the environment (``tts-v1``, or a path to it
-or to a symlink to it, as the images' ``service-entrypoint``). With arguments
+or to a symlink to it, as the images' ``service-entrypoint``), or an entry
+point written ``package.module:function``. With arguments
 (``--help``) the service runs in this process, as the script would. Without,
 this process becomes the service's *warm parent*:
 
@@ -91,7 +92,12 @@ class UsageError(Exception):
 
 
 def resolve_script(script: str) -> importlib.metadata.EntryPoint:
-    """The console-script entry point named ``script`` (a name, a path or a symlink to one)."""
+    """The console-script entry point named ``script`` (a name, a path or a symlink to one).
+
+    ``package.module:function`` names the entry point itself.
+    """
+    if ":" in script and os.sep not in script:
+        return importlib.metadata.EntryPoint(script, script, "console_scripts")
     name = Path(os.path.realpath(script)).name if os.sep in script else script
     found = importlib.metadata.entry_points(group="console_scripts", name=name)
     for entry in found:
@@ -410,7 +416,8 @@ def _exit_like(returncode: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     with contextlib.suppress(OSError, ValueError):
-        signal.signal(signum, signal.SIG_DFL)
+        if signum not in (signal.SIGKILL, signal.SIGSTOP):  # (those cannot be handled)
+            signal.signal(signum, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
         os.kill(os.getpid(), signum)
     sys.exit(128 + signum)  # PID 1 ignores its own default-handled signals
@@ -435,7 +442,7 @@ def _call(entry: importlib.metadata.EntryPoint) -> int:
 
 def _parse(argv: list[str]) -> tuple[str, list[str], int | None, float]:
     if not argv or argv[0] in ("-h", "--help"):
-        raise UsageError(__doc__.split("\n\n")[1].strip() if __doc__ else PROGRAM)
+        raise UsageError(f"usage: python -m {PROGRAM} SCRIPT [ARG ...] (--help: what it does)")
     fd_text = os.environ.get(STATUS_FD_ENV, "").strip()
     grace_text = os.environ.get(GRACE_ENV, "").strip()
     try:
