@@ -11,7 +11,7 @@ free ports, the services running the copy's sources), then per round:
   does (the reload alone, without the gateway's part);
 - ``servicekit_edit_to_answer_s``: a save of libs/servicekit/src/servicekit/http/errors.py
   (the 404 text every HTTP service answers), which reloads every service, until
-  books (GET /books/x), v1 and v2 (GET /speech/x, pinned) all answer the new
+  books (GET /books/1/x), v1 and v2 (GET /speech/x, pinned) all answer the new
   text through the gateway; ``servicekit_edit_to_answer_direct_s``: on their own ports;
 - ``weights_to_traffic_s``: a save of k8s/istio/virtualservices.yaml moving the
   whole unpinned split to the other version (100/0 <-> 0/100), until a request
@@ -28,6 +28,10 @@ Tiltfile's live_update step runs (``docker exec ... sh -c 'kill -HUP 1'``):
 banner (``container_reload_to_answer_s``: from the live_update step's start);
 ``container_start_to_answer_s``: ``docker run`` to the first answer
 (what every reload cost with a restart of the process).
+
+``--cold`` runs the local rounds again with ``STACK_WARM_RELOAD=false`` (each
+reload a restart of the process, as before the warm parent), side by side:
+the same names prefixed ``cold_``.
 
 Prints one line per figure (``name value``): medians over the rounds, the 90th
 percentile (``..._p90``) and the slowest round (``..._max``), and the machine's
@@ -137,7 +141,7 @@ def edit_rounds(root: Path, ports: Ports, rounds: int) -> dict[str, list[float]]
     assert original_errors.count(NOT_FOUND) == 1
     pinned = [{"x-canary": "v1"}, {"x-canary": "v2"}]
     direct_urls = [
-        f"http://127.0.0.1:{ports.books}/books/x",
+        f"http://127.0.0.1:{ports.books}/books/1/x",
         f"http://127.0.0.1:{ports.tts_v1}/speech/x",
         f"http://127.0.0.1:{ports.tts_v2}/speech/x",
     ]
@@ -145,7 +149,7 @@ def edit_rounds(root: Path, ports: Ports, rounds: int) -> dict[str, list[float]]
         marker = f"no route (round {n}) or resource at"
 
         def via_gateway(m: str = marker) -> bool:
-            answers = [text(f"{url}/books/x"), *(text(f"{url}/speech/x", h) for h in pinned)]
+            answers = [text(f"{url}/books/1/x"), *(text(f"{url}/speech/x", h) for h in pinned)]
             return all(m in a for a in answers)
 
         def on_their_ports(m: str = marker) -> bool:
@@ -157,7 +161,7 @@ def edit_rounds(root: Path, ports: Ports, rounds: int) -> dict[str, list[float]]
         figures.setdefault("servicekit_edit_to_answer_s", []).append(via)
         figures.setdefault("servicekit_edit_to_answer_direct_s", []).append(direct)
     save(root / ERRORS, original_errors)
-    until(lambda: NOT_FOUND in text(f"{url}/books/x"), time.monotonic())
+    until(lambda: NOT_FOUND in text(f"{url}/books/1/x"), time.monotonic())
     return figures
 
 
@@ -201,14 +205,15 @@ def weight_rounds(root: Path, url: str, rounds: int) -> list[float]:
     return weights_s
 
 
-def local(rounds: int) -> dict[str, list[float]]:
+def local(rounds: int, *, cold: bool = False) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory(prefix="bench-reload-") as tmp:
         root = copy_workspace(REPO_ROOT, Path(tmp) / "repo")
         rules = root / "k8s" / "istio" / "destinationrules.yaml"
         rules.write_text(rules.read_text().replace("baseEjectionTime: 30s", "baseEjectionTime: 1s"))
         ports = free_stack_ports()
         command = [console_script("stack"), "up", *ports.flags(), f"--data-dir={Path(tmp) / 'd'}"]
-        with ServiceProcess(command, name="stack", cwd=root) as stack:
+        env = {"STACK_WARM_RELOAD": "false"} if cold else {}
+        with ServiceProcess(command, env, name="stack", cwd=root) as stack:
             wait_for_output(stack, r"Ctrl-C stops everything", timeout=DEADLINE_S)
             figures = edit_rounds(root, ports, rounds)
             figures["weights_to_traffic_s"] = weight_rounds(root, ports.gateway_url, rounds)
@@ -272,10 +277,18 @@ def main() -> None:
     parser.add_argument(
         "--container", action="store_true", help="also the tts-v1 image's live_update reload"
     )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="also the same rounds with every reload a restart (STACK_WARM_RELOAD=false)",
+    )
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     figures = local(args.rounds)
+    if args.cold:
+        cold = local(args.rounds, cold=True)
+        figures.update({f"cold_{name}": values for name, values in cold.items()})
     if args.container:
         figures.update(container(args.rounds))
     for name, values in figures.items():

@@ -8,6 +8,7 @@ agent, and data paths under the one data directory.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from devstack.gateway.upstreams import format_upstreams
 LOOPBACK = "127.0.0.1"
 # The warm parent (servicekit.prefork) in front of a console script: `python -m ... SCRIPT`.
 PREFORK = (sys.executable, "-m", "servicekit.prefork")
+WARM_RELOAD_ENV = "STACK_WARM_RELOAD"
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,13 @@ def console_script(name: str) -> str:
 
 
 def warm_spec(name: str, script: str, env: dict[str, str], probe: Probe) -> ServiceSpec:
-    """A service run by its warm parent (servicekit.prefork): a reload forks a fresh child."""
+    """A service run by its warm parent (servicekit.prefork): a reload forks a fresh child.
+
+    ``STACK_WARM_RELOAD=false`` in the stack's environment runs the script
+    itself instead (every reload a restart of the process, as before).
+    """
+    if os.environ.get(WARM_RELOAD_ENV, "true").strip().lower() in ("false", "0", "no"):
+        return ServiceSpec(name, [console_script(script)], env, probe)
     return ServiceSpec(name, [*PREFORK, console_script(script)], env, probe, warm=True)
 
 
@@ -242,9 +250,9 @@ def _gateway_spec(config: StackConfig, tracing: dict[str, str]) -> ServiceSpec:
         "text-to-speech/v1": _url(ports.tts_v1),
         "text-to-speech/v2": _url(ports.tts_v2),
     }
-    return ServiceSpec(
+    return warm_spec(
         "local-gateway",
-        [console_script("local-gateway")],
+        "local-gateway",
         {
             **tracing,
             "DD_SERVICE": "local-gateway",
