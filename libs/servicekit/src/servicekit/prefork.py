@@ -72,7 +72,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
@@ -212,12 +212,13 @@ def forget_project_modules(library_dirs: tuple[str, ...]) -> None:
     gc.freeze()  # what the parent holds stays out of the children's collections (shared pages)
 
 
-def third_party_modules() -> list[str]:
-    """The names of this process's imported modules that are not the project's."""
+def third_party_modules(names: Iterable[str]) -> list[str]:
+    """Those of ``names`` that are imported modules of this process and not the project's."""
     library_dirs = _library_dirs()
+    modules = [(name, sys.modules.get(name)) for name in names]
     return sorted(
         name
-        for name, module in list(sys.modules.items())
+        for name, module in modules
         if module is not None and not is_project_module(module, library_dirs)
     )
 
@@ -310,16 +311,17 @@ class Parent:
             os.environ.pop(STATUS_FD_ENV, None)
             signal.pthread_sigmask(signal.SIG_SETMASK, self.saved_mask)
             importlib.invalidate_caches()  # the sources may have changed since the last child
-            atexit.register(self._list_modules)
+            atexit.register(self._list_modules, set(sys.modules))
             code = self.run_child()
         finally:
             _exit_child(code)
 
-    def _list_modules(self) -> None:
+    def _list_modules(self, inherited: set[str]) -> None:
         """In the child, at exit: what it imported, for the parent's next fork."""
         with contextlib.suppress(OSError):
             temporary = self.learned.with_name(f"{self.learned.name}.{os.getpid()}")
-            temporary.write_text("\n".join(third_party_modules()))
+            imported = [name for name in list(sys.modules) if name not in inherited]
+            temporary.write_text("\n".join(third_party_modules(imported)))
             os.replace(temporary, self.learned)
 
     def reap(self) -> None:
