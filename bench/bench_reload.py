@@ -25,7 +25,8 @@ filesystem writable, as the Tiltfile makes it for live_update) with an APM test
 agent; per round the edited app.py is copied in with ``docker cp`` and the
 Tiltfile's live_update step runs (``docker exec ... sh -c 'kill -HUP 1'``):
 ``container_edit_to_answer_s`` from the copy to the first GET / with the new
-banner (``container_reload_to_answer_s``: from the live_update step's start);
+banner (``container_reload_to_answer_s``: from the live_update step's start;
+``container_exec_s``: a ``docker exec ... sh -c true``, the docker client's own share);
 ``container_start_to_answer_s``: ``docker run`` to the first answer
 (what every reload cost with a restart of the process).
 
@@ -252,6 +253,10 @@ def container(rounds: int) -> dict[str, list[float]]:
             ]
             edited = Path(tmp) / "app.py"
             for n in range(rounds):
+                # What the docker client alone costs to run a command in the container.
+                exec_started = time.monotonic()
+                subprocess.run([docker, "exec", name, "sh", "-c", "true"], check=True, timeout=60)
+                figures.setdefault("container_exec_s", []).append(time.monotonic() - exec_started)
                 marker = f"(stable, round {n})"
                 edited.write_text(original.replace("(stable)", marker))
                 os.chmod(edited, 0o644)
