@@ -12,6 +12,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from devstack.gateway.upstreams import format_upstreams
 
@@ -123,15 +124,19 @@ def console_script(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
-def warm_spec(name: str, script: str, env: dict[str, str], probe: Probe) -> ServiceSpec:
+def warm_spec(
+    name: str, script: str, env: dict[str, str], probe: Probe, **fields: Any
+) -> ServiceSpec:
     """A service run by its warm parent (servicekit.prefork): a reload forks a fresh child.
+
+    ``fields``: the other :class:`ServiceSpec` fields.
 
     ``STACK_WARM_RELOAD=false`` in the stack's environment runs the script
     itself instead (every reload a restart of the process, as before).
     """
     if os.environ.get(WARM_RELOAD_ENV, "true").strip().lower() in ("false", "0", "no"):
-        return ServiceSpec(name, [console_script(script)], env, probe)
-    return ServiceSpec(name, [*PREFORK, console_script(script)], env, probe, warm=True)
+        return ServiceSpec(name, [console_script(script)], env, probe, **fields)
+    return ServiceSpec(name, [*PREFORK, console_script(script)], env, probe, warm=True, **fields)
 
 
 def build_specs(config: StackConfig) -> list[ServiceSpec]:
