@@ -109,6 +109,11 @@ def test_only_leaving_out_a_dockerfile_copy_source_is_reported() -> None:
     assert any("which only= leaves out" in p and "pyproject.toml" in p for p in problems), problems
 
 
+def test_a_warm_image_without_the_reload_step_is_reported() -> None:
+    problems = _problems_with(_edit("run(RELOAD),", ""))
+    assert any("live_update without a restart" in p for p in problems), problems
+
+
 def test_restart_container_is_refused() -> None:
     problems = _problems_with(
         _edit(
@@ -124,8 +129,8 @@ def test_restart_container_is_refused() -> None:
 def test_an_entrypoint_other_than_the_images_is_reported() -> None:
     problems = _problems_with(
         _edit(
-            "ENTRYPOINT = ['/app/.venv/bin/service-entrypoint']",
-            "ENTRYPOINT = ['/app/.venv/bin/python']",
+            "'servicekit.prefork', '/app/.venv/bin/service-entrypoint']",
+            "'servicekit.prefork']",
         )
     )
     assert any("but the image's ENTRYPOINT is" in p for p in problems), problems
@@ -203,7 +208,7 @@ def test_a_second_build_of_the_same_ref_is_reported() -> None:
 
 
 def test_a_build_of_the_ref_the_restart_extension_derives_is_reported() -> None:
-    base = "speech-mesh/tts-v1-tilt_docker_build_with_restart_base"
+    base = "speech-mesh/client-tilt_docker_build_with_restart_base"
     again = f"\ndocker_build('{base}', '.', dockerfile='services/Dockerfile')\n"
     problems = _problems_with(TILTFILE + again)
     assert any(f'Image for ref "{base}" has already been defined' in p for p in problems), problems

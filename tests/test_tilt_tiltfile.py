@@ -23,6 +23,10 @@ def evaluated() -> TiltfileResult:
     return tilt.evaluate_tiltfile(ROOT)
 
 
+# Reloaded by the warm parent (servicekit.prefork); the client restarts (restart_process).
+WARM_FOLDERS = ("books", "tts_backend", "tts_v1", "tts_v2")
+
+
 def _services(result: TiltfileResult) -> list[tilt.ImageBuild]:
     return [image for image in result.images if image.ref in SERVICE_REFS]
 
@@ -79,12 +83,23 @@ def test_live_update_syncs_sources_into_the_editable_install_and_restarts(
         assert {"uv.lock", "pyproject.toml", f"services/{folder}/pyproject.toml"} <= set(
             fall_back[0]["paths"]
         )
-        assert image.restart, "restart through the restart_process extension"
+        if folder in WARM_FOLDERS:  # the warm parent (PID 1) forks anew after every sync
+            assert not image.restart and steps[-1] == {"__tilt_step__": "run", "cmd": "kill -HUP 1"}
+        else:
+            assert image.restart, "restart through the restart_process extension"
         assert not any(s["__tilt_step__"] == "restart_container" for s in steps)
+
+
+def test_the_images_run_the_services_under_the_warm_parent() -> None:
+    final = dockerfiles.stages((ROOT / dockerfiles.SERVICE_DOCKERFILE).read_text())[-1]
+    entrypoint = yaml.safe_load([s for s in final if s.keyword == "ENTRYPOINT"][-1].arguments)
+    assert entrypoint[1:] == ["-m", "servicekit.prefork", "/app/.venv/bin/service-entrypoint"]
 
 
 def test_restart_entrypoint_is_the_dockerfile_entrypoint(evaluated: TiltfileResult) -> None:
     for image in _services(evaluated):
+        if not image.restart:
+            continue
         text = (ROOT / image.dockerfile).read_text()
         final = dockerfiles.stages(text)[-1]
         entrypoint = [s for s in final if s.keyword == "ENTRYPOINT"][-1]

@@ -137,6 +137,48 @@ def test_an_edited_handler_answers_after_one_restart_of_its_service_only(
         _poll_until(lambda: "(stable)" in _banner(PIN_V1, stack.url), "original answer")
 
 
+def test_an_edit_reloads_through_the_warm_parent(stack: ReloadingStack) -> None:
+    """The service's process (its warm parent) stays; it forks a child that runs the edit."""
+    original = stack.read(V1_APP)
+    parent = started_pids(stack.output())["tts-v1"][0]
+    mark = len(stack.output())
+    try:
+        stack.save(V1_APP, original.replace("(stable)", "(stable, warm)"))
+        _poll_until(lambda: "(stable, warm)" in _banner(PIN_V1, stack.url), "new answer")
+        after = stack.output()[mark:]
+        forked = re.findall(
+            rf"started tts-v1 \(pid (\d+)\) from its warm parent \(pid {parent}\)", after
+        )
+        assert len(forked) == 1, after
+        assert re.search(r"stopped tts-v1's child pid \d+ \(exit status 0\)", after), after
+        assert os.path.exists(f"/proc/{parent}") and os.path.exists(f"/proc/{forked[0]}")
+    finally:
+        stack.save(V1_APP, original)
+        _poll_until(lambda: "(stable)" in _banner(PIN_V1, stack.url), "original answer")
+
+
+def test_a_generated_grpc_module_edit_restarts_cold(stack: ReloadingStack) -> None:
+    """A warm parent keeps the imported protobuf descriptors: a *_pb2 change needs a new one."""
+    generated = Path("protos/src/tts/v1/tts_pb2.py")
+    original = stack.read(generated)
+    parent = started_pids(stack.output())["tts-backend"][-1]
+    mark = len(stack.output())
+    try:
+        stack.save(generated, original + "\n# edited while the stack runs\n")
+        for name in ("tts-backend", "tts-v1", "tts-v2"):
+            stack.wait_for_line(rf"^stack +\| {name} is ready again$", mark)
+        after = stack.output()[mark:]
+        assert re.search(r"stopped tts-backend \(exit status 0\)", after), after
+        new = started_pids(stack.output())["tts-backend"][-1]
+        assert new != parent and f"started tts-backend (pid {new})\n" in after, after
+        assert "from its warm parent" not in after
+    finally:
+        mark = len(stack.output())
+        stack.save(generated, original)
+        for name in ("tts-backend", "tts-v1", "tts-v2"):  # what imports the protos
+            stack.wait_for_line(rf"^stack +\| {name} is ready again$", mark)
+
+
 def test_a_restarted_service_keeps_its_port_and_data(stack: ReloadingStack) -> None:
     created = httpx.post(
         f"{stack.url}/books", json={"title": "Kept", "author": "across a restart"}, timeout=30

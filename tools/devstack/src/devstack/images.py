@@ -113,9 +113,10 @@ def containerized(specs: list[ServiceSpec], data_dir: Path, run_id: str) -> list
             "--sig-proxy=true",
             *(f"--env={key}={value}" for key, value in sorted(env.items())),
             IMAGE_PREFIX + IMAGES[spec.name][0],
-            *spec.command[1:],
+            *spec.args,
         ]
-        result.append(replace(spec, command=command, env={}))
+        # (The image runs its own warm parent; the stack restarts the container.)
+        result.append(replace(spec, command=command, env={}, warm=False))
     return result
 
 

@@ -51,7 +51,7 @@ GENERATOR = Path("protos/generate.py")
 
 
 def script_name(spec: ServiceSpec) -> str:
-    return Path(spec.command[0]).name if spec.command else ""
+    return Path(spec.script).name
 
 
 @dataclass(frozen=True)

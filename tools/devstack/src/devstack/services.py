@@ -8,15 +8,20 @@ agent, and data paths under the one data directory.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from devstack.gateway.upstreams import format_upstreams
 
 LOOPBACK = "127.0.0.1"
 GATEWAY = "local-gateway"
+# The warm parent (servicekit.prefork) in front of a console script: `python -m ... SCRIPT`.
+PREFORK = (sys.executable, "-m", "servicekit.prefork")
+WARM_RELOAD_ENV = "STACK_WARM_RELOAD"
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,18 @@ class ServiceSpec:
     start_first: bool = False
     # How it is asked to stop (PostgreSQL: SIGINT, its fast shutdown).
     stop_signal: int = signal.SIGTERM
+    # Runs under servicekit.prefork's warm parent: an edit reloads it with SIGHUP.
+    warm: bool = False
+
+    @property
+    def script(self) -> str:
+        """The service's console script (behind the warm parent's command when warm)."""
+        return self.command[len(PREFORK) if self.warm else 0] if self.command else ""
+
+    @property
+    def args(self) -> list[str]:
+        """The arguments after the console script."""
+        return self.command[len(PREFORK) + 1 if self.warm else 1 :]
 
 
 def console_script(name: str) -> str:
@@ -122,6 +139,21 @@ def console_script(name: str) -> str:
     """
     candidate = Path(sys.executable).parent / name
     return str(candidate) if candidate.exists() else name
+
+
+def warm_spec(
+    name: str, script: str, env: dict[str, str], probe: Probe, **fields: Any
+) -> ServiceSpec:
+    """A service run by its warm parent (servicekit.prefork): a reload forks a fresh child.
+
+    ``fields``: the other :class:`ServiceSpec` fields.
+
+    ``STACK_WARM_RELOAD=false`` in the stack's environment runs the script
+    itself instead (every reload a restart of the process, as before).
+    """
+    if os.environ.get(WARM_RELOAD_ENV, "true").strip().lower() in ("false", "0", "no"):
+        return ServiceSpec(name, [console_script(script)], env, probe, **fields)
+    return ServiceSpec(name, [*PREFORK, console_script(script)], env, probe, warm=True, **fields)
 
 
 def build_specs(config: StackConfig) -> list[ServiceSpec]:
@@ -185,9 +217,9 @@ def _books_spec(config: StackConfig, tracing: dict[str, str]) -> ServiceSpec:
         database = {"BOOKS_DATABASE_URL": config.books_database_url}
     else:
         database = {"BOOKS_DB_PATH": str(config.data_dir.resolve() / "books.db")}
-    return ServiceSpec(
+    return warm_spec(
         "books",
-        [console_script("books")],
+        "books",
         {
             **tracing,
             "PORT": str(config.ports.books),
@@ -206,9 +238,9 @@ def _backend_addr(config: StackConfig) -> str:
 
 
 def _backend_spec(config: StackConfig, tracing: dict[str, str]) -> ServiceSpec:
-    return ServiceSpec(
+    return warm_spec(
         "tts-backend",
-        [console_script("tts-backend")],
+        "tts-backend",
         {
             **tracing,
             "PORT": str(config.ports.tts_backend),
@@ -224,9 +256,9 @@ def _front_spec(
     config: StackConfig, version: str, port: int, tracing: dict[str, str]
 ) -> ServiceSpec:
     """``tts-v1`` or ``tts-v2``: one service (``text-to-speech``), two versions."""
-    return ServiceSpec(
+    return warm_spec(
         f"tts-{version}",
-        [console_script(f"tts-{version}")],
+        f"tts-{version}",
         {
             **tracing,
             "BOOKS_URL": _url(config.ports.books),
@@ -254,9 +286,9 @@ def _gateway_spec(config: StackConfig, tracing: dict[str, str]) -> ServiceSpec:
         if config.gateway_admin_socket is not None
         else {}
     )
-    return ServiceSpec(
+    return warm_spec(
         GATEWAY,
-        [console_script("local-gateway")],
+        "local-gateway",
         {
             **tracing,
             "DD_SERVICE": "local-gateway",

@@ -17,7 +17,13 @@ restarted: a service that exits or is not ready in time stops everything.
 The polling client (``--with-client``) is never restarted.
 
 Live reload (:mod:`devstack.reload`): a service whose source changed is
-stopped and started again on the same port with the same data. If it does not
+stopped and started again on the same port with the same data. Services run
+by a warm parent (:mod:`servicekit.prefork`: books, tts-backend, the fronts)
+are reloaded with SIGHUP: the parent, which has their dependencies imported,
+stops the old child and forks a new one; the stack waits for its ``forked``
+line, then probes readiness as after a start. A change to a ``.proto``, a
+``*_pb2`` module or the metadata, or a parent that is not running, restarts
+the service cold. If it does not
 come back (it exits, or is not ready in time), it is reported with its last
 log lines and waits, stopped, for the next save; the other services keep
 running. A service that has been restarted for an edit and then exits 5 times
@@ -68,6 +74,10 @@ UNREADY_PROBE_PERIOD_S = 1.0  # once it failed: how soon a passing probe is seen
 FAILURE_THRESHOLD = 2  # its pod's readinessProbe failureThreshold
 LINE_LIMIT = 1024 * 1024
 RECENT_LINES = 15  # shown when a service fails to come back after an edit
+# A warm reload waits this long for the new child (the warm parent's grace is 8 s).
+WARM_RELOAD_TIMEOUT_S = STOP_GRACE_S + 5.0
+# Edits a warm parent cannot take in (its imports are stale): restart it cold.
+COLD_EDITS = (".proto", "_pb2.py", "_pb2_grpc.py", "pyproject.toml", "uv.lock")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -126,15 +136,22 @@ class Child:
         self.state = "starting"  # what `stack status` shows
         self.restart_count = 0  # every restart since the stack started
         self.last_reload: dict[str, object] | None = None  # when, and why
+        self.edit_files: set[str] = set()  # what changed since the last restart for an edit
+        self.forked = asyncio.Event()  # warm: the parent reported a new child
+        self.forked_pid = ""
+        self.status_reader: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
 
     async def start(self) -> None:
+        status_fd = await self._open_status() if self.spec.warm else None
+        extra = {} if status_fd is None else {"PREFORK_STATUS_FD": str(status_fd)}
         self.process = await asyncio.create_subprocess_exec(
             *self.spec.command,
-            env={**os.environ, **self.spec.env},
+            env={**os.environ, **self.spec.env, **extra},
+            pass_fds=() if status_fd is None else (status_fd,),
             cwd=self.cwd,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -143,6 +160,8 @@ class Child:
             preexec_fn=_die_with_parent(self.spec.death_signal),
             limit=LINE_LIMIT,
         )
+        if status_fd is not None:
+            os.close(status_fd)
         self.started_at = time.monotonic()
         self.reader = asyncio.create_task(self._copy_output(self.process))
         self.output.stack(f"started {self.name} (pid {self.process.pid})")
@@ -159,6 +178,54 @@ class Child:
             line = render(raw.decode(errors="replace"))
             self.recent.append(line)
             self.output.line(self.name, line)
+
+    async def _open_status(self) -> int:
+        """The pipe the warm parent writes its events to; returns the end it writes to."""
+        if self.status_reader is not None:
+            self.status_reader.cancel()
+        read_fd, write_fd = os.pipe()
+        reader = asyncio.StreamReader()
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", 0)
+        )
+        self.status_reader = asyncio.create_task(self._read_status(reader, transport))
+        return write_fd
+
+    async def _read_status(self, reader: asyncio.StreamReader, transport: Any) -> None:
+        try:
+            while line := await reader.readline():
+                word, *values = line.decode(errors="replace").split()
+                if word == "forked" and len(values) == 1:
+                    self.forked_pid = values[0]
+                    self.forked.set()
+                elif word == "stopped" and len(values) == 2 and values[1].lstrip("-").isdigit():
+                    status = describe_exit(int(values[1]))
+                    self.output.stack(f"stopped {self.name}'s child pid {values[0]} ({status})")
+        finally:
+            transport.close()
+
+    async def reload_warm(self) -> bool:
+        """SIGHUP the warm parent (servicekit.prefork) and wait until it has forked a new child.
+
+        False when that is not possible (not warm, not running, no new child in
+        time): the caller restarts the service cold.
+        """
+        if not self.spec.warm or not self.running() or self.status_reader is None:
+            return False
+        assert self.process is not None
+        self.forked.clear()
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGHUP)
+        try:
+            await asyncio.wait_for(self.forked.wait(), WARM_RELOAD_TIMEOUT_S)
+        except TimeoutError:
+            return False
+        self.output.stack(
+            f"started {self.name} (pid {self.forked_pid}) from its warm parent "
+            f"(pid {self.process.pid})"
+        )
+        return True
 
     def running(self) -> bool:
         return self.process is not None and self.process.returncode is None
@@ -458,6 +525,8 @@ class Stack:
                 child.edit_cause = (
                     ", ".join(map(str, files)) if isinstance(files, list) else str(files)
                 )
+                if isinstance(files, list | tuple | set):
+                    child.edit_files.update(str(f) for f in files)
                 child.edit.set()
 
     def restart_if_broken(self, name: str, cause: str) -> bool:
@@ -555,20 +624,25 @@ class Stack:
         cause = child.edit_cause or "an edit"
         child.state = "restarting"
         await self._set_ready(child, False, f"restarting: {cause} changed")
-        await child.stop()
-        if self.stopping.is_set():
-            return
-        child.recent.clear()
+        files, child.edit_files = child.edit_files, set()
+        cold = any(f.endswith(COLD_EDITS) for f in files)
         child.restart_count += 1
         child.last_reload = {"at": time.time(), "cause": f"{cause} changed"}
-        try:
-            await child.start()
-        except OSError as error:
-            child.broken = True
-            child.state = "broken"
-            self._save_state()
-            self._report_broken(child, f"cannot start: {error}")
-            return
+        if not cold and await child.reload_warm():
+            child.recent.clear()
+        else:
+            await child.stop()
+            if self.stopping.is_set():
+                return
+            child.recent.clear()
+            try:
+                await child.start()
+            except OSError as error:
+                child.broken = True
+                child.state = "broken"
+                self._save_state()
+                self._report_broken(child, f"cannot start: {error}")
+                return
         self._save_state()
         ready = asyncio.create_task(self._wait_ready(child, self.ready_timeout_s))
         interrupt = asyncio.create_task(self._stopping_or_edit(child))

@@ -18,7 +18,8 @@ module holds the policy:
 * the final stage runs as uid/gid 10001, sets ``PYTHONUNBUFFERED`` and
   ``PYTHONDONTWRITEBYTECODE``, and its ENTRYPOINT is a console script the
   service declares in its pyproject.toml (or ``service-entrypoint``, which the
-  build links to the one script the service's pyproject.toml declares);
+  build links to the one script the service's pyproject.toml declares), run
+  directly or through the warm parent (``python -m servicekit.prefork SCRIPT``);
 * base images are pinned to an exact version;
 * no ``.dockerignore`` pattern reads differently to Docker and to pathspec.
 """
@@ -47,6 +48,8 @@ RUNTIME_UID = "10001"
 REQUIRED_ENV = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
 SERVICE_DOCKERFILE = "services/Dockerfile"
 ENTRYPOINT_LINK = "service-entrypoint"
+# The warm parent the images run their script under: `python -m servicekit.prefork SCRIPT`.
+PREFORK_ARGS = ("-m", "servicekit.prefork")
 
 
 @dataclass(frozen=True)
@@ -410,6 +413,8 @@ def _runtime_problems(
     if not arguments.startswith("["):
         return [*problems, "ENTRYPOINT must use the exec (JSON) form"]
     command = [str(w) for w in json.loads(arguments)]
+    if command[1:3] == list(PREFORK_ARGS):  # python -m servicekit.prefork SCRIPT
+        command = command[3:]
     scripts = _project(service_dir).get("scripts") or {}
     assert isinstance(scripts, dict)
     name = Path(command[0]).name if command else ""

@@ -53,10 +53,19 @@ def _environment_defaults(settings: TelemetrySettings) -> dict[str, str]:
     }
 
 
-def start_datadog(settings: TelemetrySettings) -> None:
+def apply_environment_defaults(settings: TelemetrySettings) -> None:
+    """Write the defaults ddtrace reads at import into ``os.environ`` (never overriding).
+
+    The warm parent of :mod:`servicekit.prefork` calls it before it imports
+    ddtrace, so its children see ddtrace configured as a cold start would.
+    """
     for name, value in _environment_defaults(settings).items():
         if not os.environ.get(name, "").strip():  # empty counts as unset, as in Env
             os.environ[name] = value
+
+
+def start_datadog(settings: TelemetrySettings) -> None:
+    apply_environment_defaults(settings)
 
     import ddtrace
 

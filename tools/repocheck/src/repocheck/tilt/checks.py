@@ -98,8 +98,11 @@ def _image_problems(repo_root: Path, image: ImageBuild) -> list[str]:
                     problems.append(f"{where}: fall_back_on path {path!r} does not exist")
         elif kind == "restart_container":
             problems.append(f"{where}: restart_container() is not allowed (Kubernetes)")
-    if image.live_update and not image.restart:
-        problems.append(f"{where}: live_update without the restart_process extension")
+    if image.live_update and not image.restart and not _reloads_warm_parent(image, dockerfile):
+        problems.append(
+            f"{where}: live_update without a restart: the restart_process extension, or a "
+            f"last step run({WARM_RELOAD!r}) with the image's ENTRYPOINT under servicekit.prefork"
+        )
     if image.restart:
         # restart_process replaces the container command: it must start what
         # the image itself starts.
@@ -110,6 +113,22 @@ def _image_problems(repo_root: Path, image: ImageBuild) -> list[str]:
                 f"but the image's ENTRYPOINT is {expected!r}"
             )
     return problems
+
+
+# live_update's last step for an image whose ENTRYPOINT is servicekit.prefork's warm
+# parent (PID 1): it forks a new child that imports the synced source.
+WARM_RELOAD = "kill -HUP 1"
+
+
+def _reloads_warm_parent(image: ImageBuild, dockerfile: Path) -> bool:
+    steps = [s for s in image.live_update if isinstance(s, Mapping)]
+    if not steps or steps[-1].get("__tilt_step__") != "run":
+        return False
+    command = steps[-1].get("cmd")
+    if (" ".join(command) if isinstance(command, list) else command) != WARM_RELOAD:
+        return False
+    entrypoint = dockerfiles.final_entrypoint(dockerfile) or []
+    return entrypoint[1:3] == list(dockerfiles.PREFORK_ARGS)
 
 
 def check_tiltfile(repo_root: Path = REPO_ROOT, result: TiltfileResult | None = None) -> list[str]:
