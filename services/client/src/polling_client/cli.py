@@ -37,7 +37,8 @@ class PollCommand:
 class CompareCommand:
     source: str  # "agent" (an APM test agent, local or port-forwarded) or "datadog"
     agent_url: str
-    since_s: float  # --datadog: the time window
+    since_s: float  # the query window: spans of this last period, from any source
+    warmup_s: float  # each version's first seconds in the window, skipped
     datadog_url: str | None  # --datadog: the API base URL (None: https://api.$DD_SITE)
     plot_panels: int
     service: str
@@ -237,22 +238,32 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
             " with one overall verdict."
         ),
         epilog=(
-            "Statistics, per resource: latency - one-sided Mann-Whitney U test (is the"
-            " canary slower?); errors - one-sided Fisher exact test (does the canary err"
-            " more?). The p-values of all tests are adjusted with Holm's step-down method"
-            " (Holm-Bonferroni), so the family-wise error over every resource stays at"
-            " --alpha. ROLL BACK when any resource has a significant (adjusted p < --alpha)"
-            " AND material regression (median latency above baseline by more than"
-            " --latency-margin, or error rate above baseline by more than --error-margin)."
-            " HOLD when a resource has fewer than --min-samples requests in either version"
-            " or a regression is significant but within the margin. PROMOTE otherwise."
-            " Resources seen in only one version are listed, not compared."
+            "Every answer is a success (2xx/3xx), a rejection (4xx) or a failure (5xx; an"
+            " error span without a status counts as one). Statistics, per resource:"
+            " latency of successful answers - one-sided Mann-Whitney U test (is the"
+            " canary slower?); 5xx rate and 4xx rate - one-sided Fisher exact tests (does"
+            " the canary fail or reject more?); and over all resources the mix - G-test on"
+            " version x resource (do both serve the same requests?). The p-values of all"
+            " tests are adjusted with Holm's step-down method (Holm-Bonferroni), so the"
+            " family-wise error stays at --alpha. A request retried by the gateway or the"
+            " mesh (several entry spans of one trace) counts once, by its last attempt. Only"
+            " the period where both versions served is compared (after each one's --warmup),"
+            " and it is printed. ROLL BACK when a resource has a significant (adjusted p <"
+            " --alpha) AND material regression (median latency above baseline by more than"
+            " --latency-margin, or 5xx or 4xx rate above baseline by more than"
+            " --error-margin; the output says which), or when the canary alone serves a"
+            " resource (at least --min-samples requests) with failures or rejections. HOLD"
+            " when a resource has fewer than --min-samples requests in either version, a"
+            " regression is significant but within the margin, a resource with at least"
+            " --min-samples requests is served by one version only, or the resource mix"
+            " differs significantly. PROMOTE otherwise."
             f" Defaults: alpha {defaults.alpha}, latency margin {defaults.latency_margin},"
             f" error margin {defaults.error_margin}, min samples {defaults.min_samples}."
             " --datadog reads DD_API_KEY, DD_APP_KEY and DD_SITE from the environment"
             " (DATADOG_API_URL or --datadog-url overrides the API address)."
-            " Exit status 0 with a verdict, 1 when the source is unreachable or holds no"
-            " text-to-speech spans, 2 on a bad flag or missing/refused Datadog keys."
+            " Exit status 0 with a verdict, 1 when the source is unreachable, answers"
+            " something unexpected or holds no text-to-speech spans, 2 on a bad flag or"
+            " missing/refused Datadog keys."
         ),
     )
     source = compare.add_mutually_exclusive_group()
@@ -269,7 +280,17 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
     )
     flags = _Flags(compare)
     flags.duration(
-        "--since", 1800.0, "--datadog: spans of this last period, e.g. 30m, 2h (default 30m)"
+        "--since",
+        1800.0,
+        "only spans of this last period, from the test agent or Datadog, e.g. 30m, 2h"
+        " (default 30m); fixed once as absolute times",
+    )
+    flags.checked(
+        "--warmup",
+        "a duration",
+        _duration_or_zero,
+        "skip each version's first seconds of the window, e.g. 30s (default 0)",
+        default=0.0,
     )
     flags.url(
         "--datadog-url",
@@ -368,6 +389,7 @@ def parse_command(argv: Sequence[str] | None = None) -> PollCommand | CompareCom
         source="datadog" if args.datadog else "agent",
         agent_url=args.agent,
         since_s=float(args.since),
+        warmup_s=float(args.warmup),
         datadog_url=args.datadog_url,
         plot_panels=int(args.plot_panels),
         service=args.service,
