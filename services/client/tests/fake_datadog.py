@@ -1,7 +1,7 @@
 """A local stand-in for Datadog's Search spans API, for `client compare --datadog`.
 
 ``python fake_datadog.py --port P --plan JSON --t0 EPOCH_S --api-key K --app-key A
-[--rate-limit N] [--max-page M] [--sampled N] [--broken MODE]``. Serves only
+[--rate-limit N] [--max-page M] [--sampled N] [--probes N] [--broken MODE]``. Serves only
 what the client uses, with the request and response shapes of the API reference
 (https://docs.datadoghq.com/api/latest/spans/#search-spans):
 
@@ -27,7 +27,8 @@ requests get 429 with the documented ``X-RateLimit-Limit``, ``-Period``,
 ``-Remaining``, ``-Reset`` (seconds until the window resets) and ``-Name``
 headers. ``--max-page M`` serves at most M spans a page (less than the asked
 limit, as any page may be), so pagination is exercised with few spans.
-``--sampled N``: the first N entry spans are ``retained_by``
+``--probes N``: N probe spans per version (``traffic.probes``, their user agent
+in ``custom.http.useragent``). ``--sampled N``: the first N entry spans are ``retained_by``
 ``diversity_sampling`` (the others ``retention_filter``). ``--broken MODE``
 answers every search with something that is not the documented shape:
 ``html`` (an HTML page), ``text`` (malformed JSON), ``nope``
@@ -55,7 +56,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from traffic import RETRY_GAP_S, loads, requests
+from traffic import RETRY_GAP_S, loads, probes, requests
 
 SEARCH_PATH = "/api/v2/spans/events/search"
 SERVICE = "text-to-speech"
@@ -68,12 +69,37 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def build_spans(plan_json: str, env: str, t0: float, sampled: int) -> list[dict[str, Any]]:
+def build_spans(
+    plan_json: str, env: str, t0: float, sampled: int, probe_count: int = 0
+) -> list[dict[str, Any]]:
     """The plan as indexed Datadog spans, with ``error`` and ``top`` flags only the fake sees."""
     spans: list[dict[str, Any]] = []
     start = datetime.fromtimestamp(t0, UTC)
     counter = 0
-    for batch in loads(plan_json):
+    plan = loads(plan_json)
+    for version in sorted({batch.version for batch in plan}):
+        for probe in probes(probe_count):
+            counter += 1
+            moment = start + timedelta(seconds=probe.start_s)
+            spans.append(
+                {
+                    "service": SERVICE,
+                    "env": env,
+                    "trace_id": f"{counter:032x}",
+                    "tags": [f"env:{env}", f"version:{version}", f"service:{SERVICE}"],
+                    "resource_name": probe.resource,
+                    "span_id": f"{counter * 4 + 2}",
+                    "parent_id": "0",
+                    "type": "web",
+                    "start_timestamp": moment,
+                    "end_timestamp": moment + timedelta(seconds=0.0005),
+                    "custom": {"http": {"status_code": "200", "useragent": probe.user_agent}},
+                    "retained_by": "retention_filter",
+                    "error": False,
+                    "top": True,
+                }
+            )
+    for batch in plan:
         for request in requests(batch):
             counter += 1
             trace_id, gateway_id = f"{counter:032x}", f"{counter * 4 + 1}"
@@ -243,12 +269,11 @@ def _public(span: dict[str, Any]) -> dict[str, Any]:
     attributes = {k: v for k, v in span.items() if k not in ("error", "top")}
     attributes["start_timestamp"] = _iso(span["start_timestamp"])
     attributes["end_timestamp"] = _iso(span["end_timestamp"])
-    attributes["custom"] = {}
     return {"id": span["span_id"], "type": "spans", "attributes": attributes}
 
 
 def serve(args: argparse.Namespace) -> None:
-    fake = FakeDatadog(build_spans(args.plan, args.env, args.t0, args.sampled), args)
+    fake = FakeDatadog(build_spans(args.plan, args.env, args.t0, args.sampled, args.probes), args)
 
     class Handler(BaseHTTPRequestHandler):
         def _send(self, status: int, headers: dict[str, str], body: Any) -> None:
@@ -311,6 +336,7 @@ def main() -> None:
     parser.add_argument("--max-page", type=int, default=1000)
     parser.add_argument("--t0", type=float, required=True)
     parser.add_argument("--sampled", type=int, default=0)
+    parser.add_argument("--probes", type=int, default=0)
     parser.add_argument("--broken", choices=("html", "text", "nope", "loop", "endless"))
     serve(parser.parse_args())
 

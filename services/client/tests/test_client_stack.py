@@ -8,8 +8,6 @@ gateway, then compares the versions from the traces the fronts sent.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +15,9 @@ from pathlib import Path
 import pytest
 from devstack.services import Ports
 from polling_client.traces import fetch_traces, select_entry_spans
+from sources import run_client
 from testkit.devstack import free_stack_ports, stack_command, wait_for_output
-from testkit.process import REPO_ROOT, ServiceProcess, console_script
+from testkit.process import REPO_ROOT, ServiceProcess
 
 
 @pytest.fixture(scope="module")
@@ -31,20 +30,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ports]:
     with process:
         wait_for_output(process, r"client poll --gateway", timeout=90)
         yield ports
-
-
-def run_client(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [console_script("client"), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO_ROOT,
-        env={
-            **{k: v for k, v in os.environ.items() if k not in ("GATEWAY_URL", "AGENT_URL")},
-            "DD_TRACE_ENABLED": "false",
-        },
-    )
 
 
 def agent_entry_spans(agent_url: str) -> int:

@@ -8,9 +8,11 @@ retried). Durations are deterministic, spread from L to 1.5 L; the first
 ``t0 + start_s + i * SPACING_S``, so every source sees the same absolute times
 and the window where both versions served is known. A retried request is two
 entry spans of one trace (under a gateway span): a 503 attempt, then the
-answer. ``emit_traces.py`` sends a plan as real ddtrace spans to an APM test
-agent; ``fake_datadog.py`` serves the same plan as Datadog's Search spans API
-would. The same plan must give the same verdict from both.
+answer. Probe traffic (``probes``: the same number for each version, as
+the kubelet probes every pod alike) comes on top. ``emit_traces.py`` sends a
+plan as real ddtrace spans to an APM test agent; ``fake_datadog.py`` serves
+the same plan as Datadog's Search spans API would. The same plan must give
+the same verdict from both.
 """
 
 from __future__ import annotations
@@ -62,6 +64,32 @@ def requests(batch: Batch) -> Iterator[Request]:
             status=status,
             retried=i >= batch.count - batch.retried,
         )
+
+
+@dataclass(frozen=True)
+class Probe:
+    start_s: float  # from the plan's t0
+    resource: str
+    user_agent: str
+
+
+# What probes a front: the kubelet (readiness and liveness), the local stack's
+# runner, and a kubelet probe on a path that is not a probe path (only its user
+# agent tells it).
+PROBE_KINDS = (
+    ("GET /readyz", "kube-probe/1.31"),
+    ("GET /healthz", "kube-probe/1.31"),
+    ("GET /readyz", "kube-probe/stack"),
+    ("GET /", "kube-probe/1.31"),
+)
+PROBE_SPACING_S = 0.01
+
+
+def probes(count: int) -> Iterator[Probe]:
+    """``count`` probe requests of one version, every PROBE_SPACING_S from the plan's t0."""
+    for i in range(count):
+        resource, user_agent = PROBE_KINDS[i % len(PROBE_KINDS)]
+        yield Probe(i * PROBE_SPACING_S, resource, user_agent)
 
 
 def dumps(plan: list[Batch]) -> str:

@@ -71,9 +71,7 @@ def read_source(command: CompareCommand, query: Window) -> tuple[str, list[list[
 def analyse(command: CompareCommand, query: Window) -> Analysis:
     """Read the source for the query window and judge (ClientError: nothing to judge)."""
     source, traces = read_source(command, query)
-    selection = select_entry_spans(
-        traces, service=command.service, env=command.env, include_probes=command.include_probes
-    )
+    selection = select_entry_spans(traces, service=command.service, env=command.env)
     spans = [
         s
         for s in selection.spans
@@ -106,7 +104,10 @@ def analyse(command: CompareCommand, query: Window) -> Analysis:
     if selection.unversioned:
         notes.append(f"{selection.unversioned} entry spans without a version tag left out")
     if selection.probes:
-        notes.append(f"{selection.probes} health-probe spans left out")
+        notes.append(
+            f"{selection.probes} probe spans left out (GET /healthz, GET /readyz, GET /livez"
+            " or User-Agent kube-probe/...): not user traffic, and as many for each version"
+        )
     if selection.sampled:
         mixed = " (retention is mixed)" if selection.filtered else ""
         notes.append(

@@ -47,7 +47,6 @@ class CompareCommand:
     canary: str
     thresholds: Thresholds
     plot: Path | None
-    include_probes: bool
     resources: tuple[str, ...]
     timeout_s: float
     output_format: str
@@ -246,13 +245,16 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
             " version x resource (do both serve the same requests?). The p-values of all"
             " tests are adjusted with Holm's step-down method (Holm-Bonferroni), so the"
             " family-wise error stays at --alpha. A request retried by the gateway or the"
-            " mesh (several entry spans of one trace) counts once, by its last attempt. Only"
-            " the period where both versions served is compared (after each one's --warmup),"
-            " and it is printed. ROLL BACK when a resource has a significant (adjusted p <"
-            " --alpha) AND material regression (median latency above baseline by more than"
-            " --latency-margin, or 5xx or 4xx rate above baseline by more than"
-            " --error-margin; the output says which), or when the canary alone serves a"
-            " resource (at least --min-samples requests) with failures or rejections. HOLD"
+            " mesh (several entry spans of one trace) counts once, by its last attempt. Probe"
+            " traffic is left out and counted in a note (GET /healthz, GET /readyz, GET"
+            " /livez, or a User-Agent starting kube-probe/: every pod is probed alike, which"
+            " would skew the mix). Only the period where both versions served is compared"
+            " (after each one's --warmup), and it is printed. ROLL BACK when a resource has"
+            " a significant (adjusted p < --alpha) AND material regression (median latency"
+            " above baseline by more than --latency-margin, or 5xx or 4xx rate above"
+            " baseline by more than --error-margin; the output says which), or when the"
+            " canary alone serves a resource (at least --min-samples requests) with failures"
+            " or rejections. HOLD"
             " when a resource has fewer than --min-samples requests in either version, a"
             " regression is significant but within the margin, a resource with at least"
             " --min-samples requests is served by one version only, or the resource mix"
@@ -350,11 +352,6 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
         metavar="RESOURCE",
         help="only entry spans of this resource, e.g. 'POST /speech' (repeatable; default all)",
     )
-    compare.add_argument(
-        "--include-probes",
-        action="store_true",
-        help="keep /healthz, /readyz and /livez spans (left out by default)",
-    )
     flags.duration(
         "--timeout", 10.0, "timeout of each agent or Datadog API request (default %(default)ss)"
     )
@@ -403,7 +400,6 @@ def parse_command(argv: Sequence[str] | None = None) -> PollCommand | CompareCom
             min_samples=int(args.min_samples),
         ),
         plot=args.plot,
-        include_probes=bool(args.include_probes),
         resources=tuple(args.resource or ()),
         timeout_s=float(args.timeout),
         output_format=args.format,

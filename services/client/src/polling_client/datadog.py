@@ -31,7 +31,8 @@ Fields used, all documented on the Span model: ``attributes.service``,
 ``start_timestamp``/``end_timestamp`` (duration and window), ``env``, ``tags``
 (``version:v2``), ``retained_by`` (spans kept by diversity or flat sampling
 rather than a retention filter are left out: they are not every request) and
-``custom`` (the ``http.status_code`` the tracer set). Errors: the Span model
+``custom`` (the ``http.status_code`` the tracer set, and ``http.useragent``,
+``http.route``, ``http.url``, which tell a probe). Errors: the Span model
 has no documented error flag, so the error spans are a second query with the
 documented search term ``status:error``; a span is an error when its
 ``span_id`` is in that set (it counts as a 5xx when the span has no status).
@@ -306,9 +307,11 @@ def to_traces(spans: Iterable[dict[str, Any]], error_ids: set[str]) -> list[list
         meta = {key: tags[key] for key in ("version", "env") if key in tags}
         if attributes.get("env"):
             meta["env"] = str(attributes["env"])
-        status = _status_code(attributes.get("custom"))
-        if status is not None:
-            meta["http.status_code"] = status
+        custom = attributes.get("custom")
+        for key in HTTP_FIELDS:
+            value = _custom(custom, key)
+            if value is not None:
+                meta[key] = value
         span_id = str(attributes.get("span_id") or "")
         traces.setdefault(str(attributes.get("trace_id") or ""), []).append(
             {
@@ -331,10 +334,16 @@ def to_traces(spans: Iterable[dict[str, Any]], error_ids: set[str]) -> list[list
     return list(traces.values())
 
 
-def _status_code(custom: Any) -> str | None:
-    """``http.status_code`` of a span's custom attributes, nested or flat."""
+# What the selection reads of a span's custom attributes: the status, and what
+# tells a probe (traces.is_probe).
+HTTP_FIELDS = ("http.status_code", "http.useragent", "http.route", "http.url")
+
+
+def _custom(custom: Any, key: str) -> str | None:
+    """A dotted key (``http.status_code``) of a span's custom attributes, nested or flat."""
     if not isinstance(custom, dict):
         return None
-    http = custom.get("http")
-    value = http.get("status_code") if isinstance(http, dict) else custom.get("http.status_code")
+    group, _, name = key.partition(".")
+    nested = custom.get(group)
+    value = nested.get(name) if isinstance(nested, dict) else custom.get(key)
     return None if value is None else str(value)

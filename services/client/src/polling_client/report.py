@@ -22,7 +22,8 @@ def _pct(value: float | None) -> str:
 
 
 def _number(value: float) -> float | None:
-    return None if math.isnan(value) or math.isinf(value) else round(value, 6)
+    """Six significant digits (not decimals: a p-value of 1e-15 is not 0); None for NaN/inf."""
+    return None if math.isnan(value) or math.isinf(value) else float(f"{value:.6g}")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

@@ -10,8 +10,15 @@ ddtrace puts ``DD_VERSION`` in ``meta["version"]`` and ``DD_ENV`` in
 The span compared is the *service entry span* of text-to-speech: a span of that
 service whose parent is absent (a root) or belongs to another service (e.g. a
 gateway that traces too). It times the whole request inside the front, which
-is what Datadog's deployment comparison uses. Health probes are left out by
-default: they are not user traffic.
+is what Datadog's deployment comparison uses.
+
+Probe traffic is always left out (and counted): a span whose resource, route or
+URL is ``/healthz``, ``/readyz`` or ``/livez`` (``GET /readyz``, ``GET
+/healthz`` ...), or whose ``http.useragent`` starts with ``kube-probe/`` (the
+kubelet's, and the local stack runner's ``kube-probe/stack``). Probes are not
+user traffic, and every pod is probed at the same rate whatever its weight, so
+they would give v1 and v2 equal ``GET /readyz`` counts under a 70/30 split and
+skew the resource-mix test.
 
 Each entry span keeps what the verdict judges by: its HTTP status
 (``meta["http.status_code"]``; without one, the error flag stands for a 5xx),
@@ -34,6 +41,7 @@ from polling_client.errors import ClientError
 
 TRACES_PATH = "/test/traces"
 PROBE_SUFFIXES = ("/healthz", "/readyz", "/livez")
+PROBE_USER_AGENT = "kube-probe/"  # the kubelet's probes (kube-probe/1.31), the stack runner's
 
 
 # What a Datadog retention filter writes in ``retained_by``; the other values
@@ -70,7 +78,7 @@ class EntrySpan:
 class Selection:
     spans: list[EntrySpan]
     unversioned: int  # entry spans without a version tag (not compared)
-    probes: int  # health-probe entry spans left out
+    probes: int  # probe entry spans left out (see the module docstring)
     sampled: int = 0  # kept by Datadog's diversity or flat sampling: left out
     filtered: int = 0  # kept by a retention filter (Datadog only)
 
@@ -124,7 +132,6 @@ def select_entry_spans(
     *,
     service: str,
     env: str | None = None,
-    include_probes: bool = False,
 ) -> Selection:
     spans: list[EntrySpan] = []
     unversioned = probes = sampled = filtered = 0
@@ -142,7 +149,7 @@ def select_entry_spans(
             if env is not None and meta.get("env") != env:
                 continue
             resource = str(span.get("resource") or span.get("name") or "")
-            if not include_probes and _is_probe(resource, meta):
+            if is_probe(resource, meta):
                 probes += 1
                 continue
             version = meta.get("version")
@@ -181,6 +188,9 @@ def _status(value: Any) -> int | None:
     return status if 100 <= status <= 599 else None
 
 
-def _is_probe(resource: str, meta: dict[str, Any]) -> bool:
+def is_probe(resource: str, meta: dict[str, Any]) -> bool:
+    """A readiness or health probe: by its path, or by the kubelet's user agent."""
+    if str(meta.get("http.useragent", "")).startswith(PROBE_USER_AGENT):
+        return True
     candidates = (resource, str(meta.get("http.route", "")), str(meta.get("http.url", "")))
-    return any(text.rstrip("/").endswith(PROBE_SUFFIXES) for text in candidates)
+    return any(text.split("?")[0].rstrip("/").endswith(PROBE_SUFFIXES) for text in candidates)
