@@ -153,6 +153,25 @@ CASES = [
     ),
     # Today's cases, kept.
     Case(
+        "Simpson: v2 faster on each resource but serving more of the slow one: hold for the mix",
+        [
+            Batch("v1", HOME, 90, 4.0),
+            Batch("v1", SPEECH, 30, 20.0),
+            Batch("v2", HOME, 30, 3.2),
+            Batch("v2", SPEECH, 90, 16.0),
+        ],
+        "hold",
+        {HOME: ("ok", []), SPEECH: ("ok", [])},
+        mix_significant=True,
+        reason="the resource mix differs",
+    ),
+    Case(
+        "20 identical resources: promote (Holm over 61 tests finds no false alarm)",
+        [batch for i in range(20) for batch in same(f"GET /r{i:02d}", 30, 5.0)],
+        "promote",
+        {f"GET /r{i:02d}": ("ok", []) for i in range(20)},
+    ),
+    Case(
         "one regression among improvements: roll back",
         REGRESSION,
         "roll back",
