@@ -6,15 +6,25 @@ import argparse
 import asyncio
 import dataclasses
 import os
+import shlex
 import shutil
+import signal
 import sys
+import tempfile
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
+
+from servicekit.durations import parse_duration
 
 from devstack import images
+from devstack import status as status_view
+from devstack.gatewaylink import GatewayLink
 from devstack.ports import port_problems
 from devstack.postgres import LocalPostgres, PostgresUnavailable
 from devstack.reload import Reloader, SourceMap, run_from_sources
-from devstack.services import Ports, StackConfig, build_specs
+from devstack.services import Ports, Probe, ServiceSpec, StackConfig, build_specs
+from devstack.stackstate import StackState, read_state, runner_alive, state_path
 from devstack.supervisor import Output, Stack
 from devstack.workspace import find_workspace_root, load_workspace
 
@@ -25,10 +35,13 @@ DEFAULT_ISTIO_DIR = Path("k8s/istio")
 DESCRIPTION = """\
 Start books, tts-backend, text-to-speech v1 and v2, the local gateway and the
 Datadog APM test agent as processes on 127.0.0.1; wait until every one is
-ready; print the gateway URL and example commands. Ctrl-C (or SIGTERM) stops
-everything. A service that dies is restarted with backoff; one that dies 5
-times within a minute stops the stack (after an edit to its source, it waits
-for the next save instead).
+ready; print the gateway URL and example commands. Ctrl-C (or SIGTERM, or
+SIGHUP) stops everything. A service that dies is restarted with backoff; one
+that dies 5 times within a minute stops the stack (after an edit to its source,
+it waits for the next save instead). Readiness decides, as in Kubernetes: a
+service the stack restarts, or whose probe fails twice (every 5 s), is out of
+the gateway's pick, and back the moment its probe passes (`stack status` shows
+it). The APM test agent keeps the traces of the last --trace-retention.
 
 Services run from the sources of the uv workspace the current directory is in.
 Live reload (unless --no-reload): a saved .py file restarts the services that
@@ -63,6 +76,16 @@ def _port(text: str) -> int:
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{text} is not a port (1-65535)")
     return value
+
+
+def _duration(text: str) -> str:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be above 0")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,12 +157,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not restart services when their source changes, nor reload the routes",
     )
     up.add_argument(
+        "--trace-retention",
+        type=_duration,
+        default="10m",
+        metavar="DURATION",
+        help="how long the APM test agent keeps a trace (default 10m; e.g. 30s, 1h): older "
+        "ones are dropped while the stack runs, so memory stays bounded; client compare "
+        "reads what is kept",
+    )
+    up.add_argument(
         "--ready-timeout",
         type=float,
         default=60.0,
         help="seconds to wait for every service to be ready (default 60)",
     )
+    status = commands.add_parser(
+        "status",
+        help="show each service of the running stack and the gateway's weights",
+        description="Each service of the stack running on DATA_DIR: state, readiness, pid, "
+        "port, restarts, last reload and its cause; then the gateway's routes with the "
+        "weights in force and each destination's readiness and outlier ejection, asked "
+        "of the gateway itself. Exit status 1 when no stack runs there.",
+    )
+    status.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="the data directory of the stack (default data/)",
+    )
+    status.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output (default text)"
+    )
     return parser
+
+
+def show_status(args: argparse.Namespace) -> int:
+    collected = status_view.collect(args.data_dir.resolve())
+    if collected is None:
+        print(f"{PROGRAM}: {status_view.no_stack(args.data_dir)}", file=sys.stderr)
+        return 1
+    text = (
+        status_view.as_json(collected) if args.format == "json" else status_view.render(collected)
+    )
+    print(text)
+    return 0
 
 
 def config_from_args(args: argparse.Namespace) -> StackConfig:
@@ -158,6 +219,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         with_client=args.with_client,
         client_rate=args.client_rate,
         reload=args.reload,
+        trace_retention=args.trace_retention,
     )
 
 
@@ -187,6 +249,14 @@ def banner(
         f"  data            {config.data_dir.resolve()}",
         f"  books database  {config.books_database_url or 'SQLite, books.db in the data dir'}",
         code,
+        *(
+            [
+                "  (an edit under tools/devstack restarts the gateway, never this runner: "
+                "the stack says when it needs Ctrl-C and a new stack up)"
+            ]
+            if sources is not None and config.reload
+            else []
+        ),
         "try:",
         '  curl -H \'Content-Type: application/json\' -d \'{"author": "occupytheweb",'
         f' "title": "Network Basics for Hackers"}}\' -X POST {gateway}/books',
@@ -196,6 +266,7 @@ def banner(
         f"  for i in $(seq 20); do curl -s {gateway}/; done | sort | uniq -c",
         f"  uv run client poll --gateway {gateway} --count 200",
         f"  uv run client compare --agent {config.agent_url}",
+        "  uv run stack status   (each service, and the gateway's weights)",
         "Ctrl-C stops everything.",
     ]
     for line in lines:
@@ -208,19 +279,57 @@ def postgres_port(args: argparse.Namespace) -> int:
     return int(args.port_base) + 8 if args.port_base else DEFAULT_POSTGRES_PORT
 
 
-def start_postgres(data_dir: Path, port: int) -> LocalPostgres:
-    """The local server with its data under the stack's data dir, and the books database."""
-    server = LocalPostgres(data_dir / "postgres", port)
-    print(f"{PROGRAM}: starting PostgreSQL on 127.0.0.1:{port} ({server.data_dir})", flush=True)
-    server.start()
+def stop_postgres_leftover(data_dir: Path, port: int) -> None:
+    """Stop a server an earlier stack (killed) left running on this data directory."""
     try:
-        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{POSTGRES_DATABASE}'")
-        if not exists.strip():
-            server.create_database(POSTGRES_DATABASE)
-    except BaseException:
-        server.stop()
-        raise
+        left = LocalPostgres(data_dir / "postgres", port).stop_leftover()
+    except PostgresUnavailable:
+        return  # no binaries: said by prepare_postgres
+    if left:
+        print(f"{PROGRAM}: {left}", flush=True)
+
+
+def prepare_postgres(data_dir: Path, port: int) -> LocalPostgres:
+    """The local server's data directory (initdb once)."""
+    server = LocalPostgres(data_dir / "postgres", port)
+    server.initialise()
     return server
+
+
+def postgres_spec(server: LocalPostgres) -> ServiceSpec:
+    """PostgreSQL as one of the stack's supervised services: started first, stopped last.
+
+    It stops with the stack even when the stack is killed (SIGINT, its fast
+    shutdown, as the parent-death signal), and a server an earlier stack left
+    behind is stopped at the next start (:meth:`LocalPostgres.stop_leftover`).
+    """
+    return ServiceSpec(
+        "postgres",
+        server.command(death_signal="INT"),
+        {},
+        Probe("command", shlex.join(server.ready_command())),
+        stop_last=True,
+        start_first=True,
+        port=server.port,
+        death_signal=signal.SIGINT,
+        stop_signal=signal.SIGINT,
+    )
+
+
+def create_books_database(server: LocalPostgres) -> Callable[[], Coroutine[Any, Any, str | None]]:
+    async def create() -> str | None:
+        def run() -> None:
+            query = f"SELECT 1 FROM pg_database WHERE datname = '{POSTGRES_DATABASE}'"
+            if not server.psql(query).strip():
+                server.create_database(POSTGRES_DATABASE)
+
+        try:
+            await asyncio.to_thread(run)
+        except PostgresUnavailable as error:
+            return f"--books-db postgres: {error}; stopping the stack"
+        return None
+
+    return create
 
 
 def up(args: argparse.Namespace) -> int:
@@ -228,6 +337,8 @@ def up(args: argparse.Namespace) -> int:
     ports = config.ports.named()
     if args.books_db == "postgres":
         ports["postgres"] = postgres_port(args)
+        # Before the port check: a server an earlier stack left behind holds its port.
+        stop_postgres_leftover(config.data_dir.resolve(), ports["postgres"])
     problems = port_problems(ports)
     if not config.istio_dir.is_dir():
         problems.append(f"Istio directory {config.istio_dir} does not exist (--istio-dir)")
@@ -242,15 +353,30 @@ def up(args: argparse.Namespace) -> int:
     postgres: LocalPostgres | None = None
     if args.books_db == "postgres":
         try:
-            postgres = start_postgres(config.data_dir.resolve(), ports["postgres"])
+            postgres = prepare_postgres(config.data_dir.resolve(), ports["postgres"])
         except PostgresUnavailable as error:
             print(f"{PROGRAM}: --books-db postgres: {error}", file=sys.stderr)
             print(f"{PROGRAM}: nothing started", file=sys.stderr)
             return 1
         config = dataclasses.replace(config, books_database_url=postgres.url(POSTGRES_DATABASE))
     run_id = str(os.getpid())
+    # The gateway's admin socket: a private directory (a socket path must be short).
+    admin_dir = Path(tempfile.mkdtemp(prefix="stack-gateway-"))
+    admin_socket = admin_dir / "admin.sock"
+    config = dataclasses.replace(config, gateway_admin_socket=admin_socket)
+    state = StackState(
+        state_path(config.data_dir.resolve()),
+        {
+            "gateway_admin_socket": str(config.gateway_admin_socket),
+            "gateway_url": config.gateway_url,
+            "agent_url": config.agent_url,
+        },
+    )
+    remove_leftover_admin_dir(config.data_dir.resolve())
     try:
         specs = build_specs(config)
+        if postgres is not None:
+            specs.insert(0, postgres_spec(postgres))
         sources: SourceMap | None = None
         if args.images:
             # The services run from their images: nothing to reload from sources.
@@ -274,21 +400,38 @@ def up(args: argparse.Namespace) -> int:
             ready_timeout_s=args.ready_timeout,
             on_ready=lambda seconds: banner(config, seconds, output, sources),
             output=output,
-            reloader=Reloader(sources) if sources is not None and config.reload else None,
+            reloader=(
+                Reloader(sources, istio_dir=config.istio_dir)
+                if sources is not None and config.reload
+                else None
+            ),
+            gateway=GatewayLink(admin_socket),
+            state=state,
+            prepare=create_books_database(postgres) if postgres is not None else None,
         )
         return asyncio.run(stack.run())
     finally:
         if args.images:
             images.remove_containers(run_id)
-        if postgres is not None:
-            postgres.stop()  # after books: its pool closes first
-            print(f"{PROGRAM}: stopped PostgreSQL", flush=True)
+        shutil.rmtree(admin_dir, ignore_errors=True)
+
+
+def remove_leftover_admin_dir(data_dir: Path) -> None:
+    """The admin socket directory of an earlier stack that was killed (its runner is gone)."""
+    document = read_state(data_dir)
+    if document is None or runner_alive(document):
+        return
+    socket = Path(str(document.get("gateway_admin_socket") or ""))
+    if socket.name == "admin.sock" and socket.parent.name.startswith("stack-gateway-"):
+        shutil.rmtree(socket.parent, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "up":
         raise SystemExit(up(args))
+    if args.command == "status":
+        raise SystemExit(show_status(args))
 
 
 if __name__ == "__main__":

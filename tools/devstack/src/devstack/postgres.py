@@ -47,8 +47,12 @@ def find_bin_dir() -> Path | None:
     return max(candidates, key=version) if candidates else None
 
 
-def _as_server_user() -> list[str]:
-    """Command prefix that drops root (PostgreSQL refuses to run as root); empty otherwise."""
+def _as_server_user(death_signal: str | None = None) -> list[str]:
+    """Command prefix that drops root (PostgreSQL refuses to run as root); empty otherwise.
+
+    ``death_signal``: the parent-death signal to set again once the user has
+    changed (the kernel clears it on a change of credentials).
+    """
     if os.geteuid() != 0:
         return []
     setpriv = shutil.which("setpriv")
@@ -60,8 +64,40 @@ def _as_server_user() -> list[str]:
         f"--reuid={user.pw_uid}",
         f"--regid={user.pw_gid}",
         "--clear-groups",
+        *([f"--pdeathsig={death_signal}"] if death_signal else []),
         "--",
     ]
+
+
+def _boot_time() -> float | None:
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _started_at(pid: int) -> float | None:
+    """When the process started (seconds since the epoch), None if there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None  # exited, not reaped yet
+    ticks = int(fields[19])
+    boot = _boot_time()
+    return None if boot is None else boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _process_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _hand_over(path: Path) -> None:
@@ -133,10 +169,10 @@ class LocalPostgres:
         if result.returncode != 0:
             raise PostgresUnavailable(f"initdb failed: {result.stderr.strip() or result.stdout}")
 
-    def command(self) -> list[str]:
+    def command(self, death_signal: str | None = None) -> list[str]:
         """The server's command line (it stays in the foreground)."""
         command = [
-            *_as_server_user(),
+            *_as_server_user(death_signal),
             self._bin("postgres"),
             "-D",
             str(self.data_dir),
@@ -169,9 +205,46 @@ class LocalPostgres:
         self.wait_ready()
         return self
 
+    def ready_command(self) -> list[str]:
+        """``pg_isready``: exit status 0 once the server accepts connections."""
+        return [self._bin("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+
     def is_ready(self) -> bool:
-        command = [self._bin("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
-        return subprocess.run(command, capture_output=True).returncode == 0
+        return subprocess.run(self.ready_command(), capture_output=True).returncode == 0
+
+    def stop_leftover(self, timeout: float = 30.0) -> str | None:
+        """Stop a server an earlier run left on this data directory; say what was done.
+
+        ``postmaster.pid`` names the server's pid and its start time: the
+        process is ours only if that pid is alive, is a postgres, and started
+        then (a pid reused by another process is never touched). A lock file
+        whose server is gone is left to PostgreSQL, which removes it itself
+        at start-up; one whose pid now belongs to another program is removed,
+        since PostgreSQL would take that program for a running server.
+        """
+        lock = self.data_dir / "postmaster.pid"
+        try:
+            lines = lock.read_text().splitlines()
+            pid, started = int(lines[0]), float(lines[2])
+        except (OSError, ValueError, IndexError):
+            return None
+        actual = _started_at(pid)
+        if actual is None:
+            return None  # gone: PostgreSQL clears its own stale lock file
+        if _process_name(pid) != "postgres" or abs(actual - started) > 2.0:
+            if _process_name(pid) != "postgres":
+                lock.unlink(missing_ok=True)
+                return f"removed a stale {lock.name} (its pid {pid} is now another program)"
+            return None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)  # fast shutdown
+        deadline = time.monotonic() + timeout
+        while _started_at(pid) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _started_at(pid) is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return f"stopped the PostgreSQL server an earlier stack left running (pid {pid})"
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

@@ -12,14 +12,24 @@ A change to ``uv.lock`` or a ``pyproject.toml`` changes the environment, which
 a restart of one process does not pick up: the stack says once that it needs
 a restart (as Tilt falls back to an image rebuild).
 
-The routing file (``k8s/istio``) is not watched here: the local gateway
-reloads it itself without a restart (:mod:`devstack.gateway.reload`).
+A ``.proto`` change regenerates the gRPC package (``protos/generate.py``, as
+Tilt's ``protos-codegen`` resource does); the regenerated files then restart
+the services that import them like any other edit.
+
+The routing files (``k8s/istio``) are the running gateway's to reload
+(:mod:`devstack.gateway.reload`); they are watched here only to start a
+gateway that refused them when it was last (re)started, once they are fixed.
+
+The stack runner does not reload itself: an edit to a module it has imported
+(most of ``tools/devstack``) is named, with a word that the stack needs a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from watchfiles import PythonFilter, awatch
 
-from devstack.services import ServiceSpec
+from devstack.services import GATEWAY, ServiceSpec
 from devstack.workspace import METADATA_FILES, Workspace
 
 if TYPE_CHECKING:
@@ -35,8 +45,9 @@ if TYPE_CHECKING:
 
 # A burst of saves closer together than this is one restart.
 STEP_MS = 300
-# ... unless saves keep coming for longer than this.
-DEBOUNCE_MS = 2000
+# ... unless saves keep coming for longer than this (then one restart per this long).
+DEBOUNCE_MS = 10_000
+GENERATOR = Path("protos/generate.py")
 
 
 def script_name(spec: ServiceSpec) -> str:
@@ -97,14 +108,102 @@ def describe(files: list[str]) -> str:
     return files[0] + (f" (and {more} more file{'s' if more > 1 else ''})" if more else "")
 
 
+def runner_files() -> set[Path]:
+    """The source files of the modules this process (the stack runner) has imported."""
+    files: set[Path] = set()
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__file__", None)
+        if name:
+            with contextlib.suppress(OSError, ValueError):
+                files.add(Path(name).resolve())
+    return files
+
+
 class Reloader:
     """Watches the sources and the metadata while the stack runs (``Stack(reloader=...)``)."""
 
-    def __init__(self, sources: SourceMap) -> None:
+    def __init__(self, sources: SourceMap, istio_dir: Path | None = None) -> None:
         self.sources = sources
+        self.istio_dir = istio_dir
 
     async def __call__(self, stack: Stack) -> None:
-        await asyncio.gather(self.watch_sources(stack), self.watch_metadata(stack))
+        await asyncio.gather(
+            self.watch_sources(stack),
+            self.watch_metadata(stack),
+            self.watch_protos(stack),
+            self.watch_routes(stack),
+        )
+
+    def runner_changed(self, stack: Stack, changed: Iterable[Path]) -> None:
+        ours = runner_files()
+        mine = sorted(self.sources.workspace.relative(p) for p in changed if p.resolve() in ours)
+        if mine:
+            stack.output.stack(
+                f"{describe(mine)} is the stack runner's own code, which is not reloaded: "
+                "restart the stack (Ctrl-C, then uv run stack up) to use it"
+            )
+
+    async def watch_protos(self, stack: Stack) -> None:
+        """A saved ``.proto``: regenerate the gRPC package (its files then reload as edits)."""
+        generator = self.sources.workspace.root / GENERATOR
+        if not generator.is_file():
+            return
+
+        def is_proto(_: object, path: str) -> bool:
+            return path.endswith(".proto")
+
+        try:
+            async for changes in awatch(
+                generator.parent,
+                watch_filter=is_proto,
+                step=STEP_MS,
+                debounce=DEBOUNCE_MS,
+                stop_event=stack.stopping,
+            ):
+                files = sorted(self.sources.workspace.relative(path) for _, path in changes)
+                stack.output.stack(f"{describe(files)} changed: regenerating the gRPC code")
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    str(generator),
+                    cwd=self.sources.workspace.root,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                )
+                out, _ = await process.communicate()
+                if process.returncode != 0:
+                    stack.output.stack(
+                        f"protos/generate.py failed ({process.returncode}); the services keep "
+                        "the code they have:"
+                    )
+                    for line in out.decode(errors="replace").splitlines()[-15:]:
+                        stack.output.stack(f"  {line}")
+        except (OSError, RuntimeError) as error:
+            stack.output.stack(f"cannot watch the .proto files ({error})")
+
+    async def watch_routes(self, stack: Stack) -> None:
+        """A routing file saved while the gateway waits for a save (it refused them): start it."""
+        if self.istio_dir is None or not self.istio_dir.is_dir():
+            return
+
+        def is_yaml(_: object, path: str) -> bool:
+            return path.endswith((".yaml", ".yml"))
+
+        try:
+            async for changes in awatch(
+                self.istio_dir,
+                watch_filter=is_yaml,
+                step=STEP_MS,
+                debounce=DEBOUNCE_MS,
+                stop_event=stack.stopping,
+            ):
+                files = sorted(str(Path(path).name) for _, path in changes)
+                if stack.restart_if_broken(GATEWAY, f"routing file {describe(files)}"):
+                    stack.output.stack(
+                        f"{describe(files)} changed: starting {GATEWAY} again with the routes"
+                    )
+        except (OSError, RuntimeError) as error:
+            stack.output.stack(f"cannot watch {self.istio_dir} ({error})")
 
     async def watch_sources(self, stack: Stack) -> None:
         directories = self.sources.directories
@@ -118,7 +217,9 @@ class Reloader:
                 debounce=DEBOUNCE_MS,
                 stop_event=stack.stopping,
             ):
-                plan = self.sources.plan(Path(path) for _, path in changes)
+                paths = [Path(path) for _, path in changes]
+                plan = self.sources.plan(paths)
+                self.runner_changed(stack, paths)
                 by_files: dict[tuple[str, ...], list[str]] = {}
                 for service, files in plan.items():
                     by_files.setdefault(tuple(files), []).append(service)

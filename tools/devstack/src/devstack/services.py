@@ -8,6 +8,7 @@ agent, and data paths under the one data directory.
 
 from __future__ import annotations
 
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from devstack.gateway.upstreams import format_upstreams
 
 LOOPBACK = "127.0.0.1"
+GATEWAY = "local-gateway"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ class StackConfig:
     # --books-db postgres: the local server's database (None: SQLite under data_dir).
     books_database_url: str | None = None
     reload: bool = True  # the gateway follows edits to istio_dir (services: devstack.reload)
+    # The gateway's admin API (readiness of its destinations): a Unix socket.
+    gateway_admin_socket: Path | None = None
+    # How long the APM test agent keeps a trace (devstack.apm_agent).
+    trace_retention: str = "10m"
 
     @property
     def gateway_url(self) -> str:
@@ -78,7 +84,7 @@ class StackConfig:
 @dataclass(frozen=True)
 class Probe:
     """How to tell a child is ready: ``http`` (GET answers 200), ``grpc`` (health
-    SERVING) or ``tcp`` (the port accepts connections)."""
+    SERVING), ``tcp`` (the port accepts connections) or ``command`` (exits 0)."""
 
     kind: str
     target: str
@@ -96,6 +102,17 @@ class ServiceSpec:
     stop_last: bool = False
     # Started once every other service is ready (the polling client).
     start_when_ready: bool = False
+    # The gateway destination it serves (GATEWAY_UPSTREAMS key): the stack tells the
+    # gateway when it stops or starts being ready, as Kubernetes endpoints do.
+    gateway_key: str | None = None
+    # The port it listens on (what `stack status` shows).
+    port: int | None = None
+    # The signal it gets when the stack itself dies (PR_SET_PDEATHSIG).
+    death_signal: int = signal.SIGTERM
+    # Started, and ready, before every other service (the database).
+    start_first: bool = False
+    # How it is asked to stop (PostgreSQL: SIGINT, its fast shutdown).
+    stop_signal: int = signal.SIGTERM
 
 
 def console_script(name: str) -> str:
@@ -145,7 +162,10 @@ def _agent_spec(config: StackConfig) -> ServiceSpec:
     return ServiceSpec(
         "apm-test-agent",
         [
-            console_script("ddapm-test-agent"),
+            sys.executable,
+            "-m",
+            "devstack.apm_agent",
+            f"--retention={config.trace_retention}",
             f"--host={LOOPBACK}",
             f"--port={ports.agent}",
             f"--otlp-http-port={ports.otlp_http}",
@@ -156,6 +176,7 @@ def _agent_spec(config: StackConfig) -> ServiceSpec:
         {"PYTHONUNBUFFERED": "1", "DD_TRACE_ENABLED": "false"},
         Probe("http", f"{config.agent_url}/info"),
         stop_last=True,
+        port=ports.agent,
     )
 
 
@@ -175,6 +196,8 @@ def _books_spec(config: StackConfig, tracing: dict[str, str]) -> ServiceSpec:
             "DD_VERSION": "v1",
         },
         Probe("http", f"{_url(config.ports.books)}/readyz"),
+        gateway_key="books",
+        port=config.ports.books,
     )
 
 
@@ -193,6 +216,7 @@ def _backend_spec(config: StackConfig, tracing: dict[str, str]) -> ServiceSpec:
             "DD_VERSION": "v1",
         },
         Probe("grpc", _backend_addr(config)),
+        port=config.ports.tts_backend,
     )
 
 
@@ -213,6 +237,8 @@ def _front_spec(
             "DD_VERSION": version,
         },
         Probe("http", f"{_url(port)}/readyz"),
+        gateway_key=f"text-to-speech/{version}",
+        port=port,
     )
 
 
@@ -223,8 +249,13 @@ def _gateway_spec(config: StackConfig, tracing: dict[str, str]) -> ServiceSpec:
         "text-to-speech/v1": _url(ports.tts_v1),
         "text-to-speech/v2": _url(ports.tts_v2),
     }
+    admin = (
+        {"GATEWAY_ADMIN_SOCKET": str(config.gateway_admin_socket)}
+        if config.gateway_admin_socket is not None
+        else {}
+    )
     return ServiceSpec(
-        "local-gateway",
+        GATEWAY,
         [console_script("local-gateway")],
         {
             **tracing,
@@ -233,8 +264,10 @@ def _gateway_spec(config: StackConfig, tracing: dict[str, str]) -> ServiceSpec:
             "GATEWAY_ISTIO_DIR": str(config.istio_dir.resolve()),
             "GATEWAY_UPSTREAMS": format_upstreams(upstreams),
             "GATEWAY_RELOAD": "true" if config.reload else "false",
+            **admin,
         },
         Probe("tcp", f"{LOOPBACK}:{ports.gateway}"),
+        port=ports.gateway,
     )
 
 

@@ -22,6 +22,19 @@ come back (it exits, or is not ready in time), it is reported with its last
 log lines and waits, stopped, for the next save; the other services keep
 running. A service that has been restarted for an edit and then exits 5 times
 within a minute also waits for the next save instead of stopping the stack.
+
+Readiness decides, as in Kubernetes: a service that the stack stops (for an
+edit, or because it exited) leaves the local gateway's pick *before* it is
+stopped, without counting as a failure there, and is back in the pick the
+moment its probe passes again (a fresh endpoint: its outlier state is reset).
+While it runs, each service is probed every ``PROBE_PERIOD_S`` as its pod's
+readinessProbe is (``periodSeconds: 5``, ``failureThreshold: 2``); one that
+fails twice in a row leaves the pick until a probe passes. Each change is one
+line. The gateway learns it through its admin socket
+(:mod:`devstack.gatewaylink`), and gets the whole state whenever it starts.
+
+The stack's state (each service's state, pid, port, restarts, last reload and
+its cause, readiness) is kept in a JSON file that ``stack status`` reads.
 """
 
 from __future__ import annotations
@@ -38,16 +51,21 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from devstack.gatewaylink import GatewayLink, GatewayLinkError
 from devstack.logview import Prefixer, render
 from devstack.probes import is_ready
-from devstack.services import ServiceSpec
+from devstack.services import GATEWAY, ServiceSpec
+from devstack.stackstate import StackState
 
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 STABLE_AFTER_S = 60.0
 MAX_EXITS = 5
 EXIT_WINDOW_S = 60.0
 STOP_GRACE_S = 10.0
-PROBE_INTERVAL_S = 0.1
+PROBE_INTERVAL_S = 0.1  # while waiting for a service to be ready
+PROBE_PERIOD_S = 5.0  # once it is: its pod's readinessProbe periodSeconds
+UNREADY_PROBE_PERIOD_S = 1.0  # once it failed: how soon a passing probe is seen
+FAILURE_THRESHOLD = 2  # its pod's readinessProbe failureThreshold
 LINE_LIMIT = 1024 * 1024
 RECENT_LINES = 15  # shown when a service fails to come back after an edit
 _PR_SET_PDEATHSIG = 1
@@ -63,11 +81,15 @@ def describe_exit(returncode: int) -> str:
     return f"exit status {returncode}"
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if the stack itself dies (even by SIGKILL)."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with_parent(signum: int = signal.SIGTERM) -> Callable[[], None]:
+    """In the child: get ``signum`` if the stack itself dies (even by SIGKILL)."""
+
+    def set_death_signal() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signum)
+
+    return set_death_signal
 
 
 class Output:
@@ -97,8 +119,13 @@ class Child:
         self.restarts = 0
         self.recent: deque[str] = deque(maxlen=RECENT_LINES)
         self.edit = asyncio.Event()  # its source changed: restart it
+        self.edit_cause = ""  # the file(s) that changed
         self.edited = False  # restarted for an edit at least once
         self.broken = False  # did not come back after an edit: waits for the next one
+        self.ready = False  # in the gateway's pick (its probe passed, not being stopped)
+        self.state = "starting"  # what `stack status` shows
+        self.restart_count = 0  # every restart since the stack started
+        self.last_reload: dict[str, object] | None = None  # when, and why
 
     @property
     def name(self) -> str:
@@ -113,7 +140,7 @@ class Child:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopped as a whole
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent(self.spec.death_signal),
             limit=LINE_LIMIT,
         )
         self.started_at = time.monotonic()
@@ -160,7 +187,7 @@ class Child:
             return
         if self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGTERM)
+                self.process.send_signal(self.spec.stop_signal)
             try:
                 await asyncio.wait_for(self.process.wait(), STOP_GRACE_S)
             except TimeoutError:
@@ -204,6 +231,9 @@ class Stack:
         on_ready: Callable[[float], None],
         output: Output | None = None,
         reloader: Callable[[Stack], Coroutine[Any, Any, None]] | None = None,
+        gateway: GatewayLink | None = None,
+        state: StackState | None = None,
+        prepare: Callable[[], Coroutine[Any, Any, str | None]] | None = None,
     ) -> None:
         self.output = output or Output([s.name for s in specs])
         self.children = [Child(spec, self.output, cwd) for spec in specs]
@@ -212,10 +242,14 @@ class Stack:
         self.stopping = asyncio.Event()
         self.exit_code = 0
         self.reloader = reloader
+        self.gateway = gateway
+        self.state = state
+        self.prepare = prepare  # after the first services are ready (create the database)
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP: the terminal closed; stop as for Ctrl-C, nothing left running.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(signum, self._on_signal, signum)
         # Watching from the start: an edit made while the stack starts is not missed.
         reloading = asyncio.create_task(self.reloader(self)) if self.reloader else None
@@ -232,6 +266,8 @@ class Stack:
             if reloading is not None:
                 await self._end_reloading(reloading)
             await self._stop_all()
+            if self.state is not None:
+                self.state.remove()
         return self.exit_code
 
     async def _end_reloading(self, reloading: asyncio.Task[None]) -> None:
@@ -252,8 +288,19 @@ class Stack:
         self.stopping.set()
 
     async def _start_services(self) -> bool:
-        """Start every service (all but the clients)."""
-        return await self._start([c for c in self.children if not c.spec.start_when_ready])
+        """Start every service (all but the clients); the database first, until ready."""
+        first = [c for c in self.children if c.spec.start_first]
+        if first:
+            if not await self._start(first) or not await self._all_ready(first):
+                return False
+            if self.prepare is not None:
+                problem = await self.prepare()
+                if problem:
+                    self._fail(problem)
+                    return False
+        return await self._start(
+            [c for c in self.children if not c.spec.start_when_ready and not c.spec.start_first]
+        )
 
     async def _start_clients(self) -> bool:
         """Start the clients (once every service is ready)."""
@@ -266,11 +313,61 @@ class Stack:
             except OSError as error:
                 self._fail(f"cannot start {child.name}: {error}")
                 return False
+            child.state = "starting" if child.spec.probe is not None else "running"
+            self._save_state()
         return True
 
-    async def _all_ready(self) -> bool:
-        services = [c for c in self.children if not c.spec.start_when_ready]
-        waits = [asyncio.create_task(self._wait_ready(c, self.ready_timeout_s)) for c in services]
+    def _save_state(self) -> None:
+        if self.state is not None:
+            self.state.save(self.children)
+
+    async def _set_ready(self, child: Child, ready: bool, reason: str) -> None:
+        """In or out of the gateway's pick (and of `stack status`'s "ready" column).
+
+        Out of the pick *before* the stack stops it: requests in flight finish,
+        new ones go elsewhere, and nothing counts as a failure.
+        """
+        changed = child.ready != ready
+        child.ready = ready
+        if ready:
+            child.state = "running"
+        self._save_state()
+        key = child.spec.gateway_key
+        if key is not None and self.gateway is not None and (changed or ready):
+            # The gateway down: it gets the whole state when it is back.
+            with contextlib.suppress(GatewayLinkError):
+                await self.gateway.set_ready({key: ready}, reason)
+        if ready and child.name == GATEWAY:
+            await self._tell_gateway_everything()
+
+    async def _tell_gateway_everything(self) -> None:
+        """A (re)started gateway starts with every destination ready: correct it."""
+        if self.gateway is None:
+            return
+        states = {c.spec.gateway_key: c.ready for c in self.children if c.spec.gateway_key}
+        try:
+            await self.gateway.set_ready(
+                {k: v for k, v in states.items() if k is not None}, "stack runner's state"
+            )
+        except GatewayLinkError as error:
+            self.output.stack(f"cannot tell the gateway which services are ready: {error}")
+
+    async def _all_ready(self, children: list[Child] | None = None) -> bool:
+        services = [
+            c
+            for c in (self.children if children is None else children)
+            if not c.spec.start_when_ready and not c.ready
+        ]
+        if not services:
+            return True
+
+        async def wait_ready(child: Child) -> str | None:
+            problem = await self._wait_ready(child, self.ready_timeout_s)
+            if problem is None:
+                await self._set_ready(child, True, "started")
+            return problem
+
+        waits = [asyncio.create_task(wait_ready(c)) for c in services]
         stop = asyncio.create_task(self.stopping.wait())
         pending: set[asyncio.Task[object]] = {*waits, stop}
         try:
@@ -309,6 +406,11 @@ class Stack:
 
     async def _supervise(self) -> None:
         watchers = [asyncio.create_task(self._watch(child)) for child in self.children]
+        watchers += [
+            asyncio.create_task(self._probe_periodically(child))
+            for child in self.children
+            if child.spec.probe is not None
+        ]
         try:
             await self.stopping.wait()
         finally:
@@ -316,11 +418,56 @@ class Stack:
                 watcher.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
 
+    async def _probe_periodically(self, child: Child) -> None:
+        """Its pod's readinessProbe: out of the pick after 2 failures, back on a pass."""
+        failures = 0
+        probe = child.spec.probe
+        assert probe is not None
+        while not self.stopping.is_set():
+            period = PROBE_PERIOD_S if child.ready else UNREADY_PROBE_PERIOD_S
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), period)
+            if self.stopping.is_set():
+                return
+            if child.state not in ("running", "not ready") or not child.running():
+                failures = 0  # being restarted: the restart decides
+                continue
+            ok = await is_ready(probe)
+            if child.state not in ("running", "not ready") or not child.running():
+                continue  # it was stopped meanwhile
+            if ok:
+                failures = 0
+                if not child.ready:
+                    self.output.stack(f"{child.name} passes its readiness probe again")
+                    await self._set_ready(child, True, "readiness probe passed")
+                continue
+            failures += 1
+            if child.ready and failures >= FAILURE_THRESHOLD:
+                child.state = "not ready"
+                self.output.stack(
+                    f"{child.name} failed its readiness probe {failures} times in a row "
+                    f"({probe.kind} {probe.target}): out of the gateway's pick until it passes"
+                )
+                await self._set_ready(child, False, "readiness probe failed")
+
     def restart_for_edit(self, services: Mapping[str, object]) -> None:
         """Restart these services (by name) because their source changed."""
         for child in self.children:
             if child.name in services:
+                files = services[child.name]
+                child.edit_cause = (
+                    ", ".join(map(str, files)) if isinstance(files, list) else str(files)
+                )
                 child.edit.set()
+
+    def restart_if_broken(self, name: str, cause: str) -> bool:
+        """Start a service that waits for a save (a fixed routing file brings the gateway back)."""
+        for child in self.children:
+            if child.name == name and (child.broken or not child.running()):
+                child.edit_cause = cause
+                child.edit.set()
+                return True
+        return False
 
     async def _next_event(self, child: Child) -> bool:
         """Wait until the child exits (False) or its source changes (True)."""
@@ -344,6 +491,8 @@ class Stack:
                 continue
             assert child.process is not None and child.process.returncode is not None
             status = describe_exit(child.process.returncode)
+            child.state = "exited"
+            await self._set_ready(child, False, f"exited ({status})")
             if not child.spec.restart:
                 self.output.stack(f"{child.name} exited ({status}); not restarted")
                 return
@@ -351,6 +500,8 @@ class Stack:
             if delay is None:
                 if child.edited:  # an edit broke it: wait for the next one
                     child.broken = True
+                    child.state = "broken"
+                    self._save_state()
                     self._report_broken(
                         child, f"exited ({status}), {MAX_EXITS} times within a minute"
                     )
@@ -372,10 +523,17 @@ class Stack:
             except OSError as error:
                 self._fail(f"cannot restart {child.name}: {error}")
                 return
+            child.restart_count += 1
+            child.last_reload = {"at": time.time(), "cause": f"exited ({status})"}
+            child.state = "starting"
+            self._save_state()
             problem = await self._wait_ready(child, self.ready_timeout_s)
             if problem is None:
                 self.output.stack(f"{child.name} is ready again")
+                await self._set_ready(child, True, "ready after a restart")
             elif child.running():
+                child.state = "not ready"
+                self._save_state()
                 self.output.stack(f"{child.name} is still not ready")
 
     async def _stopping_or_edit(self, child: Child) -> None:
@@ -394,16 +552,24 @@ class Stack:
         """
         child.edit.clear()
         child.edited = True
+        cause = child.edit_cause or "an edit"
+        child.state = "restarting"
+        await self._set_ready(child, False, f"restarting: {cause} changed")
         await child.stop()
         if self.stopping.is_set():
             return
         child.recent.clear()
+        child.restart_count += 1
+        child.last_reload = {"at": time.time(), "cause": f"{cause} changed"}
         try:
             await child.start()
         except OSError as error:
             child.broken = True
+            child.state = "broken"
+            self._save_state()
             self._report_broken(child, f"cannot start: {error}")
             return
+        self._save_state()
         ready = asyncio.create_task(self._wait_ready(child, self.ready_timeout_s))
         interrupt = asyncio.create_task(self._stopping_or_edit(child))
         await asyncio.wait({ready, interrupt}, return_when=asyncio.FIRST_COMPLETED)
@@ -416,8 +582,11 @@ class Stack:
             child.exit_times.clear()
             child.restarts = 0
             self.output.stack(f"{child.name} is ready again")
+            await self._set_ready(child, True, "ready after the edit")
             return
         child.broken = True
+        child.state = "broken"
+        self._save_state()
         if child.running():
             await child.stop()
             self._report_broken(child, f"not ready {self.ready_timeout_s:.0f} s after the edit")
@@ -428,15 +597,23 @@ class Stack:
 
     def _report_broken(self, child: Child, what: str) -> None:
         lines = list(child.recent)
+        which = (
+            "the next save of its source or of a routing file"
+            if child.name == GATEWAY
+            else "the next save"
+        )
         self.output.stack(
             f"{child.name} {what}; the other services keep running and it starts again "
-            f"on the next save. Its last {len(lines)} lines:"
+            f"on {which}. Its last {len(lines)} lines:"
         )
         for line in lines:
             self.output.stack(f"  {child.name} | {line}")
 
     async def _stop_all(self) -> None:
-        """Every service at once, then the APM agent, so their final traces reach it."""
+        """Every service at once, then the APM agent (their final traces reach it) and the
+        database (books' pool closes first)."""
         first = [child for child in self.children if not child.spec.stop_last]
+        for child in self.children:
+            child.state = "stopping"
         await asyncio.gather(*(child.stop() for child in first))
         await asyncio.gather(*(child.stop() for child in self.children if child.spec.stop_last))

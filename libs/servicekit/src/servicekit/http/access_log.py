@@ -1,7 +1,8 @@
 """One JSON access-log line per HTTP request, as a plain ASGI wrapper.
 
 Wraps the whole application (outside Litestar's router) so that 404s and 405s
-are logged too. Field names are Datadog standard attributes: ``http.method``,
+are logged too; probe requests (:mod:`servicekit.probes`) are not. Field names
+are Datadog standard attributes: ``http.method``,
 ``http.url`` (path and query), ``http.status_code``, ``http.route`` (the route
 template, when one matched), ``duration`` (nanoseconds) and
 ``network.client.ip``. Kept deliberately small: one closure and one log call
@@ -21,6 +22,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from servicekit.logs import context_fields, direct_handler
+from servicekit.probes import is_probe
 
 access_logger = logging.getLogger("servicekit.access")
 
@@ -35,7 +37,11 @@ class AccessLogMiddleware:
         self.wrapped = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP or not self.logger.isEnabledFor(logging.INFO):
+        if (
+            scope["type"] != ScopeType.HTTP
+            or not self.logger.isEnabledFor(logging.INFO)
+            or is_probe(scope["path"], scope["headers"])
+        ):
             await self.app(scope, receive, send)
             return
         start = perf_counter_ns()

@@ -13,7 +13,8 @@ ddtrace has no Litestar integration. In Datadog mode the app's ASGI handler
 
 Either way the span is named after the route template once Litestar has
 routed the request (``GET /books/{book_id}``, not ``GET /books/17``), and
-requests that match no route become ``GET 404``. In OTLP mode a small
+requests that match no route become ``GET 404``. Probe requests (the kubelet's,
+:mod:`servicekit.probes`) get no span in the lean mode. In OTLP mode a small
 OpenTelemetry server span does the same job.
 
 The wrapping is done on ``app.asgi_handler`` so ``create_app`` still returns
@@ -27,6 +28,7 @@ from typing import Any
 
 from litestar import Litestar
 
+from servicekit.probes import is_probe
 from servicekit.telemetry.config import TraceMode
 from servicekit.telemetry.correlation import request_span
 
@@ -62,7 +64,7 @@ class _DatadogRequestSpan:
         self._web = SpanTypes.WEB
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or is_probe(scope["path"], scope["headers"]):
             await self.app(scope, receive, send)
             return
         carrier: dict[str, str] = {}

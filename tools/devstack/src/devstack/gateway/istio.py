@@ -381,6 +381,11 @@ class _Builder:
             return None
         if len(destinations) == 1 and destinations[0].weight == 0:
             destinations[0] = WeightedDestination(destinations[0].destination, 100)
+        elif sum(d.weight for d in destinations) == 0:
+            # Istio's validateHTTPRouteDestinations: weights that do not add up to
+            # 100 are normalised, but several destinations of total weight 0 are refused.
+            self.errors.append(f"{where}.route: total destination weight = 0")
+            return None
         rewrite = None
         if "rewrite" in http:
             spec = self.check(http["rewrite"], f"{where}.rewrite", _REWRITE)

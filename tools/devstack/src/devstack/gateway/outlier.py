@@ -18,16 +18,25 @@ When every destination of a route is ejected the gateway answers Envoy's own
 503 "no healthy upstream" (Istio sets the panic threshold to
 ``minHealthPercent``, 0 by default, so Envoy never falls back to ejected hosts);
 see :meth:`devstack.gateway.proxy.Proxy._choose`.
+
+Every ejection and every return to the pick is one log line (logger
+``devstack.gateway``): a skewed split always has a line that explains it. A
+destination that the stack runner restarts is not counted here at all (it is
+unready, :mod:`devstack.gateway.endpoints`), and :meth:`OutlierDetector.reset`
+forgets its state when it is ready again, like a fresh endpoint.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from devstack.gateway.retry import GATEWAY_ERROR_CODES
 from devstack.gateway.routing import Destination
+
+log = logging.getLogger("devstack.gateway")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +77,27 @@ class OutlierDetector:
             for destination in list(self._ejected):
                 if self._states[destination].ejected_until <= now:
                     self._ejected.discard(destination)
+                    log.info(
+                        "outlier detection: destination back in the pick",
+                        extra={
+                            "destination": destination.key,
+                            "times_ejected": self._states[destination].times_ejected,
+                        },
+                    )
         return self._ejected
+
+    def reset(self, destination: Destination) -> None:
+        """Forget the destination's counts and ejections (it is a fresh endpoint)."""
+        self._states.pop(destination, None)
+        self._ejected.discard(destination)
+
+    def state(self, destination: Destination) -> dict[str, float | int]:
+        """What ``stack status`` shows: seconds of ejection left and the multiplier."""
+        state = self._states.get(destination)
+        if state is None:
+            return {"ejected_for_s": 0.0, "times_ejected": 0}
+        left = max(0.0, state.ejected_until - self.clock())
+        return {"ejected_for_s": round(left, 1), "times_ejected": state.times_ejected}
 
     def usable(self, destination: Destination, ejected: set[Destination]) -> bool:
         """Not ejected, or ejected but its policy's panic threshold routes to it anyway."""
@@ -120,9 +149,31 @@ class OutlierDetector:
         state.times_ejected += 1
         duration = min(policy.base_ejection_s * state.times_ejected, policy.max_ejection_s)
         state.ejected_until = state.decayed_until = now + duration
+        reason = _reason(state, policy, local_origin)
         state.consecutive_5xx = state.consecutive_gateway = state.consecutive_local_origin = 0
         self._ejected.add(destination)
+        log.warning(
+            "outlier detection: destination ejected",
+            extra={
+                "destination": destination.key,
+                "reason": reason,
+                "ejected_for_s": duration,
+                "times_ejected": state.times_ejected,
+            },
+        )
         return True
+
+
+def _reason(state: _State, policy: OutlierPolicy, local_origin: bool) -> str:
+    """Which counter tripped, in the DestinationRule's words."""
+    if policy.split_local_origin and _reached(
+        state.consecutive_local_origin, policy.consecutive_local_origin
+    ):
+        return f"{state.consecutive_local_origin} consecutive local-origin failures"
+    kind = "connection failures" if local_origin else "errors"
+    if _reached(state.consecutive_gateway, policy.consecutive_gateway):
+        return f"{state.consecutive_gateway} consecutive gateway {kind}"
+    return f"{state.consecutive_5xx} consecutive 5xx {kind}"
 
 
 def _reached(count: int, threshold: int | None) -> bool:

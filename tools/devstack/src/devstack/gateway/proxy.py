@@ -28,19 +28,16 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import SimpleNamespace
-from typing import Any
 
 import aiohttp
 from aiohttp import web
-from aiohttp.abc import AbstractStreamWriter
-from aiohttp.http import HttpVersion10, HttpVersion11
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler
 from multidict import CIMultiDict, MultiMapping
 from yarl import URL
 
+from devstack.gateway.endpoints import Endpoints
+from devstack.gateway.http1 import EdgeLimits, headers_too_large, local_reply, make_server
 from devstack.gateway.outlier import OutlierDetector, OutlierPolicy
 from devstack.gateway.retry import Failure, backoff_s
 from devstack.gateway.routing import Destination, Route, RouteTable, rewrite_path
@@ -69,45 +66,16 @@ CHUNK_SIZE = 64 * 1024
 REPLAY_LIMIT = 64 * 1024
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
-
-class GatewayRequest(web.BaseRequest):
-    """A request that remembers a version line other than HTTP/1.0 or HTTP/1.1.
-
-    aiohttp's parser accepts any ``HTTP/x.y`` (and a missing version, as 0.9)
-    and would echo it in the status line; the gateway answers such a request
-    with an HTTP/1.1 400 instead, as granian does.
-    """
-
-    bad_version: str | None = None
-
-
-def _make_request(
-    message: RawRequestMessage,
-    payload: StreamReader,
-    protocol: RequestHandler,
-    writer: AbstractStreamWriter,
-    task: asyncio.Task[None],
-) -> web.BaseRequest:
-    bad_version = None
-    if message.version not in (HttpVersion10, HttpVersion11):
-        bad_version = f"HTTP/{message.version.major}.{message.version.minor}"
-        message = message._replace(version=HttpVersion11, should_close=True)
-    request = GatewayRequest(message, payload, protocol, writer, task, asyncio.get_running_loop())
-    request.bad_version = bad_version
-    return request
-
-
-def make_server(handler: Handler, **kwargs: Any) -> web.Server:
-    """aiohttp's low-level server for ``handler``, refusing versions other than HTTP/1.x."""
-    return web.Server(handler, request_factory=_make_request, **kwargs)
+__all__ = ["REPLAY_LIMIT", "Proxy", "make_server"]
 
 
 class _StreamedBody:
     """A request body passed on as it arrives, at most ``limit`` bytes."""
 
-    def __init__(self, content: StreamReader, limit: int) -> None:
+    def __init__(self, content: StreamReader, limit: int, idle_timeout_s: float) -> None:
         self._content = content
         self._limit = limit
+        self._idle_timeout_s = idle_timeout_s or None
         self.started = False
         self.error: _BadBody | None = None
 
@@ -115,7 +83,11 @@ class _StreamedBody:
         self.started = True
         size = 0
         try:
-            async for chunk in self._content.iter_chunked(CHUNK_SIZE):
+            while True:
+                async with asyncio.timeout(self._idle_timeout_s):
+                    chunk = await self._content.read(CHUNK_SIZE)
+                if not chunk:
+                    return
                 size += len(chunk)
                 if size > self._limit:
                     self.error = _BadBody(413, "request body too large")
@@ -123,6 +95,9 @@ class _StreamedBody:
                 yield chunk
         except HttpProcessingError as error:
             self.error = _BadBody(400, f"request body framing is broken: {error.message}")
+            raise self.error from None
+        except TimeoutError:
+            self.error = _BadBody(408, "stream timeout")  # Envoy's stream_idle_timeout
             raise self.error from None
 
 
@@ -144,12 +119,16 @@ class Proxy:
         *,
         max_body_bytes: int = 16 * 1024 * 1024,
         access_log: bool = False,
+        limits: EdgeLimits | None = None,
     ) -> None:
         self.table = table
         self.upstreams = dict(upstreams)
         self.outlier = outlier
+        self.endpoints = Endpoints(outlier)
+        self.endpoints.know(self.upstreams)
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
+        self.limits = limits or EdgeLimits()
         self._session: aiohttp.ClientSession | None = None
 
     def use_routes(
@@ -165,6 +144,7 @@ class Proxy:
         state of each destination is kept, only its policy changes.
         """
         self.upstreams.update(upstreams)
+        self.endpoints.know(self.upstreams)
         self.outlier.policies = dict(outlier_policies)
         self.table = table
 
@@ -189,11 +169,13 @@ class Proxy:
         bad_version = getattr(request, "bad_version", None)
         if bad_version is not None:
             return _closing(400, f"unsupported HTTP version {bad_version}")
+        if headers_too_large(request, self.limits):
+            return _closing(431, "request header fields too large")
         raw_path = request.raw_path
         path, _, query = raw_path.partition("?")
         found = self.table.match(request.headers.get("Host"), path, request.headers)
         if found is None:
-            return web.Response(status=404)
+            return local_reply(404, "")
         route, match = found
         body: bytes | _StreamedBody | None = None
         if request.body_exists:
@@ -205,11 +187,17 @@ class Proxy:
                 await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             if declared is not None and declared <= REPLAY_LIMIT:
                 try:
-                    body = await request.content.readexactly(declared)
+                    body = await _read_whole(
+                        request.content, declared, self.limits.stream_idle_timeout_s
+                    )
                 except (asyncio.IncompleteReadError, HttpProcessingError):
                     return _closing(400, "request body ended before its Content-Length")
+                except TimeoutError:
+                    return _closing(408, "stream timeout")  # Envoy's stream_idle_timeout
             else:
-                body = _StreamedBody(request.content, self.max_body_bytes)
+                body = _StreamedBody(
+                    request.content, self.max_body_bytes, self.limits.stream_idle_timeout_s
+                )
         headers = _forward_headers(request, route)
         if isinstance(body, _StreamedBody) and request.content_length is not None:
             # Declared, so that the upstream can refuse it by its length alone.
@@ -304,7 +292,9 @@ class Proxy:
                 return await _relay(request, upstream, upstream_ms, deadline)
             if isinstance(body, _StreamedBody) and body.error is not None:
                 return _closing(body.error.status, body.error.text)
-            self.outlier.record_failure(destination)
+            if destination not in self.endpoints.unready:
+                # One the stack is restarting failed because of that: not an outlier.
+                self.outlier.record_failure(destination)
             if (
                 retry < policy.attempts
                 and policy.retries_failure(failure, request_started=sent.started)
@@ -341,14 +331,22 @@ class Proxy:
 
         None is Envoy's "no healthy upstream": Istio sets the panic threshold to
         the DestinationRule's minHealthPercent (0 unless set), so a subset whose
-        only pod is ejected gets no traffic at all instead of its pod anyway.
+        only pod is ejected gets no traffic at all instead of its pod anyway. A
+        destination that is not ready (the stack is restarting it) is never
+        chosen, panic or not: it is not an endpoint, as in Kubernetes.
         """
         ejected = self.outlier.ejected()
-        destination = route.pick(tried | ejected)
-        if self.outlier.usable(destination, ejected):
+        unready = self.endpoints.unready
+        if not (ejected or unready):
+            return route.pick(tried)  # the common case: every destination in the pick
+        blocked = ejected | unready
+        destination = route.pick(tried | blocked)
+        if destination not in unready and self.outlier.usable(destination, ejected):
             return destination
-        destination = route.pick(ejected)  # every healthy one was tried: any healthy one
-        return destination if self.outlier.usable(destination, ejected) else None
+        destination = route.pick(blocked)  # every healthy one was tried: any healthy one
+        if destination not in unready and self.outlier.usable(destination, ejected):
+            return destination
+        return None
 
 
 class _Sent:
@@ -383,9 +381,21 @@ def _replayable(body: bytes | _StreamedBody | None) -> bool:
 
 def _closing(status: int, text: str) -> web.Response:
     """An error answer after which the connection is closed (the request was not read)."""
-    response = web.Response(status=status, text=text)
-    response.force_close()
-    return response
+    return local_reply(status, text, close=True)
+
+
+async def _read_whole(content: StreamReader, length: int, idle_timeout_s: float) -> bytes:
+    """Exactly ``length`` bytes; TimeoutError when none arrive for ``idle_timeout_s``."""
+    parts: list[bytes] = []
+    remaining = length
+    while remaining > 0:
+        async with asyncio.timeout(idle_timeout_s or None):
+            chunk = await content.read(remaining)
+        if not chunk:
+            raise asyncio.IncompleteReadError(b"".join(parts), length)
+        parts.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(parts)
 
 
 def _time_left(loop: asyncio.AbstractEventLoop, deadline: float | None) -> bool:
@@ -467,4 +477,4 @@ async def _relay(
 
 
 def _envoy_error(status: int, text: str) -> web.Response:
-    return web.Response(status=status, text=text)
+    return local_reply(status, text)

@@ -100,12 +100,17 @@ class Route:
     ) -> Destination:
         """A destination drawn by weight (independently per call).
 
-        Destinations in ``avoid`` (failed this request, or ejected) are left out
-        while another one is left; if every destination is avoided the draw is
-        over all of them (like Envoy's panic mode).
+        Destinations in ``avoid`` (failed this request, ejected or not ready) are
+        left out while another one with a weight is left; if every destination is
+        avoided the draw is over all of them (like Envoy's panic mode). A
+        destination of weight 0 is never drawn while another has a weight: in
+        Envoy a weighted cluster of weight 0 gets no request, whatever the
+        health of the others.
         """
         if avoid:
-            remaining = [d for d in self.destinations if d.destination not in avoid]
+            remaining = [
+                d for d in self.destinations if d.destination not in avoid and d.weight > 0
+            ]
             if remaining and len(remaining) < len(self.destinations):
                 return _weighted(remaining, rand)
         total = self._cumulative[-1]

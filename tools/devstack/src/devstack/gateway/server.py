@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 from servicekit.telemetry import instrument_aiohttp_handler
 
+from devstack.gateway.admin import start_admin
 from devstack.gateway.istio import GatewayConfig
 from devstack.gateway.outlier import OutlierDetector
 from devstack.gateway.proxy import Proxy, make_server
@@ -47,6 +48,7 @@ def build_proxy(config: GatewayConfig, settings: GatewaySettings) -> Proxy:
         OutlierDetector(config.outlier),
         max_body_bytes=settings.max_body_bytes,
         access_log=settings.log_requests,
+        limits=settings.limits,
     )
 
 
@@ -60,17 +62,28 @@ async def serve(
     await proxy.start()
     # No aiohttp access log: formatting a line per request costs a third of the
     # proxy's CPU. GATEWAY_ACCESS_LOG=true logs requests from the handler instead.
-    runner = web.ServerRunner(make_server(handler, access_log=None), handle_signals=False)
+    runner = web.ServerRunner(
+        make_server(handler, settings.limits, access_log=None), handle_signals=False
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_address=True)
+    admin: web.AppRunner | None = None
     try:
+        if settings.admin_socket is not None:
+            # Before the public port: once that answers, the stack can tell readiness.
+            admin = await start_admin(proxy, settings.admin_socket)
         await site.start()
     except OSError as error:
+        if admin is not None:
+            await admin.cleanup()
         await runner.cleanup()
         await proxy.close()
-        raise SystemExit(
-            f"local-gateway: cannot listen on {settings.host}:{settings.port}: {error.strerror}"
-        ) from None
+        where = (
+            f"{settings.host}:{settings.port}"
+            if admin is not None or settings.admin_socket is None
+            else str(settings.admin_socket)
+        )
+        raise SystemExit(f"local-gateway: cannot listen on {where}: {error.strerror}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -85,4 +98,6 @@ async def serve(
     if watching is not None:
         await watching  # it ends within its step once `stop` is set
     await runner.cleanup()
+    if admin is not None:
+        await admin.cleanup()
     await proxy.close()

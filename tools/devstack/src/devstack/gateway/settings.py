@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from servicekit.settings import Env, SettingsError
 
+from devstack.gateway.http1 import EdgeLimits
 from devstack.gateway.upstreams import DEFAULT_UPSTREAMS, parse_upstreams
 
 
@@ -20,6 +21,9 @@ class GatewaySettings:
     max_body_bytes: int
     log_requests: bool
     reload: bool = True
+    limits: EdgeLimits = field(default_factory=EdgeLimits)
+    # The admin API (readiness of the destinations, state); None: no admin API.
+    admin_socket: Path | None = None
 
 
 def load_settings(env: Env | None = None) -> GatewaySettings:
@@ -38,4 +42,25 @@ def load_settings(env: Env | None = None) -> GatewaySettings:
         max_body_bytes=env.integer("GATEWAY_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024),
         log_requests=env.flag("GATEWAY_ACCESS_LOG", False),
         reload=env.flag("GATEWAY_RELOAD", True),
+        limits=EdgeLimits(
+            stream_idle_timeout_s=env.number(
+                "GATEWAY_STREAM_IDLE_TIMEOUT_S", 300.0, minimum=0.0, maximum=86400.0
+            ),
+            request_headers_timeout_s=env.number(
+                "GATEWAY_REQUEST_HEADERS_TIMEOUT_S", 0.0, minimum=0.0, maximum=86400.0
+            ),
+            idle_timeout_s=env.number(
+                "GATEWAY_IDLE_TIMEOUT_S", 3600.0, minimum=0.0, maximum=86400.0
+            ),
+        ),
+        admin_socket=_optional_path(env, "GATEWAY_ADMIN_SOCKET"),
     )
+
+
+def _optional_path(env: Env, name: str) -> Path | None:
+    value = env.optional_text(name, expected="a Unix socket path (unset: no admin API)")
+    if not value:
+        return None
+    if len(value.encode()) > 100:
+        raise SettingsError(name, value[:40] + "...", "a Unix socket path of at most 100 bytes")
+    return Path(value)

@@ -1,0 +1,101 @@
+"""The running stack's state in one JSON file, for ``stack status`` (``docker compose ps``).
+
+The runner rewrites ``DATA_DIR/.stack/state.json`` (atomically: a reader never
+sees half a file) whenever a service changes state, and removes it when the
+stack stops. A file left by a runner that was killed names a pid that is gone
+(or reused: the runner's start time is in the file too), which ``stack status``
+reports as "not running".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from devstack.supervisor import Child
+
+STATE_DIR = ".stack"
+STATE_FILE = "state.json"
+
+
+def state_path(data_dir: Path) -> Path:
+    return data_dir / STATE_DIR / STATE_FILE
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks since boot), None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its end.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[19])
+
+
+def is_same_process(pid: int, start_ticks: int | None) -> bool:
+    """``pid`` is alive and is the process that had this start time (not a reused pid)."""
+    return start_ticks is not None and process_start_ticks(pid) == start_ticks
+
+
+class StackState:
+    def __init__(self, path: Path, extra: dict[str, Any] | None = None) -> None:
+        self.path = path
+        self.pid = os.getpid()
+        self.extra = dict(extra or {})
+        self.started_at = time.time()
+
+    def save(self, children: Iterable[Child]) -> None:
+        services = {}
+        for child in children:
+            process = child.process
+            services[child.name] = {
+                "state": child.state,
+                "pid": process.pid if process is not None and child.running() else None,
+                "port": child.spec.port,
+                "restarts": child.restart_count,
+                "last_reload": child.last_reload,
+                "ready": child.ready if child.spec.probe is not None else None,
+                "gateway_key": child.spec.gateway_key,
+            }
+        document = {
+            "runner": {
+                "pid": self.pid,
+                "start_ticks": process_start_ticks(self.pid),
+                "started_at": self.started_at,
+            },
+            **self.extra,
+            "services": services,
+            "saved_at": time.time(),
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(f".{self.path.name}.{self.pid}.tmp")
+        temporary.write_text(json.dumps(document, indent=1, sort_keys=True))
+        os.replace(temporary, self.path)
+
+    def remove(self) -> None:
+        try:
+            document = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return
+        if document.get("runner", {}).get("pid") == self.pid:
+            self.path.unlink(missing_ok=True)
+
+
+def read_state(data_dir: Path) -> dict[str, Any] | None:
+    try:
+        document = json.loads(state_path(data_dir).read_text())
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def runner_alive(document: dict[str, Any]) -> bool:
+    runner = document.get("runner") or {}
+    pid = runner.get("pid")
+    return isinstance(pid, int) and is_same_process(pid, runner.get("start_ticks"))

@@ -1,0 +1,319 @@
+"""Readiness decides, as in the cluster: a restarted service is routable the moment it is ready.
+
+One stack per module, from a copy of the workspace whose k8s/istio is left as
+it is (Istio's baseEjectionTime of 30 s: before the fix, a restart under
+traffic left the service out for that long). Every test waits for what it can
+observe (a line of the stack, an answer); none measures time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from devstack.services import Ports
+from testkit.devstack import (
+    binomial_interval,
+    copy_workspace,
+    count_versions,
+    free_stack_ports,
+    started_pids,
+    wait_for_output,
+)
+from testkit.process import REPO_ROOT, ServiceProcess, console_script
+
+pytestmark = pytest.mark.slow
+
+DEADLINE_S = 120.0
+V1_APP = Path("services/tts_v1/src/tts_v1/app.py")
+VIRTUAL_SERVICES = Path("k8s/istio/virtualservices.yaml")
+GATEWAY_ROUTING = Path("tools/devstack/src/devstack/gateway/routing.py")
+PIN_V1 = {"x-canary": "v1"}
+
+
+@dataclass
+class Stack:
+    proc: ServiceProcess
+    ports: Ports
+    root: Path
+    data: Path
+
+    @property
+    def url(self) -> str:
+        return self.ports.gateway_url
+
+    def output(self) -> str:
+        return self.proc.output()
+
+    def save(self, relative: Path, text: str) -> None:
+        path = self.root / relative
+        temporary = path.with_name(f".{path.name}.swp")
+        temporary.write_text(text)
+        os.replace(temporary, path)
+
+    def read(self, relative: Path) -> str:
+        return (self.root / relative).read_text()
+
+    def wait_for_line(self, pattern: str, since: int) -> re.Match[str]:
+        regex = re.compile(pattern, re.MULTILINE)
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            found = regex.search(self.output(), since)
+            if found:
+                return found
+            assert self.proc.is_running(), self.output()[-4000:]
+            assert time.monotonic() < deadline, (pattern, self.output()[since:][-4000:])
+            time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    base = tmp_path_factory.mktemp("readiness")
+    root = copy_workspace(REPO_ROOT, base / "repo")
+    ports = free_stack_ports()
+    data = base / "data"
+    command = [console_script("stack"), "up", *ports.flags(), f"--data-dir={data}"]
+    proc = ServiceProcess(command, name="stack", cwd=root)
+    proc.start()
+    try:
+        wait_for_output(proc, r"Ctrl-C stops everything", timeout=DEADLINE_S)
+        yield Stack(proc, ports, root, data)
+    finally:
+        proc.stop()
+
+
+@dataclass
+class Poller:
+    """Requests through the gateway as fast as they come back (a browser, `client poll`)."""
+
+    url: str
+    headers: dict[str, str]
+    path: str = "/"
+    answers: list[tuple[int, str]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        with httpx.Client(timeout=30.0) as client:
+            while not self.stop.is_set():
+                try:
+                    response = client.get(self.url + self.path, headers=self.headers)
+                    self.answers.append((response.status_code, response.text))
+                except httpx.HTTPError as error:
+                    self.answers.append((0, type(error).__name__))
+                time.sleep(0.01)
+
+
+def _polling(url: str, headers: dict[str, str], path: str = "/") -> tuple[Poller, threading.Thread]:
+    poller = Poller(url, headers, path)
+    thread = threading.Thread(target=poller.run, daemon=True)
+    thread.start()
+    return poller, thread
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.get(f"{url}/", headers=headers or {}, timeout=30.0)
+
+
+def test_an_edit_under_traffic_is_answered_the_moment_the_service_is_ready(
+    stack: Stack,
+) -> None:
+    """The issue's scenario: v1 edited while requests pinned to v1 keep coming."""
+    original = stack.read(V1_APP)
+    poller, thread = _polling(stack.url, PIN_V1)
+    try:
+        mark = len(stack.output())
+        stack.save(V1_APP, original.replace("(stable)", "(stable, edited)"))
+        stack.wait_for_line(r"^stack +\| tts-v1 is ready again$", mark)
+        # The first request after "ready" is answered by the new code: no ejection to wait out.
+        answer = _get(stack.url, PIN_V1)
+        assert answer.status_code == 200, answer.text
+        assert "(stable, edited)" in answer.text
+        after = stack.output()[mark:]
+        assert "destination ejected" not in after, after
+        assert re.search(r"endpoint not ready.*destination=text-to-speech/v1", after), after
+        assert re.search(r"endpoint ready: back in the pick.*text-to-speech/v1", after), after
+    finally:
+        poller.stop.set()
+        thread.join()
+        mark = len(stack.output())
+        stack.save(V1_APP, original)
+        stack.wait_for_line(r"^stack +\| tts-v1 is ready again$", mark)
+    # While v1 was away the pinned route had no endpoint: Envoy's 503, nothing else.
+    failures = {text for status, text in poller.answers if status != 200}
+    assert failures <= {"no healthy upstream"}, failures
+    assert any(status == 200 for status, _ in poller.answers)
+
+
+async def test_the_split_is_70_30_again_after_an_edit_under_load(stack: Stack) -> None:
+    original = stack.read(V1_APP)
+    poller, thread = _polling(stack.url, {})
+    try:
+        mark = len(stack.output())
+        stack.save(V1_APP, original + "\n# edited under load\n")
+        stack.wait_for_line(r"^stack +\| tts-v1 is ready again$", mark)
+    finally:
+        poller.stop.set()
+        thread.join()
+        mark = len(stack.output())
+        stack.save(V1_APP, original)
+        stack.wait_for_line(r"^stack +\| tts-v1 is ready again$", mark)
+    # Unpinned requests went to v2 while v1 restarted, none failed.
+    assert {status for status, _ in poller.answers} == {200}, poller.answers[-5:]
+    n = 1000
+    counts = await count_versions(stack.url, n)
+    low, high = binomial_interval(n, 0.3)
+    assert low <= counts["v2"] <= high, counts
+    assert "destination ejected" not in stack.output()
+
+
+def test_a_burst_of_saves_is_one_restart(stack: Stack) -> None:
+    original = stack.read(V1_APP)
+    pids = started_pids(stack.output())["tts-v1"]
+    mark = len(stack.output())
+    try:
+        for n in range(20):
+            stack.save(V1_APP, original + f"\n# save {n}\n")
+            time.sleep(0.02)  # an editor's autosave: saves 20 ms apart (pacing, not a check)
+        stack.wait_for_line(r"^stack +\| tts-v1 is ready again$", mark)
+        assert "# save 19" in stack.read(V1_APP)
+        assert stack.output()[mark:].count("changed: restarting tts-v1") == 1, stack.output()[mark:]
+        assert len(started_pids(stack.output())["tts-v1"]) == len(pids) + 1
+    finally:
+        mark = len(stack.output())
+        stack.save(V1_APP, original)
+        stack.wait_for_line(r"^stack +\| tts-v1 is ready again$", mark)
+
+
+def test_a_killed_service_is_back_in_the_pick_as_soon_as_it_is_ready(stack: Stack) -> None:
+    poller, thread = _polling(stack.url, PIN_V1)
+    try:
+        mark = len(stack.output())
+        pid = started_pids(stack.output())["tts-v1"][-1]
+        os.kill(pid, signal.SIGKILL)
+        stack.wait_for_line(r"^stack +\| tts-v1 is ready again$", mark)
+        answer = _get(stack.url, PIN_V1)
+        assert answer.status_code == 200, answer.text
+        assert "destination ejected" not in stack.output()[mark:]
+    finally:
+        poller.stop.set()
+        thread.join()
+
+
+def test_a_service_failing_its_readiness_probe_leaves_the_pick_until_it_passes(
+    stack: Stack,
+) -> None:
+    """tts-v1's /readyz needs the backend: a frozen backend makes it fail twice in a row."""
+    backend = started_pids(stack.output())["tts-backend"][-1]
+    mark = len(stack.output())
+    os.kill(backend, signal.SIGSTOP)
+    try:
+        stack.wait_for_line(
+            r"tts-v1 failed its readiness probe 2 times in a row .*out of the gateway's pick",
+            mark,
+        )
+        answer = _get(stack.url, PIN_V1)
+        assert (answer.status_code, answer.text) == (503, "no healthy upstream")
+    finally:
+        os.kill(backend, signal.SIGCONT)
+    stack.wait_for_line(r"^stack +\| tts-v1 passes its readiness probe again$", mark)
+    assert _get(stack.url, PIN_V1).status_code == 200
+
+
+def test_stack_status_shows_each_service_and_the_gateway_s_weights(stack: Stack) -> None:
+    result = subprocess.run(
+        [console_script("stack"), "status", f"--data-dir={stack.data}"],
+        capture_output=True,
+        text=True,
+        cwd=stack.root,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    for name in ("books", "tts-backend", "tts-v1", "tts-v2", "local-gateway", "apm-test-agent"):
+        assert re.search(rf"^{re.escape(name)} +running +\S+ +\d+ +\d+ ", text, re.MULTILINE), text
+    assert "text-to-speech/v1 70, text-to-speech/v2 30" in text
+    assert f"text-to-speech/v1 http://127.0.0.1:{stack.ports.tts_v1}: ready" in text
+    as_json = subprocess.run(
+        [console_script("stack"), "status", f"--data-dir={stack.data}", "--format=json"],
+        capture_output=True,
+        text=True,
+        cwd=stack.root,
+        timeout=60,
+    )
+    document = json.loads(as_json.stdout)
+    assert document["services"]["tts-v1"]["port"] == stack.ports.tts_v1
+    assert document["gateway"]["endpoints"]["books"]["ready"] is True
+
+
+def test_stack_status_without_a_stack_says_so(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [console_script("stack"), "status", f"--data-dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("stack: no stack is running on ")
+
+
+def test_a_gateway_that_refused_a_broken_routing_file_starts_when_it_is_fixed(
+    stack: Stack,
+) -> None:
+    routes = stack.read(VIRTUAL_SERVICES)
+    code = stack.read(GATEWAY_ROUTING)
+    broken = routes.replace("weight: 70", "weight: 0").replace("weight: 30", "weight: 0")
+    mark = len(stack.output())
+    try:
+        stack.save(VIRTUAL_SERVICES, broken)  # the running gateway keeps its routes
+        stack.wait_for_line(r"routes not reloaded, keeping the previous ones", mark)
+        stack.save(GATEWAY_ROUTING, code + "\n# edited\n")  # its restart refuses the file
+        stack.wait_for_line(r"total destination weight = 0", mark)
+        stack.wait_for_line(
+            r"local-gateway exited \(exit status 2\) after the edit; .* on the next save "
+            r"of its source or of a routing file",
+            mark,
+        )
+        fixed = len(stack.output())
+        stack.save(VIRTUAL_SERVICES, routes)
+        stack.wait_for_line(r"changed: starting local-gateway again with the routes", fixed)
+        stack.wait_for_line(r"^stack +\| local-gateway is ready again$", fixed)
+        assert _get(stack.url).status_code == 200
+    finally:
+        stack.save(GATEWAY_ROUTING, code)
+        stack.save(VIRTUAL_SERVICES, routes)
+        mark = len(stack.output())
+        stack.wait_for_line(r"^stack +\| local-gateway is ready again$", mark)
+
+
+def test_a_deleted_and_recreated_file_is_routable_once_the_service_is_back(stack: Stack) -> None:
+    """Books' routes deleted (books cannot start), then put back: the gateway follows books."""
+    routes = Path("services/books/src/books/routes.py")
+    original = stack.read(routes)
+    poller, thread = _polling(stack.url, {}, "/books")
+    mark = len(stack.output())
+    restored = False
+    try:
+        (stack.root / routes).unlink()
+        stack.wait_for_line(r"books exited \(exit status \d+\) after the edit", mark)
+        back = len(stack.output())
+        stack.save(routes, original)
+        restored = True
+        stack.wait_for_line(r"^stack +\| books is ready again$", back)
+        answer = httpx.get(f"{stack.url}/books", timeout=30.0)
+        assert answer.status_code == 200, answer.text
+        assert "destination ejected" not in stack.output()[mark:]
+    finally:
+        poller.stop.set()
+        thread.join()
+        if not restored:
+            stack.save(routes, original)
