@@ -46,7 +46,9 @@ not a list of spans) is one line too, never a traceback.
 Rate limits (429 with ``X-RateLimit-Limit/-Period/-Remaining/-Reset``): the
 official client retries, waiting ``X-RateLimit-Reset`` seconds
 (``Configuration(enable_retry=True)`` with its ``ClientRetry`` policy, up to
-5 times). Auth failures (401/403) are one line
+5 times; ``retry_policy`` came in datadog-api-client 2.46.0, the floor in
+pyproject.toml: the Search spans models, ``retained_by`` and ``ClientRetry`` are
+older). Auth failures (401/403) are one line
 and exit status 2 (a configuration problem, like a bad flag).
 
 Where it connects: ``https://api.$DD_SITE`` (DD_SITE read by the client's
