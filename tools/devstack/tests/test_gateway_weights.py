@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import textwrap
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,29 +17,24 @@ from pathlib import Path
 import httpx
 import pytest
 from devstack.gateway.weights import parse_weights
-from testkit.devstack import Upstream, wait_for_output, write_istio_dir
+from testkit.devstack import (
+    Upstream,
+    split_rule,
+    virtual_service,
+    wait_for_output,
+    write_istio_dir,
+)
 from testkit.process import REPO_ROOT, ServiceProcess, console_script, free_port
 
 DEADLINE_S = 30.0
 
 
 def weighted_vs(v1: int, v2: int, timeout: str = "30s") -> str:
-    return f"""\
-        apiVersion: networking.istio.io/v1
-        kind: VirtualService
-        metadata: {{name: svc, namespace: apps}}
-        spec:
-          hosts: ['*']
-          gateways: [apps/gw]
-          http:
-          - match: [{{uri: {{prefix: /pinned}}}}]
-            route:
-            - {{destination: {{host: svc, subset: v1}}}}
-          - route:
-            - {{destination: {{host: svc, subset: v1}}, weight: {v1}}}
-            - {{destination: {{host: svc, subset: v2}}, weight: {v2}}}
-            timeout: {timeout}
-        """
+    pinned = (
+        "  - match: [{uri: {prefix: /pinned}}]\n"
+        "    route: [{destination: {host: svc, subset: v1}}]\n"
+    )
+    return virtual_service(pinned, split_rule(v1, v2, f"timeout: {timeout}"))
 
 
 def replace_file(path: Path, text: str) -> None:
@@ -97,7 +91,7 @@ async def test_the_gateway_follows_the_weights_file(
         assert await served_by(url) == {"two"}  # kept
 
         replace_file(weights, json.dumps({"weights": {"v1": 0, "v2": 100}}))
-        replace_file(istio / "vs.yaml", textwrap.dedent(weighted_vs(100, 0, timeout="20s")))
+        replace_file(istio / "vs.yaml", weighted_vs(100, 0, timeout="20s"))
         wait_for_output(gateway, r'"routes reloaded"', timeout=DEADLINE_S)
         wait_for_output(gateway, r'"canary weights applied".*"istio reload"', DEADLINE_S)
         assert await served_by(url) == {"two"}  # the file still wins over the edit

@@ -8,6 +8,7 @@ status 2; defaults of the main flags come from environment variables (see
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from servicekit.urls import base_url
 from polling_client.poll import PollOptions
 from polling_client.settings import ClientSettings, load_settings
 from polling_client.thresholds import Thresholds
-from polling_client.workload import DEFAULT_MIX, parse_mix
+from polling_client.workload import DEFAULT_MIX, Operation, parse_mix
 
 PROGRAM = "client"
 
@@ -50,6 +51,34 @@ class CompareCommand:
     resources: tuple[str, ...]
     timeout_s: float
     output_format: str
+
+
+@dataclass(frozen=True)
+class CanaryCommand:
+    analysis: CompareCommand  # what each step's analysis reads and judges by
+    steps: tuple[int, ...]  # canary weights in percent, increasing, ending at 100
+    interval_s: float  # each step's length (and each hold's)
+    max_holds: int  # analyses that may say hold in one step before rolling back
+    rate: float  # requests/s the canary sends through the gateway; 0: none of its own
+    gateway_url: str
+    mix: dict[Operation, int]  # of the --rate load
+    weights_file: Path  # the local gateway's (devstack.gateway.weights)
+    output_format: str
+
+
+def parse_steps(text: str) -> tuple[int, ...]:
+    """``10,25,50,100`` -> (10, 25, 50, 100): increasing percentages, ending at 100."""
+    try:
+        steps = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError("expected comma-separated integers, e.g. 10,25,50,100") from None
+    if any(not 0 < step <= 100 for step in steps):
+        raise ValueError("each step must be from 1 to 100")
+    if any(b <= a for a, b in itertools.pairwise(steps)):
+        raise ValueError("steps must increase")
+    if steps[-1] != 100:
+        raise ValueError("the last step must be 100 (the canary takes every request)")
+    return steps
 
 
 class _Parser(argparse.ArgumentParser):
@@ -154,7 +183,78 @@ def build_parser(settings: ClientSettings) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_poll(commands, settings)
     _add_compare(commands, settings)
+    _add_canary(commands, settings)
     return parser
+
+
+def _add_canary(commands: argparse._SubParsersAction[_Parser], settings: ClientSettings) -> None:
+    canary = commands.add_parser(
+        "canary",
+        help="roll the canary out step by step, judged by compare's analysis at each step",
+        description=(
+            "A progressive rollout of the local stack's text-to-speech canary: set the"
+            " canary's weight at the local gateway (through its weights file) to each of"
+            " --steps in turn; at the end of each --interval run compare's analysis on that"
+            " step's spans only. PROMOTE: next step. ROLL BACK: every request to the"
+            " baseline, exit status 1. HOLD: one more --interval, analysed again from the"
+            " step's start, up to --max-holds times, then roll back. The last step (100)"
+            " is the promotion itself: it is set, not analysed (no baseline traffic is"
+            " left to compare with)."
+        ),
+        epilog=(
+            "One live line per step on stderr, a table (or --format json) of the steps on"
+            " stdout. Ctrl-C restores the weights found at start and says so (exit status"
+            " 130). Checked before any weight changes: the source answers, the gateway"
+            " answers (with --rate), the weights file can be written (exit status 1 for an"
+            " unreachable source or gateway, 2 for a bad flag or a weights file that cannot"
+            " be written). A step whose analysis cannot run (no spans of the step) restores"
+            " the weights found at start, exit status 1. Load during each step: --rate"
+            " requests/s of `client poll`'s mix through --gateway; without it, the traffic"
+            " that reaches the gateway anyway (the stack's own client polls at 2/s)."
+        ),
+    )
+    _analysis_flags(canary, settings)
+    flags = _Flags(canary)
+    flags.checked(
+        "--steps",
+        "a list of steps",
+        parse_steps,
+        "canary weights in percent, increasing, the last 100 (default 10,25,50,100)",
+        default=(10, 25, 50, 100),
+    )
+    flags.duration("--interval", 60.0, "length of each step, e.g. 60s (default %(default)ss)")
+    flags.number(
+        "--max-holds",
+        "a count",
+        (0, 100),
+        2,
+        "hold verdicts a step may get before rolling back (default %(default)s)",
+        integer=True,
+    )
+    flags.number(
+        "--rate",
+        "a rate",
+        (0, 10_000),
+        0.0,
+        "requests per second sent through --gateway during each step (default 0: none)",
+    )
+    flags.url("--gateway", settings.gateway_url, "entry point for --rate (default %(default)s)")
+    flags.checked(
+        "--mix",
+        "a mix",
+        parse_mix,
+        "--rate: operation weights (default %(default)s)",
+        default=DEFAULT_MIX,
+    )
+    canary.add_argument(
+        "--weights-file",
+        type=Path,
+        default=Path("data/.stack/weights.json"),
+        metavar="PATH",
+        help="the local gateway's weights file: DATA_DIR/.stack/weights.json of `stack up`"
+        " (default %(default)s)",
+    )
+    flags.output_format()
 
 
 def _add_poll(commands: argparse._SubParsersAction[_Parser], settings: ClientSettings) -> None:
@@ -268,7 +368,34 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
             " missing/refused Datadog keys."
         ),
     )
-    source = compare.add_mutually_exclusive_group()
+    _analysis_flags(compare, settings)
+    _Flags(compare).duration(
+        "--since",
+        1800.0,
+        "only spans of this last period, from the test agent or Datadog, e.g. 30m, 2h"
+        " (default 30m); fixed once as absolute times",
+    )
+    compare.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="draw the latency distributions to a PNG, one panel per resource",
+    )
+    _Flags(compare).number(
+        "--plot-panels",
+        "a count",
+        (1, 24),
+        6,
+        "--plot: draw the N busiest resources (default %(default)s)",
+        integer=True,
+    )
+    _Flags(compare).output_format()
+
+
+def _analysis_flags(parser: argparse.ArgumentParser, settings: ClientSettings) -> None:
+    """The flags of the analysis `compare` and each step of `canary` share."""
+    defaults = Thresholds()
+    source = parser.add_mutually_exclusive_group()
     _Flags(source).url(
         "--agent",
         settings.agent_url,
@@ -280,13 +407,7 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
         action="store_true",
         help="read the spans from Datadog's API (Search spans) instead of a test agent",
     )
-    flags = _Flags(compare)
-    flags.duration(
-        "--since",
-        1800.0,
-        "only spans of this last period, from the test agent or Datadog, e.g. 30m, 2h"
-        " (default 30m); fixed once as absolute times",
-    )
+    flags = _Flags(parser)
     flags.checked(
         "--warmup",
         "a duration",
@@ -299,24 +420,10 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
         settings.datadog_api_url,
         "--datadog: API base URL (default https://api.$DD_SITE; environment DATADOG_API_URL)",
     )
-    compare.add_argument("--service", default="text-to-speech", help="service name (%(default)s)")
-    compare.add_argument("--env", help="only spans with this env tag (default: all)")
+    parser.add_argument("--service", default="text-to-speech", help="service name (%(default)s)")
+    parser.add_argument("--env", help="only spans with this env tag (default: all)")
     flags.version("--baseline", "v1", "(%(default)s)")
     flags.version("--canary", "v2", "(%(default)s)")
-    compare.add_argument(
-        "--plot",
-        type=Path,
-        metavar="FILE.png",
-        help="draw the latency distributions to a PNG, one panel per resource",
-    )
-    flags.number(
-        "--plot-panels",
-        "a count",
-        (1, 24),
-        6,
-        "--plot: draw the N busiest resources (default %(default)s)",
-        integer=True,
-    )
     flags.number(
         "--alpha",
         "a probability",
@@ -346,7 +453,7 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
         "requests needed per version of each resource before promoting (default %(default)s)",
         integer=True,
     )
-    compare.add_argument(
+    parser.add_argument(
         "--resource",
         action="append",
         metavar="RESOURCE",
@@ -355,10 +462,11 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
     flags.duration(
         "--timeout", 10.0, "timeout of each agent or Datadog API request (default %(default)ss)"
     )
-    flags.output_format()
 
 
-def parse_command(argv: Sequence[str] | None = None) -> PollCommand | CompareCommand:
+def parse_command(
+    argv: Sequence[str] | None = None,
+) -> PollCommand | CompareCommand | CanaryCommand:
     settings = load_or_exit(load_settings, PROGRAM)
     args = build_parser(settings).parse_args(argv)
     if args.command == "poll":
@@ -378,17 +486,19 @@ def parse_command(argv: Sequence[str] | None = None) -> PollCommand | CompareCom
             max_error_rate=float(args.max_error_rate),
             output_format=args.format,
         )
+    prog = f"{PROGRAM} {args.command}"
     if args.baseline == args.canary:
-        _Parser(prog=f"{PROGRAM} compare").error("--baseline and --canary must differ")
-    if args.plot is not None and args.plot.suffix.lower() != ".png":
-        _Parser(prog=f"{PROGRAM} compare").error(f"--plot {args.plot}: expected a .png file")
-    return CompareCommand(
+        _Parser(prog=prog).error("--baseline and --canary must differ")
+    plot = getattr(args, "plot", None)
+    if plot is not None and plot.suffix.lower() != ".png":
+        _Parser(prog=prog).error(f"--plot {plot}: expected a .png file")
+    analysis = CompareCommand(
         source="datadog" if args.datadog else "agent",
         agent_url=args.agent,
-        since_s=float(args.since),
+        since_s=float(getattr(args, "since", 0.0)),
         warmup_s=float(args.warmup),
         datadog_url=args.datadog_url,
-        plot_panels=int(args.plot_panels),
+        plot_panels=int(getattr(args, "plot_panels", 6)),
         service=args.service,
         env=args.env,
         baseline=args.baseline,
@@ -399,8 +509,21 @@ def parse_command(argv: Sequence[str] | None = None) -> PollCommand | CompareCom
             error_margin=float(args.error_margin),
             min_samples=int(args.min_samples),
         ),
-        plot=args.plot,
+        plot=plot,
         resources=tuple(args.resource or ()),
         timeout_s=float(args.timeout),
+        output_format=args.format,
+    )
+    if args.command == "compare":
+        return analysis
+    return CanaryCommand(
+        analysis=analysis,
+        steps=args.steps,
+        interval_s=float(args.interval),
+        max_holds=int(args.max_holds),
+        rate=float(args.rate),
+        gateway_url=args.gateway,
+        mix=args.mix,
+        weights_file=args.weights_file,
         output_format=args.format,
     )

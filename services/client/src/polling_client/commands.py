@@ -1,4 +1,4 @@
-"""The two commands, end to end: options in, text out, exit status back."""
+"""The commands, end to end: options in, text out, exit status back."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib.util
 import sys
 
 from polling_client.analysis import analyse
-from polling_client.cli import CompareCommand, PollCommand
+from polling_client.cli import CanaryCommand, CompareCommand, PollCommand
 from polling_client.errors import ClientError, ConfigError
 from polling_client.live import LiveDisplay
 from polling_client.poll import run_poll
@@ -82,3 +82,11 @@ def compare_versions(command: CompareCommand) -> int:
         plot_latencies(comparison, command.plot, command.plot_panels)
         print(f"plot written to {command.plot}", file=sys.stderr)
     return 0
+
+
+def canary(command: CanaryCommand) -> int:
+    """The rollout (polling_client.canary): 0 promoted, 1 rolled back or stopped, 130 Ctrl-C."""
+    require_compare_extra()
+    from polling_client.canary import run_canary
+
+    return run_canary(command)
