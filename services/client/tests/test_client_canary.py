@@ -18,9 +18,11 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import yaml
 from sources import DROPPED, run_client
 from testkit.devstack import split_rule, virtual_service, wait_for_output, write_istio_dir
 from testkit.process import REPO_ROOT, ServiceProcess, console_script, free_port
@@ -205,3 +207,101 @@ def test_an_unreachable_agent_is_exit_1_and_leaves_the_weights(tmp_path: Path) -
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach the APM test agent" in lines[0]
     assert weights.read_text() == '{"weights": {"v1": 70, "v2": 30}}'
+
+
+@dataclass
+class StandInKube:
+    kubectl: Path
+    directory: Path
+    rendered: dict[str, Any]
+
+    def calls(self) -> list[list[str]]:
+        lines = (self.directory / "calls.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines]
+
+    def virtual_services(self) -> dict[str, Any]:
+        state: dict[str, Any] = json.loads((self.directory / "state.json").read_text())
+        return state["virtualservices"]
+
+
+def stand_in_kube(tmp_path: Path, context: str) -> StandInKube:
+    """A recording kubectl whose cluster holds the VirtualServices rendered from k8s/istio."""
+    rendered = {
+        f"{doc['metadata']['namespace']}/{doc['metadata']['name']}": doc
+        for doc in yaml.safe_load_all((REPO_ROOT / "k8s/istio/virtualservices.yaml").read_text())
+        if doc and doc.get("kind") == "VirtualService"
+    }
+    directory = tmp_path / "kube"
+    directory.mkdir()
+    (directory / "calls.jsonl").write_text("")
+    state = {"context": context, "virtualservices": rendered}
+    (directory / "state.json").write_text(json.dumps(state))
+    kubectl = directory / "kubectl"
+    kubectl.write_text(
+        f'#!/bin/sh\nSTAND_IN_KUBE_DIR="{directory}" exec "{sys.executable}"'
+        f' "{HERE / "stand_in_kubectl.py"}" "$@"\n'
+    )
+    kubectl.chmod(0o755)
+    return StandInKube(kubectl, directory, json.loads(json.dumps(rendered)))
+
+
+def split_weights(vs: dict[str, Any]) -> list[dict[str, int]]:
+    return [
+        {r["destination"]["subset"]: r["weight"] for r in rule["route"]}
+        for rule in vs["spec"]["http"]
+        if sorted(r["destination"].get("subset", "") for r in rule["route"]) == ["v1", "v2"]
+    ]
+
+
+def test_kube_patches_the_weighted_virtual_services_of_kind(healthy: Stage, tmp_path: Path) -> None:
+    kube = stand_in_kube(tmp_path, "kind-speech-mesh")
+    result = run_client(
+        *("canary", "--kube", "--kubectl", str(kube.kubectl), *healthy.flags(), *STEPS),
+        *("--format", "json"),
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["final_weights"] == {"v1": 0, "v2": 100}
+    after = kube.virtual_services()
+    # The rendered text-to-speech and edge splits (70/30) now say 0/100; nothing else changed.
+    for name in ("apps/text-to-speech", "apps/edge"):
+        assert split_weights(kube.rendered[name]) == [{"v1": 70, "v2": 30}]
+        assert split_weights(after[name]) == [{"v1": 0, "v2": 100}]
+    assert after["apps/books"] == kube.rendered["apps/books"]
+    for name in ("apps/text-to-speech", "apps/edge"):
+        for rule in after[name]["spec"]["http"]:
+            for route in rule["route"]:
+                route.pop("weight", None)
+        for rule in kube.rendered[name]["spec"]["http"]:
+            for route in rule["route"]:
+                route.pop("weight", None)
+        assert after[name] == kube.rendered[name]
+    calls = kube.calls()
+    assert calls[0] == ["config", "current-context"]
+    patches = [c for c in calls if "patch" in c]
+    assert [c[c.index("virtualservice") + 1] for c in patches] == ["text-to-speech", "edge"] * 2
+    assert all(c[:2] == ["--context", "kind-speech-mesh"] for c in calls[1:])
+    first = json.loads(patches[0][patches[0].index("-p") + 1])
+    rule = next(
+        i
+        for i, r in enumerate(kube.rendered["apps/text-to-speech"]["spec"]["http"])
+        if len(r["route"]) == 2
+    )
+    assert first == [
+        {"op": "test", "path": f"/spec/http/{rule}/route/0/destination/subset", "value": "v1"},
+        {"op": "replace", "path": f"/spec/http/{rule}/route/0/weight", "value": 50},
+        {"op": "test", "path": f"/spec/http/{rule}/route/1/destination/subset", "value": "v2"},
+        {"op": "replace", "path": f"/spec/http/{rule}/route/1/weight", "value": 50},
+    ]
+
+
+def test_kube_refuses_any_context_but_kind(tmp_path: Path) -> None:
+    kube = stand_in_kube(tmp_path, "prod-eu")
+    result = run_client("canary", "--kube", "--kubectl", str(kube.kubectl))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "client: refusing kube context 'prod-eu': client canary --kube changes only the local"
+        " kind cluster 'kind-speech-mesh' (kubectl config use-context kind-speech-mesh)"
+    ]
+    assert kube.calls() == [["config", "current-context"]]
+    assert kube.virtual_services() == kube.rendered

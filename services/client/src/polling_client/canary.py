@@ -28,13 +28,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from polling_client.analysis import Analysis, analyse
 from polling_client.cli import CanaryCommand
 from polling_client.errors import ClientError, ConfigError
+from polling_client.kube import KubeWeights
 from polling_client.poll import PollOptions, run_poll
 from polling_client.traces import fetch_traces
 from polling_client.window import NS, Window, iso
@@ -107,9 +108,23 @@ class Rollout:
     note: str = ""
 
 
+class Weights(Protocol):
+    """Where the canary's weight is set: the local gateway's file or the cluster."""
+
+    def set(self, canary_percent: int) -> None: ...
+    def restore(self) -> None: ...
+    def describe_found(self) -> str: ...
+
+
 def run_canary(command: CanaryCommand) -> int:
     analysis = command.analysis
-    weights = WeightsFile(command.weights_file, analysis.baseline, analysis.canary)
+    weights: Weights
+    if command.kube:
+        weights = KubeWeights(
+            command.kubectl, analysis.baseline, analysis.canary, command.kube_context
+        )
+    else:
+        weights = WeightsFile(command.weights_file, analysis.baseline, analysis.canary)
     _check_reachable(command)
     rollout = Rollout()
     status = 0
@@ -152,7 +167,7 @@ def _check_reachable(command: CanaryCommand) -> None:
             ) from None
 
 
-def _roll_out(command: CanaryCommand, weights: WeightsFile, rollout: Rollout) -> int:
+def _roll_out(command: CanaryCommand, weights: Weights, rollout: Rollout) -> int:
     analysis = command.analysis
     total = len(command.steps)
     for index, weight in enumerate(command.steps, 1):
@@ -292,7 +307,7 @@ def document(rollout: Rollout, command: CanaryCommand) -> dict[str, Any]:
     return {
         "baseline": command.analysis.baseline,
         "canary": command.analysis.canary,
-        "weights_file": str(command.weights_file),
+        "weights": "kube" if command.kube else str(command.weights_file),
         "interval_s": command.interval_s,
         "steps": [
             {

@@ -63,6 +63,9 @@ class CanaryCommand:
     gateway_url: str
     mix: dict[Operation, int]  # of the --rate load
     weights_file: Path  # the local gateway's (devstack.gateway.weights)
+    kube: bool  # the kind cluster's VirtualServices instead (polling_client.kube)
+    kubectl: str
+    kube_context: str
     output_format: str
 
 
@@ -245,6 +248,19 @@ def _add_canary(commands: argparse._SubParsersAction[_Parser], settings: ClientS
         parse_mix,
         "--rate: operation weights (default %(default)s)",
         default=DEFAULT_MIX,
+    )
+    canary.add_argument(
+        "--kube",
+        action="store_true",
+        help="set the weights of the kind cluster's weighted VirtualServices (text-to-speech,"
+        " edge in namespace apps) with kubectl instead of the local gateway's weights file;"
+        " any kube context but --kube-context is refused",
+    )
+    canary.add_argument("--kubectl", default="kubectl", help="--kube: kubectl to run (%(default)s)")
+    canary.add_argument(
+        "--kube-context",
+        default="kind-speech-mesh",
+        help="--kube: the only context accepted, the local kind cluster's (%(default)s)",
     )
     canary.add_argument(
         "--weights-file",
@@ -525,5 +541,8 @@ def parse_command(
         gateway_url=args.gateway,
         mix=args.mix,
         weights_file=args.weights_file,
+        kube=bool(args.kube),
+        kubectl=args.kubectl,
+        kube_context=args.kube_context,
         output_format=args.format,
     )
