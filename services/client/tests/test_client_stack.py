@@ -7,8 +7,10 @@ gateway, then compares the versions from the traces the fronts sent.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,16 +18,20 @@ import pytest
 from devstack.services import Ports
 from polling_client.traces import fetch_traces, select_entry_spans
 from sources import run_client
-from testkit.devstack import free_stack_ports, stack_command, wait_for_output
+from testkit.devstack import count_versions, free_stack_ports, stack_command, wait_for_output
 from testkit.process import REPO_ROOT, ServiceProcess
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ports]:
+def stack_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack-data")
+
+
+@pytest.fixture(scope="module")
+def stack(stack_data: Path) -> Iterator[Ports]:
     ports = free_stack_ports()
-    data = tmp_path_factory.mktemp("stack-data")
     process = ServiceProcess(
-        stack_command(*ports.flags(), f"--data-dir={data}"), name="stack", cwd=REPO_ROOT
+        stack_command(*ports.flags(), f"--data-dir={stack_data}"), name="stack", cwd=REPO_ROOT
     )
     with process:
         wait_for_output(process, r"client poll --gateway", timeout=90)
@@ -113,3 +119,30 @@ def test_poll_then_compare_through_the_real_stack(stack: Ports, tmp_path: Path) 
     speech = run_client("compare", "--agent", agent_url, "--resource", "POST /speech")
     assert speech.returncode == 0, speech.stderr
     assert "verdict:" in speech.stdout
+
+
+def test_canary_promotes_a_healthy_v2_on_the_real_stack(stack: Ports, stack_data: Path) -> None:
+    """`client canary` against `stack up`: its gateway follows DATA_DIR/.stack/weights.json.
+
+    GET / only (the same handler in v1 and v2; the stack's own client sends a few
+    requests of the other resources, too few to judge in a 10 s step).
+    """
+    weights = stack_data / ".stack" / "weights.json"
+    try:
+        result = run_client(
+            *("canary", "--agent", f"http://127.0.0.1:{stack.agent}"),
+            *("--gateway", stack.gateway_url, "--weights-file", str(weights)),
+            *("--steps", "50,100", "--interval", "10s", "--rate", "20", "--mix", "root=1"),
+            *("--resource", "GET /", "--latency-margin", "0.5", "--format", "json"),
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        report = json.loads(result.stdout)
+        assert [(s["weight"], s["verdict"]) for s in report["steps"]] == [
+            (50, "promote"),
+            (100, "set"),
+        ]
+        assert report["steps"][0]["requests"]["v2"] >= 30
+        versions = asyncio.run(count_versions(stack.gateway_url, 40))
+        assert versions == Counter({"v2": 40})  # the gateway's traffic confirms
+    finally:
+        weights.unlink(missing_ok=True)  # the Istio files' 70/30 again
