@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -122,7 +123,7 @@ def test_a_healthy_canary_is_promoted_to_100_percent(healthy: Stage) -> None:
     assert json.loads(healthy.weights.read_text()) == {"weights": {"v1": 0, "v2": 100}}
     assert healthy.served() == Counter({"v2": 40})
     lines = result.stderr.splitlines()
-    assert lines[0].startswith("step 1/2: v2 at 50% for 3s,") and ": PROMOTE" in lines[0]
+    assert re.match(r"step 1/2: v2 at 50% for \d+s, \d+ v1/\d+ v2: PROMOTE", lines[0]), lines
     assert lines[1] == "step 2/2: v2 at 100%: promoted"
 
 
@@ -136,6 +137,21 @@ def test_a_slow_canary_is_rolled_back_before_the_last_step(slow: Stage) -> None:
     assert table[-1] == "result: ROLLED BACK - weights now v1 100%, v2 0%"
     assert json.loads(slow.weights.read_text()) == {"weights": {"v1": 100, "v2": 0}}
     assert slow.served() == Counter({"v1": 40})
+
+
+def test_a_canary_that_keeps_holding_is_rolled_back_after_max_holds(healthy: Stage) -> None:
+    # More samples asked for than a step can give: every analysis says hold.
+    result = healthy.canary(*STEPS, "--min-samples", "100000", "--max-holds", "1")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and all(": HOLD - " in line for line in lines)
+    # Analysed again from the step's start: the second analysis counts the first's requests too.
+    counts = [[int(n) for n in re.findall(r"(\d+) v[12]", line)] for line in lines]
+    assert all(after > before for before, after in zip(*counts, strict=True)), lines
+    table = result.stdout.splitlines()
+    assert table[1].split()[-3:] == ["2", "roll", "back"]  # 2 holds, then rolled back
+    assert json.loads(healthy.weights.read_text()) == {"weights": {"v1": 100, "v2": 0}}
 
 
 def test_ctrl_c_restores_the_weights_found_at_start(healthy: Stage) -> None:
