@@ -127,8 +127,9 @@ def test_a_healthy_canary_is_promoted_to_100_percent(healthy: Stage) -> None:
     assert lines[1] == "step 2/2: v2 at 100%: promoted"
 
 
-def test_a_slow_canary_is_rolled_back_before_the_last_step(slow: Stage) -> None:
-    result = slow.canary(*STEPS)
+def test_a_slow_canary_is_rolled_back_before_the_last_step(slow: Stage, tmp_path: Path) -> None:
+    plot = tmp_path / "rollout.png"
+    result = slow.canary(*STEPS, "--plot", str(plot))
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "v2 is slower than v1" in result.stderr
@@ -137,6 +138,7 @@ def test_a_slow_canary_is_rolled_back_before_the_last_step(slow: Stage) -> None:
     assert table[-1] == "result: ROLLED BACK - weights now v1 100%, v2 0%"
     assert json.loads(slow.weights.read_text()) == {"weights": {"v1": 100, "v2": 0}}
     assert slow.served() == Counter({"v1": 40})
+    assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and plot.stat().st_size > 10_000
 
 
 def test_a_canary_that_keeps_holding_is_rolled_back_after_max_holds(healthy: Stage) -> None:

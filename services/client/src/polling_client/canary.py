@@ -98,6 +98,7 @@ class Step:
     holds: int = 0
     reasons: list[str] = field(default_factory=list)
     requests: dict[str, int] = field(default_factory=dict)  # by version, analysed
+    analyses: list[tuple[int, str]] = field(default_factory=list)  # (end ns, verdict) each
 
 
 @dataclass
@@ -147,6 +148,12 @@ def run_canary(command: CanaryCommand) -> int:
             )
             status = 2 if isinstance(error, ConfigError) else 1
     print(render(rollout, command), flush=True)
+    if command.analysis.plot is not None and rollout.steps:
+        # matplotlib takes seconds to import: only when a plot is asked for.
+        from polling_client.plot import plot_rollout
+
+        canary = command.analysis.canary
+        plot_rollout(_timeline(rollout, canary), canary, command.analysis.plot)
     if rollout.note:
         print(f"client: {rollout.note}", file=sys.stderr, flush=True)
     return status
@@ -186,6 +193,7 @@ def _roll_out(command: CanaryCommand, weights: Weights, rollout: Rollout) -> int
             step.verdict = judged.comparison.verdict.value
             step.reasons = judged.comparison.reasons
             step.requests = _requests(judged)
+            step.analyses.append((step.end_ns, step.verdict))
             line = (
                 f"step {index}/{total}: {analysis.canary} at {weight}% for"
                 f" {(step.end_ns - step.start_ns) / NS:.0f}s,"
@@ -251,6 +259,22 @@ def _interruptible() -> Iterator[None]:
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+
+
+def _timeline(rollout: Rollout, canary: str) -> list[tuple[float, int, str]]:
+    """(seconds since the rollout began, canary weight then, verdict or "") for a plot."""
+    begin = rollout.steps[0].start_ns
+    points: list[tuple[float, int, str]] = []
+    for step in rollout.steps:
+        points.append(((step.start_ns - begin) / NS, step.weight, ""))
+        for end_ns, verdict in step.analyses:
+            points.append(((end_ns - begin) / NS, step.weight, verdict))
+        if step.verdict == "set":
+            points.append(((step.end_ns - begin) / NS, step.weight, "set"))
+    if canary in rollout.final:  # (rolled back: the weight it was left at)
+        last = max(s.end_ns for s in rollout.steps)
+        points.append(((last - begin) / NS, rollout.final[canary], ""))
+    return points
 
 
 def _requests(judged: Analysis) -> dict[str, int]:

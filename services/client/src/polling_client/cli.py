@@ -250,6 +250,12 @@ def _add_canary(commands: argparse._SubParsersAction[_Parser], settings: ClientS
         default=DEFAULT_MIX,
     )
     canary.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="draw the canary's weight and each analysis' verdict over time to a PNG",
+    )
+    canary.add_argument(
         "--kube",
         action="store_true",
         help="set the weights of the kind cluster's weighted VirtualServices (text-to-speech,"
