@@ -108,6 +108,11 @@ def analyse(command: CompareCommand, query: Window) -> Analysis:
             f"{selection.probes} probe spans left out (GET /healthz, GET /readyz, GET /livez"
             " or User-Agent kube-probe/...): not user traffic, and as many for each version"
         )
+    if selection.outgoing:
+        notes.append(
+            f"{selection.outgoing} root spans of calls {command.service} made (span.kind client,"
+            " e.g. a readiness check's gRPC call) left out: not requests to it"
+        )
     if selection.sampled:
         mixed = " (retention is mixed)" if selection.filtered else ""
         notes.append(

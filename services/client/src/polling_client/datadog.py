@@ -336,9 +336,9 @@ def to_traces(spans: Iterable[dict[str, Any]], error_ids: set[str]) -> list[list
     return list(traces.values())
 
 
-# What the selection reads of a span's custom attributes: the status, and what
-# tells a probe (traces.is_probe).
-HTTP_FIELDS = ("http.status_code", "http.useragent", "http.route", "http.url")
+# What the selection reads of a span's custom attributes: the status, what
+# tells a probe (traces.is_probe) and an outgoing call (span.kind).
+HTTP_FIELDS = ("http.status_code", "http.useragent", "http.route", "http.url", "span.kind")
 
 
 def _custom(custom: Any, key: str) -> str | None:

@@ -41,6 +41,10 @@ from polling_client.errors import ClientError
 
 TRACES_PATH = "/test/traces"
 PROBE_SUFFIXES = ("/healthz", "/readyz", "/livez")
+# A span of these kinds is a call the service made; without a parent in the
+# service (a readiness check's gRPC call, its probe request untraced) it is a
+# root, but not a request to the service.
+OUTGOING_KINDS = ("client", "producer")
 PROBE_USER_AGENT = "kube-probe/"  # the kubelet's probes (kube-probe/1.31), the stack runner's
 
 
@@ -81,6 +85,7 @@ class Selection:
     probes: int  # probe entry spans left out (see the module docstring)
     sampled: int = 0  # kept by Datadog's diversity or flat sampling: left out
     filtered: int = 0  # kept by a retention filter (Datadog only)
+    outgoing: int = 0  # root spans of calls the service made (span.kind client): left out
 
 
 def last_attempts(spans: Iterable[EntrySpan]) -> tuple[list[EntrySpan], int]:
@@ -134,7 +139,7 @@ def select_entry_spans(
     env: str | None = None,
 ) -> Selection:
     spans: list[EntrySpan] = []
-    unversioned = probes = sampled = filtered = 0
+    unversioned = probes = sampled = filtered = outgoing = 0
     for trace in traces:
         service_of = {
             span.get("span_id"): span.get("service") for span in trace if isinstance(span, dict)
@@ -147,6 +152,9 @@ def select_entry_spans(
                 continue  # an inner span of the same service
             meta = span.get("meta") or {}
             if env is not None and meta.get("env") != env:
+                continue
+            if str(meta.get("span.kind", "")) in OUTGOING_KINDS:
+                outgoing += 1  # a call the service made, not a request to it
                 continue
             resource = str(span.get("resource") or span.get("name") or "")
             if is_probe(resource, meta):
@@ -173,7 +181,7 @@ def select_entry_spans(
                     start_ns=_int(span.get("start")),
                 )
             )
-    return Selection(spans, unversioned, probes, sampled, filtered)
+    return Selection(spans, unversioned, probes, sampled, filtered, outgoing)
 
 
 def _int(value: Any) -> int:
