@@ -63,3 +63,41 @@ def test_aiosqlite_query_and_otel_span_nest_under_the_request_span(
         assert (span["service"], span["meta"]["version"]) == (f"probe-{middleware}", "1.2.3")
     served = [json.loads(line) for line in output.splitlines() if '"item served"' in line]
     assert [line["dd.trace_id"] for line in served if line["item.id"] == 42] == [str(trace_id)]
+
+
+@pytest.mark.parametrize("middleware", ["lean", "ddtrace"])
+def test_unmatched_routes_are_one_resource_per_method_whatever_the_status(
+    agent: ApmTestAgent, tmp_path: Path, middleware: str
+) -> None:
+    port = free_port()
+    service = f"probe-unmatched-{middleware}"
+    env = {
+        **agent.tracer_env(),
+        "PORT": str(port),
+        "PROBE_DB": str(tmp_path / "probe.db"),
+        "PROBE_SERVICE": service,
+        "TRACE_ASGI_MIDDLEWARE": middleware,
+    }
+    with ServiceProcess([sys.executable, str(PROBE_APP)], env, name="probe") as probe:
+        base = f"http://127.0.0.1:{port}"
+        probe.wait_http_ready(f"{base}/items/0")
+        assert httpx.get(f"{base}/no/such/route").status_code == 404
+        assert httpx.get(f"{base}/other/path/17").status_code == 404
+        assert httpx.delete(f"{base}/nothing/here").status_code == 404
+        spans = agent.wait_for_spans(
+            lambda got: (
+                len([s for s in got if s["service"] == service and s["name"] == "asgi.request"])
+                >= 4
+            )
+        )
+    requests = [s for s in spans if s["service"] == service and s["name"] == "asgi.request"]
+    unmatched = sorted(
+        (s["resource"], s["meta"]["http.status_code"])
+        for s in requests
+        if "/items/" not in s["meta"].get("http.url", "")
+    )
+    assert unmatched == [
+        ("DELETE <unmatched>", "404"),
+        ("GET <unmatched>", "404"),
+        ("GET <unmatched>", "404"),
+    ]

@@ -1,8 +1,8 @@
 """A local stand-in for Datadog's Search spans API, for `client compare --datadog`.
 
-``python fake_datadog.py --port P --plan JSON --api-key K --app-key A
-[--rate-limit N] [--max-page M]``. Serves only what the client uses, with the
-request and response shapes of the API reference
+``python fake_datadog.py --port P --plan JSON --t0 EPOCH_S --api-key K --app-key A
+[--rate-limit N] [--max-page M] [--sampled N] [--probes N] [--broken MODE]``. Serves only
+what the client uses, with the request and response shapes of the API reference
 (https://docs.datadoghq.com/api/latest/spans/#search-spans):
 
 ``POST /api/v2/spans/events/search`` with headers ``DD-API-KEY`` and
@@ -18,19 +18,30 @@ answers ``{"data": [Span], "links": {"next": URL}, "meta": {"elapsed",
 "span_id", "parent_id", "trace_id", "start_timestamp", "end_timestamp",
 "tags": ["env:...", "version:...", ...], "type", "custom": {}}}``. The last
 page has no ``meta.page.after``. Query terms understood: ``service:``,
-``env:``, ``status:error``; anything else is a 400, as is a malformed body.
+``env:``, ``status:error``, ``@_top_level:1`` (service entry spans),
+``version:(a OR b)``; anything else is a 400, as is a malformed body. Times:
+``now``, ``now-N[smhd]`` and ISO 8601 (``2026-12-07T16:00:00.000Z``).
 
 Wrong keys: 403 ``{"errors": ["Forbidden"]}``. ``--rate-limit N``: the first N
 requests get 429 with the documented ``X-RateLimit-Limit``, ``-Period``,
 ``-Remaining``, ``-Reset`` (seconds until the window resets) and ``-Name``
 headers. ``--max-page M`` serves at most M spans a page (less than the asked
 limit, as any page may be), so pagination is exercised with few spans.
+``--probes N``: N probe spans per version (``traffic.probes``, their user agent
+in ``custom.http.useragent``). ``--sampled N``: the first N entry spans are ``retained_by``
+``diversity_sampling`` (the others ``retention_filter``). ``--broken MODE``
+answers every search with something that is not the documented shape:
+``html`` (an HTML page), ``text`` (malformed JSON), ``nope``
+(``{"data": "nope"}``), ``loop`` (a valid page whose ``meta.page.after`` is
+always the same cursor), ``endless`` (a new cursor on every page, forever).
 ``GET /fake/requests`` lists the answers given (for the tests' asserts).
 
-The spans come from a traffic plan (``traffic.py``): each request of
-text-to-speech is an entry span (child of a gateway span of another service,
-which the query leaves out) with an inner ``grpc.client`` span of the same
-service, timed within the last minute.
+The spans come from a traffic plan (``traffic.py``), at the plan's times from
+``--t0``: each request of text-to-speech is an entry span (child of a gateway
+span of another service, which the query leaves out) with an inner
+``grpc.client`` span of the same service; the entry span carries the HTTP
+status in ``custom.http.status_code``; a retried request has a 503 attempt
+first, in the same trace.
 """
 
 from __future__ import annotations
@@ -45,56 +56,96 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from traffic import loads, requests
+from traffic import RETRY_GAP_S, loads, probes, requests
 
 SEARCH_PATH = "/api/v2/spans/events/search"
 SERVICE = "text-to-speech"
 _NOW = re.compile(r"^now(?:-(\d+)([smhd]))?$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_TERM = re.compile(r"^(service|env|status):(\S+)$")
+_TERM = re.compile(r"^(service|env|status|@_top_level|version):(\S+|\([^)]*\))$")
 
 
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def build_spans(plan_json: str, env: str) -> list[dict[str, Any]]:
-    """The plan as indexed Datadog spans, with an ``error`` flag only the fake sees."""
+def build_spans(
+    plan_json: str, env: str, t0: float, sampled: int, probe_count: int = 0
+) -> list[dict[str, Any]]:
+    """The plan as indexed Datadog spans, with ``error`` and ``top`` flags only the fake sees."""
     spans: list[dict[str, Any]] = []
-    start = datetime.now(UTC) - timedelta(seconds=60)
+    start = datetime.fromtimestamp(t0, UTC)
     counter = 0
-    for batch in loads(plan_json):
-        for duration_s, error in requests(batch):
+    plan = loads(plan_json)
+    for version in sorted({batch.version for batch in plan}):
+        for probe in probes(probe_count):
             counter += 1
-            begin = start + timedelta(milliseconds=counter)
-            trace_id, gateway_id = f"{counter:032x}", f"{counter * 3 + 1}"
-            entry_id, inner_id = f"{counter * 3 + 2}", f"{counter * 3 + 3}"
+            moment = start + timedelta(seconds=probe.start_s)
+            spans.append(
+                {
+                    "service": SERVICE,
+                    "env": env,
+                    "trace_id": f"{counter:032x}",
+                    "tags": [f"env:{env}", f"version:{version}", f"service:{SERVICE}"],
+                    "resource_name": probe.resource,
+                    "span_id": f"{counter * 4 + 2}",
+                    "parent_id": "0",
+                    "type": "web",
+                    "start_timestamp": moment,
+                    "end_timestamp": moment + timedelta(seconds=0.0005),
+                    "custom": {"http": {"status_code": "200", "useragent": probe.user_agent}},
+                    "retained_by": "retention_filter",
+                    "error": False,
+                    "top": True,
+                }
+            )
+    for batch in plan:
+        for request in requests(batch):
+            counter += 1
+            trace_id, gateway_id = f"{counter:032x}", f"{counter * 4 + 1}"
             tags = [f"env:{env}", f"version:{batch.version}", f"service:{SERVICE}"]
             common = {"service": SERVICE, "env": env, "trace_id": trace_id, "tags": tags}
-            spans.append(
-                {
-                    **common,
-                    "resource_name": batch.resource,
-                    "span_id": entry_id,
-                    "parent_id": gateway_id,
-                    "type": "web",
-                    "start_timestamp": begin,
-                    "end_timestamp": begin + timedelta(seconds=duration_s),
-                    "error": error,
-                }
-            )
-            spans.append(
-                {
-                    **common,
-                    "resource_name": "/tts.v1.TextToSpeech/Synthesize",
-                    "span_id": inner_id,
-                    "parent_id": entry_id,
-                    "type": "grpc",
-                    "start_timestamp": begin,
-                    "end_timestamp": begin + timedelta(seconds=duration_s * 0.8),
-                    "error": False,
-                }
-            )
+            begin = start + timedelta(seconds=request.start_s)
+            attempts = [(begin, request.duration_s, request.status, f"{counter * 4 + 2}")]
+            if request.retried:
+                attempts = [
+                    (begin, request.duration_s / 2, 503, f"{counter * 4 + 3}"),
+                    (begin + timedelta(seconds=RETRY_GAP_S), *attempts[0][1:]),
+                ]
+            for moment, duration, status, entry_id in attempts:
+                entries = sum(1 for s in spans if s["top"])
+                spans.append(
+                    {
+                        **common,
+                        "resource_name": batch.resource,
+                        "span_id": entry_id,
+                        "parent_id": gateway_id,
+                        "type": "web",
+                        "start_timestamp": moment,
+                        "end_timestamp": moment + timedelta(seconds=duration),
+                        "custom": {"http": {"status_code": str(status)}},
+                        "retained_by": (
+                            "diversity_sampling" if entries < sampled else "retention_filter"
+                        ),
+                        "error": status >= 500,
+                        "top": True,
+                    }
+                )
+                spans.append(
+                    {
+                        **common,
+                        "resource_name": "/tts.v1.TextToSpeech/Synthesize",
+                        "span_id": f"{entry_id}0",
+                        "parent_id": entry_id,
+                        "type": "grpc",
+                        "start_timestamp": moment,
+                        "end_timestamp": moment + timedelta(seconds=duration * 0.8),
+                        "custom": {},
+                        "retained_by": "retention_filter",
+                        "error": False,
+                        "top": False,
+                    }
+                )
     return spans
 
 
@@ -105,7 +156,12 @@ class BadRequest(Exception):
 def _moment(text: Any, now: datetime) -> datetime:
     match = _NOW.match(str(text))
     if not match:
-        raise BadRequest(f"unsupported time {text!r} (this fake knows now and now-N[smhd])")
+        try:
+            return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        except ValueError:
+            raise BadRequest(
+                f"unsupported time {text!r} (this fake knows now, now-N[smhd] and ISO 8601)"
+            ) from None
     amount = int(match.group(1) or 0) * _UNIT[match.group(2) or "s"]
     return now - timedelta(seconds=amount)
 
@@ -118,6 +174,12 @@ def _matches(span: dict[str, Any], terms: list[tuple[str, str]]) -> bool:
             return False
         if key == "status" and (value != "error") == span["error"]:
             return False
+        if key == "@_top_level" and (value == "1") != span["top"]:
+            return False
+        if key == "version":
+            versions = value.removeprefix("(").removesuffix(")").split(" OR ")
+            if not any(f"version:{v}" in span["tags"] for v in versions):
+                return False
     return True
 
 
@@ -159,7 +221,7 @@ class FakeDatadog:
             since = _moment(filter_.get("from", "now-15m"), now)
             until = _moment(filter_.get("to", "now"), now)
             terms = []
-            for word in str(filter_.get("query", "*")).split():
+            for word in re.findall(r"\S+:\([^)]*\)|\S+", str(filter_.get("query", "*"))):
                 match = _TERM.match(word)
                 if not match:
                     raise BadRequest(f"query term {word!r} unknown to this fake")
@@ -180,6 +242,14 @@ class FakeDatadog:
             s for s in self.spans if since <= s["start_timestamp"] <= until and _matches(s, terms)
         ]
         found.sort(key=lambda s: s["start_timestamp"], reverse=sort == "-timestamp")
+        broken = self.args.broken
+        if broken in ("html", "text", "nope"):
+            return 200, {"broken": broken}, None
+        if broken in ("loop", "endless"):
+            turn = offset + 1 if broken == "endless" else 1
+            cursor = base64.b64encode(str(turn).encode()).decode()
+            chunk = [_public(s) for s in found[:1]]
+            return 200, {}, {"data": chunk, "meta": {"page": {"after": cursor}}}
         size = min(limit, self.args.max_page)
         chunk = found[offset : offset + size]
         meta: dict[str, Any] = {
@@ -196,21 +266,29 @@ class FakeDatadog:
 
 
 def _public(span: dict[str, Any]) -> dict[str, Any]:
-    attributes = {k: v for k, v in span.items() if k != "error"}
+    attributes = {k: v for k, v in span.items() if k not in ("error", "top")}
     attributes["start_timestamp"] = _iso(span["start_timestamp"])
     attributes["end_timestamp"] = _iso(span["end_timestamp"])
-    attributes["custom"] = {}
     return {"id": span["span_id"], "type": "spans", "attributes": attributes}
 
 
 def serve(args: argparse.Namespace) -> None:
-    fake = FakeDatadog(build_spans(args.plan, args.env), args)
+    fake = FakeDatadog(build_spans(args.plan, args.env, args.t0, args.sampled, args.probes), args)
 
     class Handler(BaseHTTPRequestHandler):
         def _send(self, status: int, headers: dict[str, str], body: Any) -> None:
-            payload = json.dumps(body).encode()
+            broken = headers.pop("broken", None)
+            kind = "application/json"
+            if broken == "html":
+                payload, kind = b"<html><body><h1>Sign in</h1></body></html>", "text/html"
+            elif broken == "text":
+                payload = b'{"data": [{"id": '
+            elif broken == "nope":
+                payload = b'{"data": "nope"}'
+            else:
+                payload = json.dumps(body).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(payload)))
             for name, value in headers.items():
                 self.send_header(name, value)
@@ -256,6 +334,10 @@ def main() -> None:
     parser.add_argument("--app-key", required=True)
     parser.add_argument("--rate-limit", type=int, default=0)
     parser.add_argument("--max-page", type=int, default=1000)
+    parser.add_argument("--t0", type=float, required=True)
+    parser.add_argument("--sampled", type=int, default=0)
+    parser.add_argument("--probes", type=int, default=0)
+    parser.add_argument("--broken", choices=("html", "text", "nope", "loop", "endless"))
     serve(parser.parse_args())
 
 

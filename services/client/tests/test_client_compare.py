@@ -7,21 +7,14 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from polling_client.__main__ import main
-from testkit.process import REPO_ROOT, ServiceProcess, console_script, free_port
+from sources import KEYS, FakeDatadog, by_resource, emit, run_compare, shape
+from testkit.process import free_port
 from testkit.testagent import ApmTestAgent
-from traffic import REGRESSION, Batch, dumps
-
-HERE = Path(__file__).parent
-EMITTER = HERE / "emit_traces.py"
-FAKE = HERE / "fake_datadog.py"
-KEYS = {"DD_API_KEY": "test-api-key", "DD_APP_KEY": "test-app-key"}
+from traffic import REGRESSION, Batch
 
 SAME = [
     Batch("v1", "GET /", 40, 4.0),
@@ -29,124 +22,6 @@ SAME = [
     Batch("v1", "POST /speech", 40, 20.0),
     Batch("v2", "POST /speech", 40, 20.0),
 ]
-
-
-@pytest.fixture(scope="module")
-def agent() -> Iterator[ApmTestAgent]:
-    with ApmTestAgent() as running:
-        yield running
-
-
-@pytest.fixture
-def empty_agent(agent: ApmTestAgent) -> ApmTestAgent:
-    httpx.get(f"{agent.url}/test/session/clear", timeout=5.0).raise_for_status()
-    return agent
-
-
-def emit(agent: ApmTestAgent, plan: list[Batch], under_gateway: tuple[str, ...] = ()) -> None:
-    """One emitter process per version, concurrently; then wait for every entry span."""
-    versions = sorted({batch.version for batch in plan})
-    processes = []
-    for version in versions:
-        env = {
-            **os.environ,
-            **agent.tracer_env(),
-            "DD_SERVICE": "text-to-speech",
-            "DD_VERSION": version,
-            "DD_ENV": "test",
-        }
-        flags = ["--under-gateway"] if version in under_gateway else []
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, str(EMITTER), "--plan", dumps(plan), *flags],
-                env=env,
-                cwd=REPO_ROOT,
-            )
-        )
-    for process in processes:
-        assert process.wait(timeout=60) == 0
-    expected = sum(batch.count for batch in plan) + len(versions)  # + one probe each
-    agent.wait_for_spans(
-        lambda spans: (
-            sum(1 for s in spans if s.get("name") == "litestar.request" and "version" in s["meta"])
-            >= expected
-        )
-    )
-
-
-def run_compare(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    dropped = ("AGENT_URL", "DD_API_KEY", "DD_APP_KEY", "DD_SITE", "DATADOG_API_URL")
-    return subprocess.run(
-        [console_script("client"), "compare", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO_ROOT,
-        env={
-            **{k: v for k, v in os.environ.items() if k not in dropped},
-            "DD_TRACE_ENABLED": "false",
-            **(env or {}),
-        },
-    )
-
-
-class FakeDatadog:
-    def __init__(self, plan: list[Batch], *flags: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = ServiceProcess(
-            [
-                sys.executable,
-                str(FAKE),
-                f"--port={self.port}",
-                f"--plan={dumps(plan)}",
-                f"--api-key={KEYS['DD_API_KEY']}",
-                f"--app-key={KEYS['DD_APP_KEY']}",
-                *flags,
-            ],
-            name="fake-datadog",
-            cwd=HERE,
-        )
-
-    def __enter__(self) -> FakeDatadog:
-        self.process.start()
-        self.process.wait_http_ready(f"{self.url}/fake/requests")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.stop()
-
-    def answers(self) -> list[dict[str, Any]]:
-        answers: list[dict[str, Any]] = httpx.get(f"{self.url}/fake/requests").json()
-        return answers
-
-    def compare(self, *args: str, keys: dict[str, str] = KEYS) -> subprocess.CompletedProcess[str]:
-        return run_compare(
-            "--datadog", "--since", "30m", *args, env={**keys, "DATADOG_API_URL": self.url}
-        )
-
-
-def by_resource(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {item["resource"]: item for item in report["resources"]}
-
-
-def shape(report: dict[str, Any]) -> dict[str, Any]:
-    """What must not depend on the source: verdict, statuses, counts, only-in."""
-    return {
-        "verdict": report["verdict"],
-        "family_size": report["correction"]["family_size"],
-        "only_in": report["only_in"],
-        "resources": {
-            name: (
-                item["status"],
-                item["baseline"]["requests"],
-                item["baseline"]["errors"],
-                item["canary"]["requests"],
-                item["canary"]["errors"],
-            )
-            for name, item in by_resource(report).items()
-        },
-    }
 
 
 def test_a_regression_on_one_resource_is_rolled_back_and_plotted(
@@ -159,22 +34,33 @@ def test_a_regression_on_one_resource_is_rolled_back_and_plotted(
 
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["correction"]["method"] == "holm" and report["correction"]["family_size"] == 6
+    # 3 resources x (latency, 5xx, 4xx) + the mix
+    assert report["correction"]["method"] == "holm" and report["correction"]["family_size"] == 10
     resources = by_resource(report)
     assert list(resources) == ["GET /", "GET /audio/{name}", "POST /speech"]
     speech = resources["POST /speech"]
-    assert speech["baseline"]["requests"] == 40 and speech["baseline"]["errors"] == 0
-    assert speech["canary"]["requests"] == 40 and speech["canary"]["errors"] == 4
+    assert speech["baseline"]["requests"] == 40 and speech["baseline"]["failed_5xx"] == 0
+    assert speech["canary"]["requests"] == 40 and speech["canary"]["failed_5xx"] == 4
     assert speech["baseline"]["p50_ms"] == pytest.approx(25.0, rel=0.05)
     assert speech["canary"]["p50_ms"] == pytest.approx(40.0, rel=0.05)
     assert speech["latency_test"]["p_adjusted"] < 1e-6
-    assert speech["status"] == "worse"
+    assert speech["status"] == "worse" and speech["worse_in"] == ["latency"]
     assert resources["GET /"]["status"] == "ok"
     assert resources["GET /audio/{name}"]["status"] == "ok"
-    assert report["only_in"] == [{"resource": "GET /new", "version": "v2", "requests": 5}]
+    assert report["only_in"] == [
+        {
+            "resource": "GET /new",
+            "version": "v2",
+            "requests": 5,
+            "failures": 0,
+            "status": "too few",
+            "reason": "",
+        }
+    ]
     assert report["verdict"] == "roll back"
     assert report["reasons"][0].startswith("POST /speech: v2 is slower than v1")
-    assert "2 health-probe spans left out" in report["notes"]
+    assert report["window"]["seconds"] == pytest.approx(0.39, abs=0.01)
+    assert any(note.startswith("2 probe spans left out (") for note in report["notes"])
     assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and plot.stat().st_size > 10_000
 
 
@@ -191,12 +77,14 @@ def test_the_same_behaviour_is_promoted_in_a_per_resource_table(
         f"text-to-speech entry spans from {empty_agent.url}: v1 (baseline) vs v2 (canary),"
         " per resource"
     )
-    assert lines[2].split()[:4] == ["resource", "version", "requests", "errors"]
-    rows = [line.split() for line in lines[3:7]]
+    assert lines[1].startswith("window: ") and "where v1 and v2 both served" in lines[1]
+    assert lines[3].split()[:5] == ["resource", "version", "requests", "4xx", "5xx"]
+    rows = [line.split() for line in lines[4:8]]
     assert rows[0][:4] == ["GET", "/", "v1", "40"]
     assert rows[1][:2] == ["v2", "40"] and rows[1][-1] == "ok"
     assert rows[2][:4] == ["POST", "/speech", "v1", "40"]
-    assert any("Holm-Bonferroni step-down over 4 tests" in line for line in lines)
+    # 2 resources x (latency, 5xx, 4xx) + the mix
+    assert any("Holm-Bonferroni step-down over 7 tests" in line for line in lines)
     assert any(line.startswith("thresholds: alpha 0.01") for line in lines)
     assert lines[-1].startswith("verdict: PROMOTE")
 
@@ -242,11 +130,15 @@ def test_datadog_is_paged_and_queried_as_documented() -> None:
     bodies = [answer["body"]["data"] for answer in answers]
     assert {body["type"] for body in bodies} == {"search_request"}
     queries = [body["attributes"]["filter"]["query"] for body in bodies]
-    # 160 entry + 160 inner spans: 7 pages of 50; then the (empty) error spans.
-    assert queries == ["service:text-to-speech env:test"] * 7 + [
-        "service:text-to-speech env:test status:error"
-    ]
-    assert {body["attributes"]["filter"]["from"] for body in bodies} == {"now-1800s"}
+    # Only the 160 entry spans (not the inner ones): 4 pages of 50; then the
+    # (empty) error spans.
+    asked = "service:text-to-speech @_top_level:1 env:test version:(v1 OR v2)"
+    assert queries == [asked] * 4 + [f"{asked} status:error"]
+    # One absolute window for every query.
+    assert len({body["attributes"]["filter"]["from"] for body in bodies}) == 1
+    assert len({body["attributes"]["filter"]["to"] for body in bodies}) == 1
+    start = bodies[0]["attributes"]["filter"]["from"]
+    assert start.endswith("Z") and start[:2] == "20"
     assert {body["attributes"]["page"]["limit"] for body in bodies} == {1000}
 
 

@@ -177,6 +177,8 @@ def test_entry_spans_are_roots_or_children_of_another_service() -> None:
         [span(40, 0, "text-to-speech", resource="GET /healthz")],
         [span(50, 0, "text-to-speech", meta={"env": "local"})],
         [span(60, 0, "text-to-speech", meta={"version": "v2", "env": "prod"})],
+        # a readiness check's gRPC call, its untraced probe request not a parent
+        [span(70, 0, "text-to-speech", meta={"version": "v1", "span.kind": "client"})],
     ]
     selection = select_entry_spans(traces, service="text-to-speech")
     assert [(s.version, s.error) for s in selection.spans] == [
@@ -186,11 +188,9 @@ def test_entry_spans_are_roots_or_children_of_another_service() -> None:
         ("v2", False),
     ]
     assert selection.spans[0].duration_ms == pytest.approx(5.0)
-    assert selection.probes == 1 and selection.unversioned == 1
+    assert selection.probes == 1 and selection.unversioned == 1 and selection.outgoing == 1
     local = select_entry_spans(traces, service="text-to-speech", env="local")
     assert len(local.spans) == 3
-    with_probes = select_entry_spans(traces, service="text-to-speech", include_probes=True)
-    assert len(with_probes.spans) == 5
 
 
 class Terminal(io.StringIO):

@@ -1,4 +1,7 @@
-"""The statistical verdict on constructed samples: per resource, Holm-corrected."""
+"""The statistical verdict on constructed samples: per resource, Holm-corrected.
+
+(Through the real test agent and the Datadog fake: test_client_compare.py.)
+"""
 
 from __future__ import annotations
 
@@ -30,7 +33,8 @@ def latencies(n: int, median_ms: float, seed: int) -> list[float]:
 
 
 def stats(version: str, values: list[float], errors: int = 0) -> VersionStats:
-    return VersionStats(version=version, latencies_ms=values, errors=errors)
+    """``len(values)`` requests, the first ``errors`` of them failed (5xx)."""
+    return VersionStats(version=version, latencies_ms=values[errors:], failed=errors)
 
 
 class One:
@@ -66,9 +70,9 @@ def test_a_canary_with_more_errors_is_rolled_back_even_at_equal_latency() -> Non
         THRESHOLDS,
     )
     assert result.verdict is Verdict.ROLL_BACK
-    assert result.tests.error_p < 0.01
+    assert result.tests.failed_p < 0.01
     assert result.tests.latency_p > 0.01
-    assert any("errs more" in reason for reason in result.reasons)
+    assert any("fails (5xx) more" in reason for reason in result.reasons)
 
 
 def test_the_same_distribution_is_promoted() -> None:
@@ -79,7 +83,7 @@ def test_the_same_distribution_is_promoted() -> None:
     )
     assert result.verdict is Verdict.PROMOTE
     assert result.tests.latency_p > 0.01
-    assert result.tests.error_p > 0.01
+    assert result.tests.failed_p > 0.01
 
 
 def test_a_faster_canary_is_promoted_because_the_tests_are_one_sided() -> None:
@@ -154,8 +158,10 @@ def pooled(traffic: list[EntrySpan]) -> Comparison:
     return judge([replace(span, resource="all") for span in traffic])
 
 
-def test_simpsons_paradox_pooled_says_roll_back_per_resource_says_promote() -> None:
-    # v2 is 20% faster on both endpoints, but served mostly the slow one.
+def test_simpsons_paradox_pooled_says_roll_back_per_resource_says_hold_for_the_mix() -> None:
+    # v2 is 20% faster on both endpoints, but served mostly the slow one: per
+    # resource it is better, pooled it looks worse; and a mix this skewed
+    # cannot come from a random split, which the mix test says.
     traffic = [
         *spans("v1", FAST, 300, 2.0, seed=21),
         *spans("v1", SLOW, 60, 200.0, seed=22),
@@ -164,10 +170,13 @@ def test_simpsons_paradox_pooled_says_roll_back_per_resource_says_promote() -> N
     ]
     assert pooled(traffic).verdict is Verdict.ROLL_BACK
     result = judge(traffic)
-    assert result.verdict is Verdict.PROMOTE
     assert [r.resource for r in result.resources] == [FAST, SLOW]
     assert all(r.status is Status.OK for r in result.resources)
     assert all(r.tests.median_ratio < 1.0 for r in result.resources)
+    assert result.verdict is Verdict.HOLD
+    assert result.mix.p_adjusted < 1e-6
+    assert len(result.reasons) == 1 and "the resource mix differs" in result.reasons[0]
+    assert "GET / 83.3% of v1 vs 16.7% of v2" in result.reasons[0]
 
 
 def test_one_resource_regresses_while_the_others_improve() -> None:
@@ -199,7 +208,9 @@ def test_one_resource_with_too_few_samples_holds() -> None:
     assert result.verdict is Verdict.HOLD
     status = {r.resource: r.status for r in result.resources}
     assert status == {FAST: Status.OK, SLOW: Status.TOO_FEW}
-    assert result.reasons == [f"{SLOW}: not enough requests of v2 (100/10, need 30 each)"]
+    assert result.reasons[0] == f"{SLOW}: not enough requests of v2 (100/10, need 30 each)"
+    # 100 against 10 is also not the mix of a random split:
+    assert result.reasons[1].startswith("v1 and v2 do not serve the same requests")
 
 
 def test_a_regression_beyond_the_margin_wins_over_too_few_samples() -> None:
@@ -212,18 +223,64 @@ def test_a_regression_beyond_the_margin_wins_over_too_few_samples() -> None:
     assert judge(traffic).verdict is Verdict.ROLL_BACK
 
 
-def test_a_resource_of_one_version_only_is_listed_not_compared() -> None:
+def test_a_resource_of_one_version_only_with_few_requests_is_listed_not_judged() -> None:
     traffic = [
         *spans("v1", FAST, 100, 2.0, seed=61),
         *spans("v2", FAST, 100, 2.0, seed=62),
-        *spans("v2", "GET /new", 40, 50.0, seed=63),
+        *spans("v2", "GET /new", 5, 50.0, seed=63),
         *spans("v3", FAST, 40, 50.0, seed=64),  # neither baseline nor canary: ignored
     ]
     result = judge(traffic)
     assert result.verdict is Verdict.PROMOTE
     assert [r.resource for r in result.resources] == [FAST]
-    assert [(o.resource, o.version, o.requests) for o in result.only_in] == [("GET /new", "v2", 40)]
-    assert result.family_size == 2
+    assert [(o.resource, o.version, o.requests, o.status) for o in result.only_in] == [
+        ("GET /new", "v2", 5, Status.TOO_FEW)
+    ]
+    assert result.family_size == 4  # latency, 5xx, 4xx of GET /, and the mix
+
+
+def test_a_resource_only_the_canary_serves_holds_or_rolls_back_when_it_fails() -> None:
+    both = [*spans("v1", FAST, 100, 2.0, seed=65), *spans("v2", FAST, 100, 2.0, seed=66)]
+    new = judge([*both, *spans("v2", "GET /new", 40, 5.0, seed=67)])
+    assert new.verdict is Verdict.HOLD
+    assert new.only_in[0].status is Status.ONE_VERSION
+    assert new.reasons[0].startswith("GET /new: only v2 serves it (40 requests)")
+    failing = judge([*both, *spans("v2", "GET <unmatched>", 40, 1.0, seed=68, errors=40)])
+    assert failing.verdict is Verdict.ROLL_BACK
+    assert failing.reasons[0].startswith(
+        "GET <unmatched>: only v2 serves it, 100.0% of it failed or rejected"
+    )
+
+
+def test_a_resource_only_the_baseline_serves_holds() -> None:
+    traffic = [
+        *spans("v1", FAST, 100, 2.0, seed=69),
+        *spans("v2", FAST, 100, 2.0, seed=70),
+        *spans("v1", SLOW, 40, 5.0, seed=71),
+    ]
+    result = judge(traffic)
+    assert result.verdict is Verdict.HOLD
+    assert result.reasons[0] == (
+        f"{SLOW}: only v1 serves it (40 requests): v2 never did, so its requests went elsewhere"
+    )
+
+
+def test_latency_is_compared_on_successes_and_4xx_is_its_own_test() -> None:
+    # v2 answers a fast 404 to a third of the requests: faster, and worse.
+    base = [
+        EntrySpan("v1", value, False, FAST, status=200) for value in latencies(120, 10.0, seed=72)
+    ]
+    canary = [
+        EntrySpan("v2", value if i >= 40 else 0.5, False, FAST, status=200 if i >= 40 else 404)
+        for i, value in enumerate(latencies(120, 10.0, seed=73))
+    ]
+    result = judge([*base, *canary])
+    (item,) = result.resources
+    assert item.canary.successes == 80 and item.canary.rejected == 40
+    assert item.tests.latency_p > 0.01  # the fast 404s are not in the latency sample
+    assert item.worse_in == ("4xx",)
+    assert result.verdict is Verdict.ROLL_BACK
+    assert "v2 rejects (4xx) more than v1: 33.3% vs 0.0%" in result.reasons[0]
 
 
 def test_holm_adjusted_p_values_by_hand() -> None:
@@ -231,6 +288,10 @@ def test_holm_adjusted_p_values_by_hand() -> None:
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert holm([0.5, 0.9]) == [1.0, 1.0]
     assert holm([]) == []
+    nan = float("nan")
+    adjusted = holm([0.01, nan, 0.02])  # a test not run is not in the family
+    assert adjusted[0] == pytest.approx(0.02) and adjusted[2] == pytest.approx(0.02)
+    assert adjusted[1] != adjusted[1]
 
 
 def test_every_p_value_is_holm_adjusted_over_all_resources() -> None:
@@ -241,13 +302,19 @@ def test_every_p_value_is_holm_adjusted_over_all_resources() -> None:
         *spans("v2", SLOW, 80, 104.0, seed=74),
     ]
     result = judge(traffic)
-    raw = [p for r in result.resources for p in (r.tests.latency_p, r.tests.error_p)]
+    raw = [p for r in result.resources for p in r.tests.p_values()] + [result.mix.p]
     adjusted = [
-        p for r in result.resources for p in (r.tests.latency_p_adjusted, r.tests.error_p_adjusted)
-    ]
+        p
+        for r in result.resources
+        for p in (
+            r.tests.latency_p_adjusted,
+            r.tests.failed_p_adjusted,
+            r.tests.rejected_p_adjusted,
+        )
+    ] + [result.mix.p_adjusted]
     assert adjusted == pytest.approx(holm(raw))
     assert all(a >= r for a, r in zip(adjusted, raw, strict=True))
-    assert result.family_size == 4 and result.correction == "Holm-Bonferroni step-down"
+    assert result.family_size == 7 and result.correction == "Holm-Bonferroni step-down"
 
 
 def test_a_regression_significant_alone_is_not_after_the_correction() -> None:

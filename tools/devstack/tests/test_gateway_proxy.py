@@ -199,14 +199,14 @@ async def test_no_route_is_404(upstreams, gateway) -> None:
 def test_local_gateway_refuses_an_unsupported_field_by_name(tmp_path: Path) -> None:
     directory = write_istio_dir(
         tmp_path / "istio",
-        _vs("- fault: {delay: {fixedDelay: 1s}}\n  route: [{destination: {host: svc}}]"),
+        _vs("- mirror: {host: svc}\n  route: [{destination: {host: svc}}]"),
     )
     env = {"GATEWAY_ISTIO_DIR": str(directory), "PORT": str(free_port())}
     with ServiceProcess(["local-gateway"], env) as proc:
         status = proc.wait_exit(timeout=30)
         output = proc.output()
     assert status == 2
-    assert "http[0].fault: not supported by the local gateway" in output
+    assert "http[0].mirror: not supported by the local gateway" in output
     assert "refusing to start" in output
 
 

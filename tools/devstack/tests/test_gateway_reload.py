@@ -155,7 +155,7 @@ async def test_an_unsupported_field_keeps_the_routes_and_names_file_and_field(
     caplog.set_level(logging.INFO, logger="devstack.gateway")
     before = reloading.proxy.table
     broken = weighted_vs(0, 100).replace(
-        "  - route:", "  - fault: {abort: {httpStatus: 500}}\n            route:"
+        "  - route:", "  - mirror: {host: svc}\n            route:"
     )
     reloading.write(broken)
     await reloading.wait_for(
@@ -165,7 +165,7 @@ async def test_an_unsupported_field_keeps_the_routes_and_names_file_and_field(
     [record] = _messages(caplog, "routes not reloaded, keeping the previous ones")
     assert record.file.endswith("vs.yaml"), record.file
     assert record.problem == (
-        "VirtualService apps/svc.http[0].fault: not supported by the local gateway"
+        "VirtualService apps/svc.http[0].mirror: not supported by the local gateway"
     )
     assert reloading.proxy.table is before
     async with httpx.AsyncClient(timeout=DEADLINE_S) as client:
@@ -212,7 +212,7 @@ def test_locate_names_the_file_of_the_resource(tmp_path: Path) -> None:
     owners = resource_files(istio)
     assert owners["VirtualService apps/svc"] == str(istio / "vs.yaml")
     assert owners["DestinationRule apps/svc"] == str(istio / "gateway.yaml")
-    problem = "VirtualService apps/svc.http[0].fault: not supported by the local gateway"
+    problem = "VirtualService apps/svc.http[0].mirror: not supported by the local gateway"
     assert locate(problem, owners) == str(istio / "vs.yaml")
     assert locate(f"{istio / 'x.yaml'}: not valid YAML: ...", owners) == str(istio / "x.yaml")
     assert locate("no Gateway with selector istio: ingressgateway in x", owners) is None

@@ -168,7 +168,10 @@ def test_no_retries_declared_means_istio_default() -> None:
 @pytest.mark.parametrize(
     ("http", "named"),
     [
-        ("- fault: {abort: {httpStatus: 500}}\n" + ROUTE_LINE, "http[0].fault"),
+        (
+            "- fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 5}}}\n" + ROUTE_LINE,
+            "http[0].fault.abort.grpcStatus: not supported",
+        ),
         ("- mirror: {host: svc}\n" + ROUTE_LINE, "http[0].mirror"),
         (
             "- match: [{uri: {regex: '/a.*'}}]\n" + ROUTE_LINE,

@@ -38,7 +38,7 @@ def test_service_failing_to_start_is_named_and_everything_stops(tmp_path: Path) 
     shutil.copytree(REPO_ROOT / "k8s" / "istio", istio)
     services = istio / "virtualservices.yaml"
     services.write_text(
-        services.read_text().replace("      timeout: 5s\n", "      timeout: 5s\n      fault: {}\n")
+        services.read_text().replace("      timeout: 5s\n", "      timeout: 5s\n      mirror: {}\n")
     )
     ports = free_stack_ports()
     proc = ServiceProcess(
@@ -48,7 +48,7 @@ def test_service_failing_to_start_is_named_and_everything_stops(tmp_path: Path) 
     with proc:
         assert proc.wait_exit(timeout=90) == 1
         output = proc.output()
-    assert "http[0].fault: not supported by the local gateway" in output
+    assert "http[0].mirror: not supported by the local gateway" in output
     assert "local-gateway exited (exit status 2) before it was ready; stopping the stack" in output
     pids = [pid for group in started_pids(output).values() for pid in group]
     assert len(pids) == 6

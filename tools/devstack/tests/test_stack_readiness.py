@@ -213,9 +213,10 @@ def test_a_service_failing_its_readiness_probe_leaves_the_pick_until_it_passes(
     stack: Stack,
 ) -> None:
     """tts-v1's /readyz needs the backend: a frozen backend makes it fail twice in a row."""
-    backend = started_pids(stack.output())["tts-backend"][-1]
+    # The backend's group: its warm parent and the child that serves (and its workers).
+    backend = started_pids(stack.output())["tts-backend"][0]
     mark = len(stack.output())
-    os.kill(backend, signal.SIGSTOP)
+    os.killpg(backend, signal.SIGSTOP)
     try:
         stack.wait_for_line(
             r"tts-v1 failed its readiness probe 2 times in a row .*out of the gateway's pick",
@@ -224,7 +225,7 @@ def test_a_service_failing_its_readiness_probe_leaves_the_pick_until_it_passes(
         answer = _get(stack.url, PIN_V1)
         assert (answer.status_code, answer.text) == (503, "no healthy upstream")
     finally:
-        os.kill(backend, signal.SIGCONT)
+        os.killpg(backend, signal.SIGCONT)
     stack.wait_for_line(r"^stack +\| tts-v1 passes its readiness probe again$", mark)
     assert _get(stack.url, PIN_V1).status_code == 200
 

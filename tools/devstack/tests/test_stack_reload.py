@@ -255,7 +255,7 @@ async def test_a_broken_virtual_service_keeps_the_previous_routes(stack: Reloadi
     original = stack.read(VIRTUAL_SERVICES)
     assert original.count("      timeout: 5s\n") >= 1
     broken = original.replace("weight: 70", "weight: 0").replace("weight: 30", "weight: 100")
-    broken = broken.replace("      timeout: 5s\n", "      timeout: 5s\n      fault: {}\n", 1)
+    broken = broken.replace("      timeout: 5s\n", "      timeout: 5s\n      mirror: {}\n", 1)
     mark = len(stack.output())
     try:
         stack.save(VIRTUAL_SERVICES, broken)
@@ -266,7 +266,7 @@ async def test_a_broken_virtual_service_keeps_the_previous_routes(stack: Reloadi
             if "routes not reloaded, keeping the previous ones" in line
         ]
         assert f"file={VIRTUAL_SERVICES}" in line, line
-        assert re.search(r"problem=VirtualService \S+\.http\[\d+\]\.fault: not supported", line)
+        assert re.search(r"problem=VirtualService \S+\.http\[\d+\]\.mirror: not supported", line)
         # The 0/100 weights were not applied: v1 still answers its share.
         counts = await count_versions(stack.url, 200)
         assert counts["v1"] > 0 and counts["v1"] + counts["v2"] == 200, counts

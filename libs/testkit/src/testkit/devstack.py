@@ -38,6 +38,26 @@ spec:
 """
 
 
+def virtual_service(*rules: str) -> str:
+    """A VirtualService ``svc`` bound to ``apps/gw`` for any host, with these ``http`` rules."""
+    head = (
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+        "metadata: {name: svc, namespace: apps}\n"
+        "spec:\n  hosts: ['*']\n  gateways: [apps/gw]\n  http:\n"
+    )
+    return head + "".join(rules)
+
+
+def split_rule(v1: int, v2: int, extra: str = "") -> str:
+    """An ``http`` rule splitting ``svc`` between subsets v1 and v2 (``extra``: more keys)."""
+    return (
+        "  - route:\n"
+        f"    - {{destination: {{host: svc, subset: v1}}, weight: {v1}}}\n"
+        f"    - {{destination: {{host: svc, subset: v2}}, weight: {v2}}}\n"
+        + "".join(f"    {line}\n" for line in extra.splitlines())
+    )
+
+
 def write_istio_dir(directory: Path, virtual_service: str, extra: str = "") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "gateway.yaml").write_text(GATEWAY_YAML + extra)

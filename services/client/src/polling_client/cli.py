@@ -8,6 +8,7 @@ status 2; defaults of the main flags come from environment variables (see
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from servicekit.urls import base_url
 from polling_client.poll import PollOptions
 from polling_client.settings import ClientSettings, load_settings
 from polling_client.thresholds import Thresholds
-from polling_client.workload import DEFAULT_MIX, parse_mix
+from polling_client.workload import DEFAULT_MIX, Operation, parse_mix
 
 PROGRAM = "client"
 
@@ -37,7 +38,8 @@ class PollCommand:
 class CompareCommand:
     source: str  # "agent" (an APM test agent, local or port-forwarded) or "datadog"
     agent_url: str
-    since_s: float  # --datadog: the time window
+    since_s: float  # the query window: spans of this last period, from any source
+    warmup_s: float  # each version's first seconds in the window, skipped
     datadog_url: str | None  # --datadog: the API base URL (None: https://api.$DD_SITE)
     plot_panels: int
     service: str
@@ -46,10 +48,40 @@ class CompareCommand:
     canary: str
     thresholds: Thresholds
     plot: Path | None
-    include_probes: bool
     resources: tuple[str, ...]
     timeout_s: float
     output_format: str
+
+
+@dataclass(frozen=True)
+class CanaryCommand:
+    analysis: CompareCommand  # what each step's analysis reads and judges by
+    steps: tuple[int, ...]  # canary weights in percent, increasing, ending at 100
+    interval_s: float  # each step's length (and each hold's)
+    max_holds: int  # analyses that may say hold in one step before rolling back
+    rate: float  # requests/s the canary sends through the gateway; 0: none of its own
+    gateway_url: str
+    mix: dict[Operation, int]  # of the --rate load
+    weights_file: Path  # the local gateway's (devstack.gateway.weights)
+    kube: bool  # the kind cluster's VirtualServices instead (polling_client.kube)
+    kubectl: str
+    kube_context: str
+    output_format: str
+
+
+def parse_steps(text: str) -> tuple[int, ...]:
+    """``10,25,50,100`` -> (10, 25, 50, 100): increasing percentages, ending at 100."""
+    try:
+        steps = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError("expected comma-separated integers, e.g. 10,25,50,100") from None
+    if any(not 0 < step <= 100 for step in steps):
+        raise ValueError("each step must be from 1 to 100")
+    if any(b <= a for a, b in itertools.pairwise(steps)):
+        raise ValueError("steps must increase")
+    if steps[-1] != 100:
+        raise ValueError("the last step must be 100 (the canary takes every request)")
+    return steps
 
 
 class _Parser(argparse.ArgumentParser):
@@ -154,7 +186,97 @@ def build_parser(settings: ClientSettings) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_poll(commands, settings)
     _add_compare(commands, settings)
+    _add_canary(commands, settings)
     return parser
+
+
+def _add_canary(commands: argparse._SubParsersAction[_Parser], settings: ClientSettings) -> None:
+    canary = commands.add_parser(
+        "canary",
+        help="roll the canary out step by step, judged by compare's analysis at each step",
+        description=(
+            "A progressive rollout of the local stack's text-to-speech canary: set the"
+            " canary's weight at the local gateway (through its weights file) to each of"
+            " --steps in turn; at the end of each --interval run compare's analysis on that"
+            " step's spans only. PROMOTE: next step. ROLL BACK: every request to the"
+            " baseline, exit status 1. HOLD: one more --interval, analysed again from the"
+            " step's start, up to --max-holds times, then roll back. The last step (100)"
+            " is the promotion itself: it is set, not analysed (no baseline traffic is"
+            " left to compare with)."
+        ),
+        epilog=(
+            "One live line per step on stderr, a table (or --format json) of the steps on"
+            " stdout. Ctrl-C restores the weights found at start and says so (exit status"
+            " 130). Checked before any weight changes: the source answers, the gateway"
+            " answers (with --rate), the weights file can be written (exit status 1 for an"
+            " unreachable source or gateway, 2 for a bad flag or a weights file that cannot"
+            " be written). A step whose analysis cannot run (no spans of the step) restores"
+            " the weights found at start, exit status 1. Load during each step: --rate"
+            " requests/s of `client poll`'s mix through --gateway; without it, the traffic"
+            " that reaches the gateway anyway (the stack's own client polls at 2/s)."
+        ),
+    )
+    _analysis_flags(canary, settings)
+    flags = _Flags(canary)
+    flags.checked(
+        "--steps",
+        "a list of steps",
+        parse_steps,
+        "canary weights in percent, increasing, the last 100 (default 10,25,50,100)",
+        default=(10, 25, 50, 100),
+    )
+    flags.duration("--interval", 60.0, "length of each step, e.g. 60s (default %(default)ss)")
+    flags.number(
+        "--max-holds",
+        "a count",
+        (0, 100),
+        2,
+        "hold verdicts a step may get before rolling back (default %(default)s)",
+        integer=True,
+    )
+    flags.number(
+        "--rate",
+        "a rate",
+        (0, 10_000),
+        0.0,
+        "requests per second sent through --gateway during each step (default 0: none)",
+    )
+    flags.url("--gateway", settings.gateway_url, "entry point for --rate (default %(default)s)")
+    flags.checked(
+        "--mix",
+        "a mix",
+        parse_mix,
+        "--rate: operation weights (default %(default)s)",
+        default=DEFAULT_MIX,
+    )
+    canary.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="draw the canary's weight and each analysis' verdict over time to a PNG",
+    )
+    canary.add_argument(
+        "--kube",
+        action="store_true",
+        help="set the weights of the kind cluster's weighted VirtualServices (text-to-speech,"
+        " edge in namespace apps) with kubectl instead of the local gateway's weights file;"
+        " any kube context but --kube-context is refused",
+    )
+    canary.add_argument("--kubectl", default="kubectl", help="--kube: kubectl to run (%(default)s)")
+    canary.add_argument(
+        "--kube-context",
+        default="kind-speech-mesh",
+        help="--kube: the only context accepted, the local kind cluster's (%(default)s)",
+    )
+    canary.add_argument(
+        "--weights-file",
+        type=Path,
+        default=Path("data/.stack/weights.json"),
+        metavar="PATH",
+        help="the local gateway's weights file: DATA_DIR/.stack/weights.json of `stack up`"
+        " (default %(default)s)",
+    )
+    flags.output_format()
 
 
 def _add_poll(commands: argparse._SubParsersAction[_Parser], settings: ClientSettings) -> None:
@@ -245,25 +367,65 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
             " with one overall verdict."
         ),
         epilog=(
-            "Statistics, per resource: latency - one-sided Mann-Whitney U test (is the"
-            " canary slower?); errors - one-sided Fisher exact test (does the canary err"
-            " more?). The p-values of all tests are adjusted with Holm's step-down method"
-            " (Holm-Bonferroni), so the family-wise error over every resource stays at"
-            " --alpha. ROLL BACK when any resource has a significant (adjusted p < --alpha)"
-            " AND material regression (median latency above baseline by more than"
-            " --latency-margin, or error rate above baseline by more than --error-margin)."
-            " HOLD when a resource has fewer than --min-samples requests in either version"
-            " or a regression is significant but within the margin. PROMOTE otherwise."
-            " Resources seen in only one version are listed, not compared."
+            "Every answer is a success (2xx/3xx), a rejection (4xx) or a failure (5xx; an"
+            " error span without a status counts as one). Statistics, per resource:"
+            " latency of successful answers - one-sided Mann-Whitney U test (is the"
+            " canary slower?); 5xx rate and 4xx rate - one-sided Fisher exact tests (does"
+            " the canary fail or reject more?); and over all resources the mix - G-test on"
+            " version x resource (do both serve the same requests?). The p-values of all"
+            " tests are adjusted with Holm's step-down method (Holm-Bonferroni), so the"
+            " family-wise error stays at --alpha. A request retried by the gateway or the"
+            " mesh (several entry spans of one trace) counts once, by its last attempt. Probe"
+            " traffic is left out and counted in a note (GET /healthz, GET /readyz, GET"
+            " /livez, or a User-Agent starting kube-probe/: every pod is probed alike, which"
+            " would skew the mix). Only the period where both versions served is compared"
+            " (after each one's --warmup), and it is printed. ROLL BACK when a resource has"
+            " a significant (adjusted p < --alpha) AND material regression (median latency"
+            " above baseline by more than --latency-margin, or 5xx or 4xx rate above"
+            " baseline by more than --error-margin; the output says which), or when the"
+            " canary alone serves a resource (at least --min-samples requests) with failures"
+            " or rejections. HOLD"
+            " when a resource has fewer than --min-samples requests in either version, a"
+            " regression is significant but within the margin, a resource with at least"
+            " --min-samples requests is served by one version only, or the resource mix"
+            " differs significantly. PROMOTE otherwise."
             f" Defaults: alpha {defaults.alpha}, latency margin {defaults.latency_margin},"
             f" error margin {defaults.error_margin}, min samples {defaults.min_samples}."
             " --datadog reads DD_API_KEY, DD_APP_KEY and DD_SITE from the environment"
             " (DATADOG_API_URL or --datadog-url overrides the API address)."
-            " Exit status 0 with a verdict, 1 when the source is unreachable or holds no"
-            " text-to-speech spans, 2 on a bad flag or missing/refused Datadog keys."
+            " Exit status 0 with a verdict, 1 when the source is unreachable, answers"
+            " something unexpected or holds no text-to-speech spans, 2 on a bad flag or"
+            " missing/refused Datadog keys."
         ),
     )
-    source = compare.add_mutually_exclusive_group()
+    _analysis_flags(compare, settings)
+    _Flags(compare).duration(
+        "--since",
+        1800.0,
+        "only spans of this last period, from the test agent or Datadog, e.g. 30m, 2h"
+        " (default 30m); fixed once as absolute times",
+    )
+    compare.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="draw the latency distributions to a PNG, one panel per resource",
+    )
+    _Flags(compare).number(
+        "--plot-panels",
+        "a count",
+        (1, 24),
+        6,
+        "--plot: draw the N busiest resources (default %(default)s)",
+        integer=True,
+    )
+    _Flags(compare).output_format()
+
+
+def _analysis_flags(parser: argparse.ArgumentParser, settings: ClientSettings) -> None:
+    """The flags of the analysis `compare` and each step of `canary` share."""
+    defaults = Thresholds()
+    source = parser.add_mutually_exclusive_group()
     _Flags(source).url(
         "--agent",
         settings.agent_url,
@@ -275,33 +437,23 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
         action="store_true",
         help="read the spans from Datadog's API (Search spans) instead of a test agent",
     )
-    flags = _Flags(compare)
-    flags.duration(
-        "--since", 1800.0, "--datadog: spans of this last period, e.g. 30m, 2h (default 30m)"
+    flags = _Flags(parser)
+    flags.checked(
+        "--warmup",
+        "a duration",
+        _duration_or_zero,
+        "skip each version's first seconds of the window, e.g. 30s (default 0)",
+        default=0.0,
     )
     flags.url(
         "--datadog-url",
         settings.datadog_api_url,
         "--datadog: API base URL (default https://api.$DD_SITE; environment DATADOG_API_URL)",
     )
-    compare.add_argument("--service", default="text-to-speech", help="service name (%(default)s)")
-    compare.add_argument("--env", help="only spans with this env tag (default: all)")
+    parser.add_argument("--service", default="text-to-speech", help="service name (%(default)s)")
+    parser.add_argument("--env", help="only spans with this env tag (default: all)")
     flags.version("--baseline", "v1", "(%(default)s)")
     flags.version("--canary", "v2", "(%(default)s)")
-    compare.add_argument(
-        "--plot",
-        type=Path,
-        metavar="FILE.png",
-        help="draw the latency distributions to a PNG, one panel per resource",
-    )
-    flags.number(
-        "--plot-panels",
-        "a count",
-        (1, 24),
-        6,
-        "--plot: draw the N busiest resources (default %(default)s)",
-        integer=True,
-    )
     flags.number(
         "--alpha",
         "a probability",
@@ -331,24 +483,20 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser], settings: Client
         "requests needed per version of each resource before promoting (default %(default)s)",
         integer=True,
     )
-    compare.add_argument(
+    parser.add_argument(
         "--resource",
         action="append",
         metavar="RESOURCE",
         help="only entry spans of this resource, e.g. 'POST /speech' (repeatable; default all)",
     )
-    compare.add_argument(
-        "--include-probes",
-        action="store_true",
-        help="keep /healthz, /readyz and /livez spans (left out by default)",
-    )
     flags.duration(
         "--timeout", 10.0, "timeout of each agent or Datadog API request (default %(default)ss)"
     )
-    flags.output_format()
 
 
-def parse_command(argv: Sequence[str] | None = None) -> PollCommand | CompareCommand:
+def parse_command(
+    argv: Sequence[str] | None = None,
+) -> PollCommand | CompareCommand | CanaryCommand:
     settings = load_or_exit(load_settings, PROGRAM)
     args = build_parser(settings).parse_args(argv)
     if args.command == "poll":
@@ -369,16 +517,19 @@ def parse_command(argv: Sequence[str] | None = None) -> PollCommand | CompareCom
             max_error_rate=float(args.max_error_rate),
             output_format=args.format,
         )
+    prog = f"{PROGRAM} {args.command}"
     if args.baseline == args.canary:
-        _Parser(prog=f"{PROGRAM} compare").error("--baseline and --canary must differ")
-    if args.plot is not None and args.plot.suffix.lower() != ".png":
-        _Parser(prog=f"{PROGRAM} compare").error(f"--plot {args.plot}: expected a .png file")
-    return CompareCommand(
+        _Parser(prog=prog).error("--baseline and --canary must differ")
+    plot = getattr(args, "plot", None)
+    if plot is not None and plot.suffix.lower() != ".png":
+        _Parser(prog=prog).error(f"--plot {plot}: expected a .png file")
+    analysis = CompareCommand(
         source="datadog" if args.datadog else "agent",
         agent_url=args.agent,
-        since_s=float(args.since),
+        since_s=float(getattr(args, "since", 0.0)),
+        warmup_s=float(args.warmup),
         datadog_url=args.datadog_url,
-        plot_panels=int(args.plot_panels),
+        plot_panels=int(getattr(args, "plot_panels", 6)),
         service=args.service,
         env=args.env,
         baseline=args.baseline,
@@ -389,9 +540,24 @@ def parse_command(argv: Sequence[str] | None = None) -> PollCommand | CompareCom
             error_margin=float(args.error_margin),
             min_samples=int(args.min_samples),
         ),
-        plot=args.plot,
-        include_probes=bool(args.include_probes),
+        plot=plot,
         resources=tuple(args.resource or ()),
         timeout_s=float(args.timeout),
+        output_format=args.format,
+    )
+    if args.command == "compare":
+        return analysis
+    return CanaryCommand(
+        analysis=analysis,
+        steps=args.steps,
+        interval_s=float(args.interval),
+        max_holds=int(args.max_holds),
+        rate=float(args.rate),
+        gateway_url=args.gateway,
+        mix=args.mix,
+        weights_file=args.weights_file,
+        kube=bool(args.kube),
+        kubectl=args.kubectl,
+        kube_context=args.kube_context,
         output_format=args.format,
     )

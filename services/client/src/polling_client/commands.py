@@ -1,20 +1,18 @@
-"""The two commands, end to end: options in, text out, exit status back."""
+"""The commands, end to end: options in, text out, exit status back."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
 import sys
-from typing import Any
 
-from polling_client.cli import CompareCommand, PollCommand
-from polling_client.datadog import DatadogQuery, fetch_datadog_traces
-from polling_client.datadog import describe as describe_datadog
+from polling_client.analysis import analyse
+from polling_client.cli import CanaryCommand, CompareCommand, PollCommand
 from polling_client.errors import ClientError, ConfigError
 from polling_client.live import LiveDisplay
 from polling_client.poll import run_poll
 from polling_client.report import compare_json, compare_table, poll_json, poll_table
-from polling_client.traces import fetch_traces, select_entry_spans
+from polling_client.window import query_window
 
 
 def poll(command: PollCommand) -> int:
@@ -38,20 +36,6 @@ def poll(command: PollCommand) -> int:
     return 0 if summary.error_rate <= command.max_error_rate else 1
 
 
-def _read_source(command: CompareCommand) -> tuple[str, list[list[dict[str, Any]]]]:
-    """Where the spans come from: its description and the traces (one shape for all)."""
-    if command.source == "datadog":
-        query = DatadogQuery(
-            service=command.service,
-            env=command.env,
-            since_s=command.since_s,
-            api_url=command.datadog_url,
-            timeout_s=command.timeout_s,
-        )
-        return describe_datadog(query), fetch_datadog_traces(query)
-    return command.agent_url, fetch_traces(command.agent_url, command.timeout_s)
-
-
 # The modules of the polling-client[compare] extra (scipy, matplotlib,
 # datadog-api-client): `client compare` runs on a developer's machine; the
 # image, which only runs `client poll`, does not install them.
@@ -72,41 +56,37 @@ def require_compare_extra() -> None:
 def compare_versions(command: CompareCommand) -> int:
     """Print the per-resource comparison and verdict; 1 when there is nothing to compare."""
     require_compare_extra()
-    source, traces = _read_source(command)
-    selection = select_entry_spans(
-        traces, service=command.service, env=command.env, include_probes=command.include_probes
-    )
-    spans = [s for s in selection.spans if not command.resources or s.resource in command.resources]
-    if not spans:
-        where = f" with env {command.env}" if command.env else ""
-        if command.resources:
-            where += " of resource " + " or ".join(repr(r) for r in command.resources)
-        raise ClientError(
-            f"{source} holds no versioned {command.service} entry spans{where}"
-            f" ({len(traces)} traces in total): send traffic first, e.g."
-            " `uv run client poll --count 200`"
+    analysis = analyse(command, query_window(command.since_s))
+    comparison = analysis.comparison
+    if command.output_format == "json":
+        text = compare_json(
+            comparison,
+            source=analysis.source,
+            service=command.service,
+            ignored=analysis.notes,
+            window=analysis.window_document(),
         )
-    # scipy and matplotlib take seconds to import: only needed from here on.
-    from polling_client.plot import plot_latencies
-    from polling_client.verdict import compare, group_spans
-
-    others = sorted({s.version for s in spans} - {command.baseline, command.canary})
-    notes = []
-    if others:
-        notes.append(f"versions not compared: {', '.join(others)}")
-    if selection.unversioned:
-        notes.append(f"{selection.unversioned} entry spans without a version tag left out")
-    if selection.probes:
-        notes.append(f"{selection.probes} health-probe spans left out")
-    comparison = compare(
-        group_spans(spans, command.baseline, command.canary),
-        command.baseline,
-        command.canary,
-        command.thresholds,
-    )
-    render = compare_json if command.output_format == "json" else compare_table
-    print(render(comparison, source=source, service=command.service, ignored=notes))
+    else:
+        text = compare_table(
+            comparison,
+            source=analysis.source,
+            service=command.service,
+            ignored=analysis.notes,
+            window=analysis.window_text(),
+        )
+    print(text)
     if command.plot is not None:
+        # matplotlib takes seconds to import: only when a plot is asked for.
+        from polling_client.plot import plot_latencies
+
         plot_latencies(comparison, command.plot, command.plot_panels)
         print(f"plot written to {command.plot}", file=sys.stderr)
     return 0
+
+
+def canary(command: CanaryCommand) -> int:
+    """The rollout (polling_client.canary): 0 promoted, 1 rolled back or stopped, 130 Ctrl-C."""
+    require_compare_extra()
+    from polling_client.canary import run_canary
+
+    return run_canary(command)

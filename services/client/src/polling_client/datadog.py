@@ -21,17 +21,34 @@ Which endpoint, and why: **Search spans** (``POST /api/v2/spans/events/search``,
   for the canary period (services/client/README.md says so). A random subset would still give
   valid tests, only with less power.
 
+What it asks for: only service entry spans (``@_top_level:1``) of the
+service, the env if given and the two versions compared
+(``version:(v1 OR v2)``), between two absolute timestamps fixed once (the
+query window, :mod:`polling_client.window`), the same for both queries.
+
 Fields used, all documented on the Span model: ``attributes.service``,
 ``span_id``, ``parent_id``, ``trace_id``, ``resource_name``,
-``start_timestamp``/``end_timestamp`` (duration), ``env`` and ``tags``
-(``version:v2``). Errors: the Span model has no documented error flag, so the
-error spans are a second query with the documented search term
-``status:error``; a span is an error when its ``span_id`` is in that set.
+``start_timestamp``/``end_timestamp`` (duration and window), ``env``, ``tags``
+(``version:v2``), ``retained_by`` (spans kept by diversity or flat sampling
+rather than a retention filter are left out: they are not every request) and
+``custom`` (the ``http.status_code`` the tracer set, and ``http.useragent``,
+``http.route``, ``http.url``, which tell a probe). Errors: the Span model
+has no documented error flag, so the error spans are a second query with the
+documented search term ``status:error``; a span is an error when its
+``span_id`` is in that set (it counts as a 5xx when the span has no status).
+
+Pages: the code follows ``meta.page.after`` itself, and stops with one line
+when a cursor comes back a second time or after ``MAX_PAGES`` pages
+(``MAX_PAGES`` x 1000 spans; the endpoint allows 300 requests an hour). An
+answer that is not the documented shape (not JSON, an HTML page, ``data``
+not a list of spans) is one line too, never a traceback.
 
 Rate limits (429 with ``X-RateLimit-Limit/-Period/-Remaining/-Reset``): the
 official client retries, waiting ``X-RateLimit-Reset`` seconds
 (``Configuration(enable_retry=True)`` with its ``ClientRetry`` policy, up to
-5 times). Auth failures (401/403) are one line
+5 times; ``retry_policy`` came in datadog-api-client 2.46.0, the floor in
+pyproject.toml: the Search spans models, ``retained_by`` and ``ClientRetry`` are
+older). Auth failures (401/403) are one line
 and exit status 2 (a configuration problem, like a bad flag).
 
 Where it connects: ``https://api.$DD_SITE`` (DD_SITE read by the client's
@@ -49,9 +66,12 @@ from datetime import datetime
 from typing import Any
 
 from polling_client.errors import ClientError, ConfigError
+from polling_client.window import iso
 
 PAGE_LIMIT = 1000  # the largest page the Search spans endpoint serves
+MAX_PAGES = 50  # per query: 50,000 spans; the endpoint allows 300 requests an hour
 MAX_RETRIES = 5
+ENTRY_SPANS = "@_top_level:1"  # Datadog's search term for service entry spans
 # The sites the client's Configuration accepts for DD_SITE (server 0's enum).
 SITES = (
     "datadoghq.com",
@@ -70,23 +90,31 @@ SITES = (
 class DatadogQuery:
     service: str
     env: str | None
-    since_s: float
+    versions: tuple[str, ...]
+    start_ns: int  # the query window, absolute, the same for every query
+    end_ns: int
     api_url: str | None  # None: https://api.$DD_SITE
     timeout_s: float
 
 
 def describe(query: DatadogQuery) -> str:
     where = query.api_url or f"https://api.{os.environ.get('DD_SITE') or 'datadoghq.com'}"
-    return f"Datadog ({where}, last {query.since_s:g}s)"
+    return f"Datadog ({where})"
 
 
-def _search(query: DatadogQuery, extra: str = "") -> str:
-    terms = [f"service:{query.service}"]
+def search_query(query: DatadogQuery, extra: str = "") -> str:
+    terms = [f"service:{query.service}", ENTRY_SPANS]
     if query.env:
         terms.append(f"env:{query.env}")
+    if query.versions:
+        terms.append(f"version:({' OR '.join(query.versions)})")
     if extra:
         terms.append(extra)
     return " ".join(terms)
+
+
+class _Malformed(Exception):
+    """An answer that is not the documented Search spans shape."""
 
 
 def _check_environment(query: DatadogQuery) -> None:
@@ -106,7 +134,7 @@ def fetch_datadog_traces(query: DatadogQuery) -> list[list[dict[str, Any]]]:
     _check_environment(query)
     # Imported here: the client package is large and only --datadog needs it.
     from datadog_api_client import ApiClient, Configuration
-    from datadog_api_client.exceptions import ApiException
+    from datadog_api_client.exceptions import ApiException, OpenApiException
     from datadog_api_client.rest import ClientRetry
     from datadog_api_client.v2.api.spans_api import SpansApi
     from datadog_api_client.v2.model.spans_list_request import SpansListRequest
@@ -133,30 +161,68 @@ def fetch_datadog_traces(query: DatadogQuery) -> list[list[dict[str, Any]]]:
         request_timeout=query.timeout_s,
     )
 
-    def request(search: str) -> SpansListRequest:
+    def request(search: str, cursor: str | None) -> SpansListRequest:
+        page = (
+            SpansListRequestPage(limit=PAGE_LIMIT)
+            if cursor is None
+            else SpansListRequestPage(limit=PAGE_LIMIT, cursor=cursor)
+        )
         return SpansListRequest(
             data=SpansListRequestData(
                 attributes=SpansListRequestAttributes(
                     filter=SpansQueryFilter(
-                        _from=f"now-{int(query.since_s)}s", to="now", query=search
+                        _from=iso(query.start_ns), to=iso(query.end_ns), query=search
                     ),
-                    page=SpansListRequestPage(limit=PAGE_LIMIT),
+                    page=page,
                     sort=SpansSort.TIMESTAMP_ASCENDING,
                 ),
                 type=SpansListRequestType.SEARCH_REQUEST,
             )
         )
 
+    def every_page(api: SpansApi, search: str) -> list[dict[str, Any]]:
+        spans: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        cursor: str | None = None
+        for _page in range(MAX_PAGES):
+            answer = api.list_spans(request(search, cursor))
+            data = getattr(answer, "data", None)
+            if not isinstance(data, list) or not all(hasattr(s, "attributes") for s in data):
+                raise _Malformed("data is not a list of spans")
+            spans.extend(_plain(s) for s in data)
+            cursor = _after(answer)
+            if cursor is None:
+                return spans
+            if cursor in seen:
+                raise ClientError(
+                    f"the Datadog API at {configuration.host} sent the same page cursor twice"
+                    f" (after {len(seen) + 1} pages of {search!r}): stopped, the answer would"
+                    " never end"
+                )
+            seen.add(cursor)
+        raise ClientError(
+            f"the Datadog API at {configuration.host} still had more spans after {MAX_PAGES}"
+            f" pages of {PAGE_LIMIT} ({search!r}): stopped; narrow the window (--since)"
+        )
+
     try:
         with ApiClient(configuration) as client:
             api = SpansApi(client)  # type: ignore[no-untyped-call]
-            spans = [_plain(s) for s in api.list_spans_with_pagination(request(_search(query)))]
+            spans = every_page(api, search_query(query))
             errors = {
-                str(_plain(s)["attributes"]["span_id"])
-                for s in api.list_spans_with_pagination(request(_search(query, "status:error")))
+                str(s["attributes"]["span_id"])
+                for s in every_page(api, search_query(query, "status:error"))
             }
     except ApiException as exc:
         raise _api_error(exc, configuration.host) from None
+    except (OpenApiException, _Malformed, ValueError, TypeError, AttributeError) as exc:
+        # The client's deserializer raises ApiTypeError/ApiValueError (OpenApiException),
+        # or a plain ValueError/TypeError, on an answer that is not the documented shape.
+        why = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise ClientError(
+            f"the Datadog API at {configuration.host} answered something that is not the"
+            f" documented Search spans shape ({why}): is --datadog-url a Datadog API?"
+        ) from None
     except (HTTPError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         if isinstance(reason, ResponseError):  # statuses retried MAX_RETRIES times
@@ -170,6 +236,17 @@ def fetch_datadog_traces(query: DatadogQuery) -> list[list[dict[str, Any]]]:
     return to_traces(spans, errors)
 
 
+def _after(answer: Any) -> str | None:
+    """``meta.page.after`` of an answer, None on the last page."""
+    page = getattr(getattr(answer, "meta", None), "page", None)
+    after = getattr(page, "after", None)
+    if after is None:
+        return None
+    if not isinstance(after, str):
+        raise _Malformed("meta.page.after is not a string")
+    return after or None
+
+
 FIELDS = (
     "service",
     "env",
@@ -181,6 +258,8 @@ FIELDS = (
     "tags",
     "start_timestamp",
     "end_timestamp",
+    "retained_by",
+    "custom",
 )
 
 
@@ -190,7 +269,10 @@ def _plain(span: Any) -> dict[str, Any]:
     (``to_dict()`` would render them back to text at millisecond precision.)
     """
     attributes = getattr(span, "attributes", None)
-    return {"attributes": {name: getattr(attributes, name, None) for name in FIELDS}}
+    plain = {name: getattr(attributes, name, None) for name in FIELDS}
+    if not plain["span_id"]:
+        raise _Malformed("a span without attributes.span_id")
+    return {"attributes": plain}
 
 
 def _api_error(exc: Any, host: str) -> ClientError:
@@ -227,6 +309,11 @@ def to_traces(spans: Iterable[dict[str, Any]], error_ids: set[str]) -> list[list
         meta = {key: tags[key] for key in ("version", "env") if key in tags}
         if attributes.get("env"):
             meta["env"] = str(attributes["env"])
+        custom = attributes.get("custom")
+        for key in HTTP_FIELDS:
+            value = _custom(custom, key)
+            if value is not None:
+                meta[key] = value
         span_id = str(attributes.get("span_id") or "")
         traces.setdefault(str(attributes.get("trace_id") or ""), []).append(
             {
@@ -235,6 +322,9 @@ def to_traces(spans: Iterable[dict[str, Any]], error_ids: set[str]) -> list[list
                 "resource": attributes.get("resource_name") or "",
                 "span_id": span_id,
                 "parent_id": str(attributes.get("parent_id") or "0"),
+                "trace_id": str(attributes.get("trace_id") or ""),
+                "start": _ns(attributes.get("start_timestamp")),
+                "retained_by": attributes.get("retained_by"),
                 "duration": max(
                     0,
                     _ns(attributes.get("end_timestamp")) - _ns(attributes.get("start_timestamp")),
@@ -244,3 +334,18 @@ def to_traces(spans: Iterable[dict[str, Any]], error_ids: set[str]) -> list[list
             }
         )
     return list(traces.values())
+
+
+# What the selection reads of a span's custom attributes: the status, what
+# tells a probe (traces.is_probe) and an outgoing call (span.kind).
+HTTP_FIELDS = ("http.status_code", "http.useragent", "http.route", "http.url", "span.kind")
+
+
+def _custom(custom: Any, key: str) -> str | None:
+    """A dotted key (``http.status_code``) of a span's custom attributes, nested or flat."""
+    if not isinstance(custom, dict):
+        return None
+    group, _, name = key.partition(".")
+    nested = custom.get(group)
+    value = nested.get(name) if isinstance(nested, dict) else custom.get(key)
+    return None if value is None else str(value)

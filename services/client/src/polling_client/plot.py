@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from polling_client.errors import ClientError
@@ -90,6 +91,40 @@ def plot_latencies(comparison: Comparison, path: Path, max_panels: int = DEFAULT
         f"{comparison.baseline} vs {comparison.canary} latency per resource"
         f" - verdict: {comparison.verdict.value}{more}"
     )
+    _save(figure, path)
+
+
+_VERDICT_COLORS = {
+    "promote": "tab:green",
+    "hold": "tab:orange",
+    "roll back": "tab:red",
+    "set": "tab:blue",
+}
+
+
+def plot_rollout(points: list[tuple[float, int, str]], canary: str, path: Path) -> None:
+    """The canary's weight over a rollout (a step line) and each verdict where it was given.
+
+    ``points``: (seconds since the start, the canary's weight from then on, the
+    verdict given then or "").
+    """
+    figure, axis = plt.subplots(figsize=(8.0, 3.6))
+    times = [t for t, _, _ in points]
+    weights = [w for _, w, _ in points]
+    axis.step(times, weights, where="post", color="tab:gray", label=f"{canary} weight (%)")
+    for verdict, color in _VERDICT_COLORS.items():
+        marked = [(t, w) for t, w, v in points if v == verdict]
+        if marked:
+            axis.scatter(*zip(*marked, strict=True), color=color, zorder=3, label=verdict)
+    axis.set_ylim(-5, 105)
+    axis.set_xlabel("seconds since the rollout began")
+    axis.set_ylabel(f"{canary} weight (%)")
+    axis.legend(loc="upper left", fontsize="small")
+    axis.set_title(f"{canary} rollout: weight and verdicts")
+    _save(figure, path)
+
+
+def _save(figure: Figure, path: Path) -> None:
     figure.tight_layout()
     try:
         figure.savefig(path, dpi=100)

@@ -19,7 +19,7 @@ import math
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -156,6 +156,7 @@ class _Poller:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(options.concurrency)
         self._started = time.monotonic()
+        self._interrupted = False
 
     async def run(self) -> PollSummary:
         loop = asyncio.get_running_loop()
@@ -163,6 +164,7 @@ class _Poller:
         reporter = asyncio.create_task(self._report()) if self._progress else None
 
         def on_signal() -> None:
+            self._interrupted = True
             if not producer.done():
                 producer.cancel()
             else:
@@ -196,7 +198,7 @@ class _Poller:
         elapsed = time.monotonic() - self._started
         if self._progress:
             self._progress(self._tally, elapsed)
-        return self._tally.summary(elapsed)
+        return replace(self._tally.summary(elapsed), interrupted=self._interrupted)
 
     async def _produce(self) -> None:
         options = self._options

@@ -10,7 +10,7 @@ from polling_client.tally import PollSummary
 from polling_client.thresholds import Thresholds
 
 if TYPE_CHECKING:
-    from polling_client.verdict import Comparison, VersionStats
+    from polling_client.verdict import Comparison, ResourceComparison, VersionStats
 
 
 def _ms(value: float) -> str:
@@ -22,7 +22,8 @@ def _pct(value: float | None) -> str:
 
 
 def _number(value: float) -> float | None:
-    return None if math.isnan(value) or math.isinf(value) else round(value, 6)
+    """Six significant digits (not decimals: a p-value of 1e-15 is not 0); None for NaN/inf."""
+    return None if math.isnan(value) or math.isinf(value) else float(f"{value:.6g}")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -96,54 +97,74 @@ def _version_cells(stats: VersionStats) -> list[str]:
     return [
         stats.version,
         str(stats.requests),
-        str(stats.errors),
-        f"{stats.error_rate:.1%}",
+        f"{stats.rejected} ({stats.rejected_rate:.1%})",
+        f"{stats.failed} ({stats.failed_rate:.1%})",
         *[_ms(pct[q]) for q in (50.0, 95.0, 99.0)],
     ]
 
 
-def compare_table(comparison: Comparison, *, source: str, service: str, ignored: list[str]) -> str:
+def _result(item: ResourceComparison) -> str:
+    if item.worse_in:
+        return f"worse: {', '.join(item.worse_in)}"
+    return item.status.value
+
+
+def compare_table(
+    comparison: Comparison, *, source: str, service: str, ignored: list[str], window: str = ""
+) -> str:
     b, c = comparison.baseline, comparison.canary
     header = [
         "resource",
         "version",
         "requests",
-        "errors",
-        "error %",
+        "4xx",
+        "5xx",
         "p50 ms",
         "p95 ms",
         "p99 ms",
         "latency p",
-        "errors p",
+        "5xx p",
+        "4xx p",
         "result",
     ]
     rows: list[list[str]] = []
     for item in comparison.resources:
         tests = item.tests
-        rows.append([item.resource, *_version_cells(item.baseline), "", "", ""])
+        rows.append([item.resource, *_version_cells(item.baseline), "", "", "", ""])
         rows.append(
             [
                 "",
                 *_version_cells(item.canary),
                 _p(tests.latency_p_adjusted),
-                _p(tests.error_p_adjusted),
-                item.status.value,
+                _p(tests.failed_p_adjusted),
+                _p(tests.rejected_p_adjusted),
+                _result(item),
             ]
         )
     lines = [
         f"{service} entry spans from {source}: {b} (baseline) vs {c} (canary), per resource",
-        "",
-        *_table(header, rows),
-        "",
     ]
+    if window:
+        lines.append(f"window: {window}")
+    lines += ["", *_table(header, rows), ""]
     for one in comparison.only_in:
+        judged = f": {one.status.value}" if one.reason else ", not compared"
         lines.append(
-            f"only in {one.version}: {one.resource} ({one.requests} requests, not compared)"
+            f"only in {one.version}: {one.resource} ({one.requests} requests,"
+            f" {one.failures} 4xx/5xx{judged})"
+        )
+    mix = comparison.mix
+    if mix.ran:
+        lines.append(
+            f"resource mix: G-test {mix.statistic:.2f} on {mix.dof} degrees of freedom,"
+            f" p={_p(mix.p_adjusted)} (Holm)"
+            + (f"; differs on {'; '.join(mix.differing)}" if mix.differing else "")
         )
     lines.append(
-        f"tests per resource, one-sided ({c} worse): latency Mann-Whitney U, errors Fisher"
-        f" exact; p-values adjusted with {comparison.correction} over"
-        f" {comparison.family_size} tests (family-wise error <= alpha)"
+        f"tests per resource, one-sided ({c} worse): latency of successful answers (2xx/3xx)"
+        " Mann-Whitney U, 5xx rate and 4xx rate Fisher exact; the resource mix G-test;"
+        f" p-values adjusted with {comparison.correction} over {comparison.family_size} tests"
+        " (family-wise error <= alpha)"
     )
     lines.append(f"thresholds: {comparison.thresholds.describe()}")
     lines.extend(f"note: {text}" for text in ignored)
@@ -152,25 +173,46 @@ def compare_table(comparison: Comparison, *, source: str, service: str, ignored:
     return "\n".join(lines)
 
 
-def compare_json(comparison: Comparison, *, source: str, service: str, ignored: list[str]) -> str:
+def compare_document(
+    comparison: Comparison,
+    *,
+    source: str,
+    service: str,
+    ignored: list[str],
+    window: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     def version(stats: VersionStats) -> dict[str, Any]:
         pct = stats.latency_percentiles()
         return {
             "version": stats.version,
             "requests": stats.requests,
-            "errors": stats.errors,
-            "error_rate": round(stats.error_rate, 6),
+            "successes": stats.successes,
+            "rejected_4xx": stats.rejected,
+            "failed_5xx": stats.failed,
+            "rejected_rate": round(stats.rejected_rate, 6),
+            "failed_rate": round(stats.failed_rate, 6),
             "p50_ms": _number(pct[50.0]),
             "p95_ms": _number(pct[95.0]),
             "p99_ms": _number(pct[99.0]),
         }
 
+    def rate_test(p: float, adjusted: float, diff: float, what: str) -> dict[str, Any]:
+        return {
+            "name": "fisher-exact",
+            "alternative": f"canary {what} more",
+            "p_value": _number(p),
+            "p_adjusted": _number(adjusted),
+            "rate_diff": _number(diff),
+        }
+
     thresholds: Thresholds = comparison.thresholds
-    document = {
+    mix = comparison.mix
+    return {
         "source": source,
         "service": service,
         "baseline": comparison.baseline,
         "canary": comparison.canary,
+        "window": window,
         "correction": {
             "method": "holm",
             "name": comparison.correction,
@@ -190,32 +232,66 @@ def compare_json(comparison: Comparison, *, source: str, service: str, ignored: 
                 "canary": version(item.canary),
                 "latency_test": {
                     "name": "mann-whitney-u",
-                    "alternative": "canary slower",
+                    "alternative": "canary slower (successful answers)",
                     "u": _number(item.tests.latency_u),
                     "p_value": _number(item.tests.latency_p),
                     "p_adjusted": _number(item.tests.latency_p_adjusted),
                     "median_ratio": _number(item.tests.median_ratio),
                 },
-                "error_test": {
-                    "name": "fisher-exact",
-                    "alternative": "canary errs more",
-                    "p_value": _number(item.tests.error_p),
-                    "p_adjusted": _number(item.tests.error_p_adjusted),
-                    "error_rate_diff": _number(item.tests.error_rate_diff),
-                },
+                "failed_test": rate_test(
+                    item.tests.failed_p,
+                    item.tests.failed_p_adjusted,
+                    item.tests.failed_rate_diff,
+                    "fails (5xx)",
+                ),
+                "rejected_test": rate_test(
+                    item.tests.rejected_p,
+                    item.tests.rejected_p_adjusted,
+                    item.tests.rejected_rate_diff,
+                    "rejects (4xx)",
+                ),
                 "status": item.status.value,
+                "worse_in": list(item.worse_in),
                 "reasons": item.reasons,
             }
             for item in comparison.resources
         ],
         "only_in": [
-            {"resource": one.resource, "version": one.version, "requests": one.requests}
+            {
+                "resource": one.resource,
+                "version": one.version,
+                "requests": one.requests,
+                "failures": one.failures,
+                "status": one.status.value,
+                "reason": one.reason,
+            }
             for one in comparison.only_in
         ],
+        "mix_test": {
+            "name": "g-test",
+            "statistic": _number(mix.statistic),
+            "dof": mix.dof,
+            "p_value": _number(mix.p),
+            "p_adjusted": _number(mix.p_adjusted),
+            "differing": mix.differing,
+        },
         "notes": ignored,
         "verdict": comparison.verdict.value,
         "reasons": comparison.reasons,
     }
+
+
+def compare_json(
+    comparison: Comparison,
+    *,
+    source: str,
+    service: str,
+    ignored: list[str],
+    window: dict[str, Any] | None = None,
+) -> str:
+    document = compare_document(
+        comparison, source=source, service=service, ignored=ignored, window=window
+    )
     return json.dumps(document, indent=2)
 
 

@@ -71,6 +71,7 @@ class PollSummary:
     errors: int
     error_reasons: dict[str, int]
     elapsed_s: float
+    interrupted: bool = False  # stopped by SIGINT/SIGTERM, not by its count or duration
 
     @property
     def error_rate(self) -> float:

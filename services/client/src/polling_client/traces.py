@@ -10,8 +10,23 @@ ddtrace puts ``DD_VERSION`` in ``meta["version"]`` and ``DD_ENV`` in
 The span compared is the *service entry span* of text-to-speech: a span of that
 service whose parent is absent (a root) or belongs to another service (e.g. a
 gateway that traces too). It times the whole request inside the front, which
-is what Datadog's deployment comparison uses. Health probes are left out by
-default: they are not user traffic.
+is what Datadog's deployment comparison uses.
+
+Probe traffic is always left out (and counted): a span whose resource, route or
+URL is ``/healthz``, ``/readyz`` or ``/livez`` (``GET /readyz``, ``GET
+/healthz`` ...), or whose ``http.useragent`` starts with ``kube-probe/`` (the
+kubelet's, and the local stack runner's ``kube-probe/stack``). Probes are not
+user traffic, and every pod is probed at the same rate whatever its weight, so
+they would give v1 and v2 equal ``GET /readyz`` counts under a 70/30 split and
+skew the resource-mix test.
+
+Each entry span keeps what the verdict judges by: its HTTP status
+(``meta["http.status_code"]``; without one, the error flag stands for a 5xx),
+its trace id (a request retried by the gateway or the mesh is several entry
+spans of one trace, counted once by :func:`last_attempts`) and its start time
+(``start``, ns since the epoch: the window, :mod:`polling_client.window`).
+Spans Datadog kept by diversity or flat sampling rather than by a retention
+filter (``retained_by``) are left out and counted: they are not every request.
 """
 
 from __future__ import annotations
@@ -26,6 +41,16 @@ from polling_client.errors import ClientError
 
 TRACES_PATH = "/test/traces"
 PROBE_SUFFIXES = ("/healthz", "/readyz", "/livez")
+# A span of these kinds is a call the service made; without a parent in the
+# service (a readiness check's gRPC call, its probe request untraced) it is a
+# root, but not a request to the service.
+OUTGOING_KINDS = ("client", "producer")
+PROBE_USER_AGENT = "kube-probe/"  # the kubelet's probes (kube-probe/1.31), the stack runner's
+
+
+# What a Datadog retention filter writes in ``retained_by``; the other values
+# (diversity_sampling, flat_sampled) are a sample, not every request.
+RETAINED_BY_FILTER = "retention_filter"
 
 
 @dataclass(frozen=True)
@@ -34,13 +59,55 @@ class EntrySpan:
     duration_ms: float
     error: bool
     resource: str
+    status: int | None = None  # HTTP status; None when the span has none
+    trace_id: str = ""
+    start_ns: int = 0
+
+    @property
+    def outcome(self) -> str:
+        """``success`` (2xx/3xx), ``4xx`` (rejected) or ``5xx`` (failed).
+
+        Without a status, the error flag decides between success and 5xx.
+        """
+        if self.status is None:
+            return "5xx" if self.error else "success"
+        if self.status >= 500:
+            return "5xx"
+        if self.status >= 400:
+            return "4xx"
+        return "5xx" if self.error else "success"
 
 
 @dataclass(frozen=True)
 class Selection:
     spans: list[EntrySpan]
     unversioned: int  # entry spans without a version tag (not compared)
-    probes: int  # health-probe entry spans left out
+    probes: int  # probe entry spans left out (see the module docstring)
+    sampled: int = 0  # kept by Datadog's diversity or flat sampling: left out
+    filtered: int = 0  # kept by a retention filter (Datadog only)
+    outgoing: int = 0  # root spans of calls the service made (span.kind client): left out
+
+
+def last_attempts(spans: Iterable[EntrySpan]) -> tuple[list[EntrySpan], int]:
+    """One span per (trace, resource), its last attempt; and how many earlier ones were dropped.
+
+    Spans without a trace id are kept as they are.
+    """
+    last: dict[tuple[str, str], EntrySpan] = {}
+    kept: list[EntrySpan] = []
+    dropped = 0
+    for span in spans:
+        if not span.trace_id:
+            kept.append(span)
+            continue
+        key = (span.trace_id, span.resource)
+        seen = last.get(key)
+        if seen is not None:
+            dropped += 1
+            if seen.start_ns > span.start_ns:
+                continue
+        last[key] = span
+    return kept + sorted(last.values(), key=lambda s: s.start_ns), dropped
 
 
 def fetch_traces(agent_url: str, timeout_s: float = 10.0) -> list[list[dict[str, Any]]]:
@@ -70,11 +137,9 @@ def select_entry_spans(
     *,
     service: str,
     env: str | None = None,
-    include_probes: bool = False,
 ) -> Selection:
     spans: list[EntrySpan] = []
-    unversioned = 0
-    probes = 0
+    unversioned = probes = sampled = filtered = outgoing = 0
     for trace in traces:
         service_of = {
             span.get("span_id"): span.get("service") for span in trace if isinstance(span, dict)
@@ -88,25 +153,52 @@ def select_entry_spans(
             meta = span.get("meta") or {}
             if env is not None and meta.get("env") != env:
                 continue
+            if str(meta.get("span.kind", "")) in OUTGOING_KINDS:
+                outgoing += 1  # a call the service made, not a request to it
+                continue
             resource = str(span.get("resource") or span.get("name") or "")
-            if not include_probes and _is_probe(resource, meta):
+            if is_probe(resource, meta):
                 probes += 1
                 continue
             version = meta.get("version")
             if not version:
                 unversioned += 1
                 continue
+            retained_by = span.get("retained_by")
+            if retained_by:
+                if retained_by != RETAINED_BY_FILTER:
+                    sampled += 1
+                    continue
+                filtered += 1
             spans.append(
                 EntrySpan(
                     version=str(version),
                     duration_ms=float(span.get("duration") or 0) / 1e6,
                     error=bool(span.get("error")),
                     resource=resource,
+                    status=_status(meta.get("http.status_code")),
+                    trace_id=str(span.get("trace_id") or ""),
+                    start_ns=_int(span.get("start")),
                 )
             )
-    return Selection(spans=spans, unversioned=unversioned, probes=probes)
+    return Selection(spans, unversioned, probes, sampled, filtered, outgoing)
 
 
-def _is_probe(resource: str, meta: dict[str, Any]) -> bool:
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _status(value: Any) -> int | None:
+    status = _int(value)
+    return status if 100 <= status <= 599 else None
+
+
+def is_probe(resource: str, meta: dict[str, Any]) -> bool:
+    """A readiness or health probe: by its path, or by the kubelet's user agent."""
+    if str(meta.get("http.useragent", "")).startswith(PROBE_USER_AGENT):
+        return True
     candidates = (resource, str(meta.get("http.route", "")), str(meta.get("http.url", "")))
-    return any(text.rstrip("/").endswith(PROBE_SUFFIXES) for text in candidates)
+    return any(text.split("?")[0].rstrip("/").endswith(PROBE_SUFFIXES) for text in candidates)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.gateway.upstreams import format_upstreams
+from devstack.stackstate import weights_path
 
 LOOPBACK = "127.0.0.1"
 GATEWAY = "local-gateway"
@@ -296,6 +297,7 @@ def _gateway_spec(config: StackConfig, tracing: dict[str, str]) -> ServiceSpec:
             "GATEWAY_ISTIO_DIR": str(config.istio_dir.resolve()),
             "GATEWAY_UPSTREAMS": format_upstreams(upstreams),
             "GATEWAY_RELOAD": "true" if config.reload else "false",
+            "GATEWAY_WEIGHTS_FILE": str(weights_path(config.data_dir.resolve())),
             **admin,
         },
         Probe("tcp", f"{LOOPBACK}:{ports.gateway}"),

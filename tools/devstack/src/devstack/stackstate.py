@@ -27,6 +27,11 @@ def state_path(data_dir: Path) -> Path:
     return data_dir / STATE_DIR / STATE_FILE
 
 
+def weights_path(data_dir: Path) -> Path:
+    """The canary weights the gateway follows (devstack.gateway.weights; `client canary`)."""
+    return data_dir / STATE_DIR / "weights.json"
+
+
 def process_start_ticks(pid: int) -> int | None:
     """Field 22 of /proc/PID/stat (start time in clock ticks since boot), None if gone."""
     try:

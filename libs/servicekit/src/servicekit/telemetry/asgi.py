@@ -13,7 +13,10 @@ ddtrace has no Litestar integration. In Datadog mode the app's ASGI handler
 
 Either way the span is named after the route template once Litestar has
 routed the request (``GET /books/{book_id}``, not ``GET /books/17``), and
-requests that match no route become ``GET 404``. Probe requests (the kubelet's,
+requests that match no route become ``GET <unmatched>``: one fixed resource per
+method, the same whatever the status (a 404 today, a 405 or a 500 tomorrow), so a
+resource's answers can be compared across versions; the status is the
+``http.status_code`` tag. Probe requests (the kubelet's,
 :mod:`servicekit.probes`) get no span in the lean mode. In OTLP mode a small
 OpenTelemetry server span does the same job.
 
@@ -40,10 +43,16 @@ Send = Callable[[Any], Awaitable[None]]
 ASGIApp = Any
 
 
-def route_resource(scope: Scope, status: int) -> str:
-    """``METHOD /route/{template}``, or ``METHOD <status>`` when no route matched."""
+UNMATCHED = "<unmatched>"
+
+
+def route_resource(scope: Scope) -> str:
+    """``METHOD /route/{template}``, or ``METHOD <unmatched>`` when no route matched.
+
+    Never the status: one resource's answers, whatever their status, stay one resource.
+    """
     template = scope.get("path_template")
-    return f"{scope['method']} {template or status}"
+    return f"{scope['method']} {template or UNMATCHED}"
 
 
 # Header names (lower-case bytes, as ASGI gives them) that can carry a trace context.
@@ -100,7 +109,7 @@ class _DatadogRequestSpan:
         async def send_naming_span(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status = message["status"]
-                span.resource = route_resource(scope, status)
+                span.resource = route_resource(scope)
                 template = scope.get("path_template")
                 if template:
                     span._set_attribute("http.route", template)
@@ -139,7 +148,7 @@ class _NameDatadogSpanAfterRouting:
 
         async def send_naming_span(message: Message) -> None:
             if message["type"] == "http.response.start":
-                span.resource = route_resource(scope, message["status"])
+                span.resource = route_resource(scope)
                 template = scope.get("path_template")
                 if template:
                     span._set_attribute("http.route", template)
@@ -178,7 +187,7 @@ class _OtelServerSpan:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                span.update_name(route_resource(scope, status))
+                span.update_name(route_resource(scope))
                 span.set_attribute("http.status_code", status)
                 template = scope.get("path_template")
                 if template:

@@ -13,6 +13,7 @@ from devstack.gateway.istio import IstioConfigError, load_gateway_config
 from devstack.gateway.reload import RouteReloader
 from devstack.gateway.server import MissingUpstreamError, build_proxy, serve
 from devstack.gateway.settings import GatewaySettings, load_settings
+from devstack.gateway.weights import follow_weights
 
 PROGRAM = "local-gateway"
 
@@ -52,7 +53,8 @@ def _serve(settings: GatewaySettings) -> None:
             "upstreams": {d.key: url for d, url in proxy.upstreams.items()},
         },
     )
-    watch = RouteReloader(proxy, settings, config.warnings).watch if settings.reload else None
+    reloader = RouteReloader(proxy, settings, config.warnings).watch if settings.reload else None
+    watch = follow_weights(proxy, settings.weights_file, reloader)
     with asyncio.Runner(loop_factory=_fast_loop_factory()) as runner:
         runner.run(serve(proxy, settings, watch))
 

@@ -6,7 +6,7 @@ to them, and the DestinationRules' subsets. Every field is classified:
 
 - supported: applied with Istio/Envoy semantics;
 - not applicable locally (e.g. DestinationRule ``tls``): a warning naming it;
-- unsupported (e.g. ``fault``, ``uri.regex``): an error naming it; the gateway
+- unsupported (e.g. ``uri.regex``, ``fault.abort.grpcStatus``): an error naming it; the gateway
   refuses to start, so a route is never silently different from the cluster's.
 """
 
@@ -20,6 +20,7 @@ from typing import Any, overload
 import yaml
 from servicekit.durations import parse_duration
 
+from devstack.gateway.fault import parse_fault
 from devstack.gateway.outlier import OutlierPolicy
 from devstack.gateway.retry import (
     DEFAULT_RETRY_POLICY,
@@ -63,7 +64,7 @@ _IGNORED_ISTIO_KINDS = {
 
 _VS_SPEC = {"hosts", "gateways", "http"}
 _VS_SPEC_NOT_APPLICABLE = {"exportTo"}
-_HTTP_ROUTE = {"name", "match", "route", "rewrite", "timeout", "retries"}
+_HTTP_ROUTE = {"name", "match", "route", "rewrite", "timeout", "retries", "fault"}
 _MATCH = {"name", "uri", "headers", "gateways"}
 _STRING_MATCH = {"exact", "prefix"}
 _ROUTE_DESTINATION = {"destination", "weight"}
@@ -391,6 +392,11 @@ class _Builder:
             spec = self.check(http["rewrite"], f"{where}.rewrite", _REWRITE)
             rewrite = Rewrite(uri=spec.get("uri"), authority=spec.get("authority"))
         timeout = self.duration(http.get("timeout"), f"{where}.timeout", None)
+        fault = (
+            parse_fault(http["fault"], f"{where}.fault", self.errors, self.fault_duration)
+            if "fault" in http
+            else None
+        )
         return Route(
             name=str(http.get("name") or where),
             destinations=tuple(destinations),
@@ -400,7 +406,11 @@ class _Builder:
             retry=self.retries(http["retries"], f"{where}.retries")
             if "retries" in http
             else DEFAULT_RETRY_POLICY,
+            fault=fault,
         )
+
+    def fault_duration(self, value: Any, where: str) -> float | None:
+        return None if value is None else self.duration(value, where, None)
 
     def match_request(self, raw: Any, where: str, gateways: list[str]) -> MatchRequest | None:
         spec = self.check(raw, where, _MATCH)

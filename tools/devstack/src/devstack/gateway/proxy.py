@@ -177,6 +177,8 @@ class Proxy:
         if found is None:
             return local_reply(404, "")
         route, match = found
+        if route.fault is not None and (aborted := await route.fault.inject()) is not None:
+            return aborted  # Istio's fault injection (devstack.gateway.fault)
         body: bytes | _StreamedBody | None = None
         if request.body_exists:
             declared = request.content_length

@@ -14,8 +14,12 @@ import itertools
 import random
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from devstack.gateway.retry import DEFAULT_RETRY_POLICY, RetryPolicy
+
+if TYPE_CHECKING:
+    from devstack.gateway.fault import Fault
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,7 @@ class Route:
     rewrite: Rewrite | None = None
     timeout_s: float | None = None
     retry: RetryPolicy = DEFAULT_RETRY_POLICY
+    fault: Fault | None = None  # Istio's fault injection (devstack.gateway.fault)
     _cumulative: list[int] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:

@@ -24,6 +24,8 @@ class GatewaySettings:
     limits: EdgeLimits = field(default_factory=EdgeLimits)
     # The admin API (readiness of the destinations, state); None: no admin API.
     admin_socket: Path | None = None
+    # Canary weights over the Istio files' (devstack.gateway.weights); None: none.
+    weights_file: Path | None = None
 
 
 def load_settings(env: Env | None = None) -> GatewaySettings:
@@ -54,7 +56,15 @@ def load_settings(env: Env | None = None) -> GatewaySettings:
             ),
         ),
         admin_socket=_optional_path(env, "GATEWAY_ADMIN_SOCKET"),
+        weights_file=_weights_file(env),
     )
+
+
+def _weights_file(env: Env) -> Path | None:
+    value = env.optional_text(
+        "GATEWAY_WEIGHTS_FILE", expected="a JSON file of canary weights (unset: none)"
+    )
+    return Path(value) if value else None
 
 
 def _optional_path(env: Env, name: str) -> Path | None:
