@@ -254,3 +254,32 @@ def test_a_panel_has_distinct_readable_tick_labels(low: float, high: float) -> N
     assert len(labels) >= 2
     assert len(labels) == len(set(labels)), labels  # no two ticks print the same text
     assert not any("e" in label for label in labels), labels  # never 3e-01
+
+
+def test_the_stack_agent_s_retention_is_read_and_said(tmp_path) -> None:
+    """The stack's agent answers GET /test/retention; a plain ddapm-test-agent does not."""
+    import sys
+
+    from polling_client.traces import describe_retention, fetch_retention
+    from testkit.process import ServiceProcess, free_port
+
+    assert describe_retention(600) == "10m" and describe_retention(7200) == "2h"
+    assert describe_retention(45) == "45s"
+    port = free_port()
+    agent = ServiceProcess(
+        [
+            sys.executable,
+            "-m",
+            "devstack.apm_agent",
+            "--retention=90s",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            f"--otlp-http-port={free_port()}",
+            f"--otlp-grpc-port={free_port()}",
+        ],
+        name="apm-agent",
+    )
+    with agent:
+        agent.wait_http_ready(f"http://127.0.0.1:{port}/info")
+        assert fetch_retention(f"http://127.0.0.1:{port}") == 90.0
+    assert fetch_retention(f"http://127.0.0.1:{free_port()}", timeout_s=2.0) is None

@@ -15,7 +15,13 @@ from polling_client.cli import CompareCommand
 from polling_client.datadog import DatadogQuery, fetch_datadog_traces
 from polling_client.datadog import describe as describe_datadog
 from polling_client.errors import ClientError
-from polling_client.traces import fetch_traces, last_attempts, select_entry_spans
+from polling_client.traces import (
+    describe_retention,
+    fetch_retention,
+    fetch_traces,
+    last_attempts,
+    select_entry_spans,
+)
 from polling_client.window import Window, both_served, iso
 
 if TYPE_CHECKING:
@@ -65,7 +71,15 @@ def read_source(command: CompareCommand, query: Window) -> tuple[str, list[list[
             timeout_s=command.timeout_s,
         )
         return describe_datadog(datadog), fetch_datadog_traces(datadog)
-    return command.agent_url, fetch_traces(command.agent_url, command.timeout_s)
+    traces = fetch_traces(command.agent_url, command.timeout_s)
+    retention = fetch_retention(command.agent_url, command.timeout_s)
+    if retention is None:
+        return command.agent_url, traces
+    kept = describe_retention(retention)
+    return (
+        f"{command.agent_url} (keeps the last {kept} of traces: stack up --trace-retention)",
+        traces,
+    )
 
 
 def analyse(command: CompareCommand, query: Window) -> Analysis:
@@ -98,6 +112,16 @@ def analyse(command: CompareCommand, query: Window) -> Analysis:
         spans = [s for s in spans if compared is not None and compared.holds(s)]
     outside -= len(spans)
     notes = []
+    retention = (
+        None
+        if command.source == "datadog"
+        else fetch_retention(command.agent_url, command.timeout_s)
+    )
+    if retention is not None:
+        notes.append(
+            f"the test agent keeps the last {describe_retention(retention)} of traces"
+            " (stack up --trace-retention): older requests are not in this analysis"
+        )
     others = sorted({s.version for s in selection.spans} - set(versions))
     if others:
         notes.append(f"versions not compared: {', '.join(others)}")

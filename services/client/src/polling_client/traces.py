@@ -132,6 +132,27 @@ def fetch_traces(agent_url: str, timeout_s: float = 10.0) -> list[list[dict[str,
     return body
 
 
+def fetch_retention(agent_url: str, timeout_s: float = 10.0) -> float | None:
+    """How long the agent keeps traces (the stack's agent, ``GET /test/retention``), if it says.
+
+    A plain ddapm-test-agent keeps everything and has no such route: None.
+    """
+    try:
+        response = httpx.get(agent_url.rstrip("/") + "/test/retention", timeout=timeout_s)
+        seconds = response.json().get("retention_s") if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return float(seconds) if isinstance(seconds, int | float) and seconds > 0 else None
+
+
+def describe_retention(seconds: float) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
+
+
 def select_entry_spans(
     traces: Iterable[list[dict[str, Any]]],
     *,
