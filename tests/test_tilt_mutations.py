@@ -490,8 +490,10 @@ MUTATIONS: list[Mutation] = [
     M(
         "restart-bad-suffix",
         "restart_file=RESTART_FILE, base_suffix='-Base',",
-        'Argument 1 (ref): can\'t parse "speech-mesh/books-Base": invalid reference format: '
-        "repository name (speech-mesh/books-Base) must be lowercase",
+        # Only the client goes through the restart_process extension since the services'
+        # images run the warm parent: the same refusal, for the client's image.
+        'Argument 1 (ref): can\'t parse "speech-mesh/client-Base": invalid reference format: '
+        "repository name (speech-mesh/client-Base) must be lowercase",
         old="restart_file=RESTART_FILE,",
     ),
     # --------------------------------------------------------------- settings
