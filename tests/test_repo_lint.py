@@ -17,7 +17,7 @@ BIN = Path(sys.executable).parent
     [
         ["ruff", "check", "."],
         ["ruff", "format", "--check", "."],
-        ["mypy", "libs", "services", "tools"],
+        ["mypy", "libs", "services", "tools", "bench"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],
 )
