@@ -31,14 +31,13 @@ Scenarios: ``get_one`` (GET /books/1), ``list`` (GET /books, 100 books),
 processes, the Litestar + asyncpg peer and ``pgbench -S``, in the same run, with
 CPU per request and the ratios of issue 24's goal (see ``bench/bench_books_db.py``;
 no Go anchor needed).
-The helpers below (``run_wrk``...) are shared with the other bench scripts.
+The wrk and /proc helpers every bench script uses are in ``bench/benchkit.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -46,77 +45,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from testkit.process import console_script, free_port
+from benchkit import anchor_dir as default_anchor_dir
+from servicekit.scripts import console_script
+from testkit.process import free_port
 
-CONNECTIONS = 32
-SEED_BOOKS = 100
-
-
-_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def to_ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
-    if not match:
-        raise ValueError(f"unexpected wrk latency {text!r}")
-    return float(match.group(1)) * _UNITS_MS[match.group(2)]
-
-
-def wrk_command(
-    url: str, duration: int, load_cpu: int, script: Path | None, connections: int = CONNECTIONS
-) -> list[str]:
-    command = ["taskset", "-c", str(load_cpu), "wrk", "-t1", f"-c{connections}", f"-d{duration}s"]
-    return [*command, "--latency", *(["-s", str(script)] if script else []), url]
-
-
-def parse_wrk(url: str, output: str) -> tuple[float, float, float]:
-    """requests/s, p50 and p99 (ms) from wrk's --latency output; exit on any error."""
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    p50 = to_ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
-    p99 = to_ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
-    for problem in ("Non-2xx or 3xx responses", "Socket errors"):
-        if problem in output:
-            print(f"\nerror: {url}: {problem}:\n{output}", file=sys.stderr)
-            raise SystemExit(1)
-    return rps, p50, p99
-
-
-def run_wrk(
-    url: str, duration: int, load_cpu: int, script: Path | None
-) -> tuple[float, float, float]:
-    command = wrk_command(url, duration, load_cpu, script)
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return parse_wrk(url, output)
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
-def pinned_wrk_args(doc: str | None) -> argparse.Namespace:
-    """--duration/--server-cpu/--load-cpu, after checking wrk and taskset are installed."""
-    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
-    parser.add_argument("--server-cpu", type=int, default=0)
-    parser.add_argument("--load-cpu", type=int, default=1)
-    args = parser.parse_args()
-    for tool in ("wrk", "taskset"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is required (apt-get install wrk util-linux)")
-    return args
-
-
-ANCHOR_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "bench-anchor"
 ANCHOR_BIN = Path("/tmp/bench-anchors/goapi")
 SCENARIOS = ("get_one", "list", "post_mix")
 
 
 def anchor_dir() -> Path:
     """The anchor's folder: ``$BENCH_ANCHOR_DIR`` or ``../shared/bench-anchor`` beside the repo."""
-    folder = Path(os.environ.get("BENCH_ANCHOR_DIR", ANCHOR_DIR))
+    folder = default_anchor_dir()
     if not (folder / "bench_server.sh").exists():
         raise SystemExit(f"no bench anchor at {folder} (set BENCH_ANCHOR_DIR)")
     return folder

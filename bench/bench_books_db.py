@@ -52,8 +52,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-from bench_books import ANCHOR_DIR, CONNECTIONS, SEED_BOOKS, parse_wrk, wrk_command
-from testkit.process import ServiceProcess, child_pids, console_script, free_port
+from benchkit import (
+    CONNECTIONS,
+    SEED_BOOKS,
+    anchor_dir,
+    cpu_seconds,
+    parse_wrk,
+    spent,
+    wrk_command,
+)
+from servicekit.scripts import console_script
+from testkit.process import ServiceProcess, child_pids, free_port
 
 if TYPE_CHECKING:
     from devstack.postgres import LocalPostgres
@@ -128,25 +137,6 @@ def books_processes(env: dict[str, str], count: int, server_cpu: int) -> Iterato
         yield bases, pids
 
 
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids: list[int]) -> dict[int, float]:
-    """User + system CPU of each process (all its threads) still alive."""
-    seconds = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        seconds[pid] = (int(fields[11]) + int(fields[12])) / _TICK
-    return seconds
-
-
-def spent(before: dict[int, float], after: dict[int, float]) -> float:
-    return sum(after[pid] - before.get(pid, 0.0) for pid in after)
-
-
 PEER_PACKAGES = ("litestar", "asyncpg", "uvicorn")
 PEER_POOL = "10"  # the peer's default, as books' BOOKS_DB_POOL_SIZE
 
@@ -165,7 +155,7 @@ def peer_venv() -> Path:
 @contextlib.contextmanager
 def peer_process(database_url: str, server_cpu: int) -> Iterator[Served]:
     """The Litestar + asyncpg peer on uvicorn, pinned to ``server_cpu``; yields its base URL."""
-    app_dir = Path(os.environ.get("BENCH_ANCHOR_DIR", ANCHOR_DIR)) / "pypeer"
+    app_dir = anchor_dir() / "pypeer"
     if not (app_dir / "app.py").exists():
         raise SystemExit(f"no peer at {app_dir} (set BENCH_ANCHOR_DIR)")
     port = free_port()

@@ -25,7 +25,8 @@ import subprocess
 import sys
 from typing import Any
 
-from testkit.process import REPO_ROOT, ServiceProcess, console_script, free_port
+from servicekit.scripts import console_script
+from testkit.process import REPO_ROOT, ServiceProcess, free_port
 
 SERVER = REPO_ROOT / "services" / "client" / "tests" / "contract_server.py"
 

@@ -39,41 +39,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from contextlib import ExitStack
-from pathlib import Path
 
+from benchkit import check_wrk, stack_rss_mb, wrk_percentiles
+from servicekit.scripts import console_script
 from testkit.devstack import (
     free_stack_ports,
-    live_processes_in_groups,
     started_pids,
     wait_for_output,
 )
-from testkit.process import ServiceProcess, console_script, free_port
+from testkit.process import ServiceProcess, free_port
 
 CONNECTIONS = 16
 SCENARIOS = ("direct_v1", "gateway_v1", "gateway_split", "untraced_v1")
-_TO_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def wrk_percentiles(url: str, seconds: int, headers: list[str]) -> dict[str, float]:
+def wrk_percentiles_ms(url: str, seconds: int, headers: list[str]) -> dict[str, float]:
     """``{"50": ms, "99": ms}`` from ``wrk --latency``; exits on any non-2xx or socket error."""
     command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency"]
     for header in headers:
         command += ["-H", header]
     report = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    if "Non-2xx" in report or "Socket errors" in report:
-        print(f"error: {url}:\n{report}", file=sys.stderr)
-        raise SystemExit(1)
-    found = re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s)\s*$", report, re.M)
-    return {p: float(v) * _TO_MS[unit] for p, v, unit in found}
+    check_wrk(url, report)
+    return wrk_percentiles(report)
 
 
 async def _paced_latencies_ms(
@@ -113,18 +107,6 @@ def paced_percentiles(
         "50": values[len(values) // 2],
         "99": values[min(len(values) - 1, int(len(values) * 0.99))],
     }
-
-
-def stack_rss_mb(stack_pid: int, groups: set[int]) -> float:
-    total_kb = 0
-    for pid in {stack_pid, *live_processes_in_groups(groups)}:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        match = re.search(r"^VmRSS:\s+(\d+)", status, re.M)
-        total_kb += int(match.group(1)) if match else 0
-    return total_kb / 1024
 
 
 def rss_during(command: list[str], stack_pid: int, groups: set[int], after_s: float) -> float:
@@ -191,7 +173,7 @@ def main() -> None:
                             lambda: load_rss.append(stack_rss_mb(stack.pid, groups)),
                         )
                         sampler.start()
-                    runs[name].append(wrk_percentiles(url, args.duration, headers))
+                    runs[name].append(wrk_percentiles_ms(url, args.duration, headers))
             for name in SCENARIOS:
                 for percentile in ("50", "99"):
                     value = statistics.median(run[percentile] for run in runs[name])
@@ -208,9 +190,9 @@ def main() -> None:
             for _ in range(args.rounds):
                 for name in ("direct_v1", "gateway_v1", "untraced_v1"):
                     url, header_lines = targets[name]
-                    headers = dict(h.split(": ", 1) for h in header_lines)
+                    paced_headers = dict(h.split(": ", 1) for h in header_lines)
                     paced[name].append(
-                        paced_percentiles(url, headers, args.paced_rate, args.duration)
+                        paced_percentiles(url, paced_headers, args.paced_rate, args.duration)
                     )
             for name in ("direct_v1", "gateway_v1", "untraced_v1"):
                 for percentile in ("50", "99"):

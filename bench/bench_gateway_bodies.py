@@ -19,15 +19,9 @@ import tempfile
 from pathlib import Path
 
 import httpx
+from benchkit import status_mb
 from testkit.books import running_books
 from testkit.process import ServiceProcess, find_repo_root, free_port
-
-
-def _rss_mb(pid: int, field: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} for pid {pid}")
 
 
 async def _post_all(url: str, clients: int, body: bytes) -> collections.Counter[str]:
@@ -65,12 +59,12 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         with ServiceProcess(["local-gateway"], env, name="local-gateway") as gateway:
             gateway.wait_http_ready(f"{url}/books")
-            before = _rss_mb(gateway.pid, "VmRSS")
+            before = status_mb(gateway.pid, "VmRSS")
             statuses = asyncio.run(_post_all(url, args.clients, body))
             print(f"statuses {' '.join(f'{k}x{v}' for k, v in sorted(statuses.items()))}")
             print(f"gateway_rss_before_mb {before:.1f}")
-            print(f"gateway_rss_peak_mb {_rss_mb(gateway.pid, 'VmHWM'):.1f}")
-            print(f"gateway_rss_after_mb {_rss_mb(gateway.pid, 'VmRSS'):.1f}")
+            print(f"gateway_rss_peak_mb {status_mb(gateway.pid, 'VmHWM'):.1f}")
+            print(f"gateway_rss_after_mb {status_mb(gateway.pid, 'VmRSS'):.1f}")
 
 
 if __name__ == "__main__":

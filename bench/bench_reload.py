@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import re
 import statistics
@@ -55,8 +56,9 @@ from pathlib import Path
 
 import httpx
 from devstack.services import Ports
+from servicekit.scripts import console_script
 from testkit.devstack import copy_workspace, free_stack_ports, wait_for_output
-from testkit.process import REPO_ROOT, ServiceProcess, console_script, free_port
+from testkit.process import REPO_ROOT, ServiceProcess, free_port
 
 V1_APP = Path("services/tts_v1/src/tts_v1/app.py")
 ERRORS = Path("libs/servicekit/src/servicekit/http/errors.py")
@@ -88,6 +90,16 @@ def text(url: str, headers: dict[str, str] | None = None) -> str:
 
 def banner(url: str) -> str:
     return text(f"{url}/", {"x-canary": "v1"})
+
+
+def _shows(marker: str, url: str) -> bool:
+    """Does v1's page behind ``url`` show ``marker``?"""
+    return marker in banner(url)
+
+
+def _answers(marker: str, url: str) -> bool:
+    """Does ``url`` answer with ``marker`` in its body?"""
+    return marker in text(url)
 
 
 def weights(text: str, v1: int, v2: int) -> str:
@@ -131,7 +143,9 @@ def edit_rounds(root: Path, ports: Ports, rounds: int) -> dict[str, list[float]]
         started = time.monotonic()
         save(root / V1_APP, original_app.replace("(stable)", marker))
         via, direct = both(
-            lambda m=marker: m in banner(url), lambda m=marker: m in banner(v1_direct), started
+            functools.partial(_shows, marker, url),
+            functools.partial(_shows, marker, v1_direct),
+            started,
         )
         figures.setdefault("edit_to_answer_s", []).append(via)
         figures.setdefault("edit_to_answer_direct_s", []).append(direct)
@@ -267,7 +281,7 @@ def container(rounds: int) -> dict[str, list[float]]:
                 subprocess.run(
                     [docker, "exec", name, "sh", "-c", "kill -HUP 1"], check=True, timeout=60
                 )
-                seconds = until(lambda m=marker: m in text(f"{url}/"), started)
+                seconds = until(functools.partial(_answers, marker, f"{url}/"), started)
                 figures.setdefault("container_edit_to_answer_s", []).append(seconds)
                 figures.setdefault("container_reload_to_answer_s", []).append(
                     seconds - (reloaded - started)

@@ -24,9 +24,10 @@ import tempfile
 import time
 
 import httpx
-from bench_gateway import stack_rss_mb
+from benchkit import stack_rss_mb
+from servicekit.scripts import console_script
 from testkit.devstack import free_stack_ports, started_pids, wait_for_output
-from testkit.process import ServiceProcess, console_script
+from testkit.process import ServiceProcess
 
 
 def _groups(stack: ServiceProcess) -> set[int]:

@@ -20,17 +20,14 @@ traced run really exported.) Goal: ``ratio_rps_on_off >= 0.7``.
 
 from __future__ import annotations
 
-import os
-import sys
 import tempfile
 from pathlib import Path
 
 import httpx
-from testkit.process import ServiceProcess, console_script, free_port
+from benchkit import SEED_BOOKS, cpu_seconds, pinned_wrk_args, run_wrk
+from servicekit.scripts import console_script
+from testkit.process import ServiceProcess, free_port
 from testkit.testagent import ApmTestAgent
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_books import SEED_BOOKS, pinned_wrk_args, run_wrk
 
 
 def seed(base: str) -> None:
@@ -38,12 +35,6 @@ def seed(base: str) -> None:
         for i in range(SEED_BOOKS):
             body = {"title": f"Book {i}", "author": f"Author {i}", "description": "x" * 200}
             http.post("/books", json=body).raise_for_status()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process (all its threads) has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(
@@ -60,9 +51,11 @@ def measure(
             db.with_suffix(".seeded").touch()
         # Warm-up (connections, caches, first traces) outside the measurement.
         run_wrk(f"{base}/books/1", 1, load_cpu, None)
-        cpu_before = cpu_seconds(server.pid)
+        cpu_before = cpu_seconds([server.pid])[server.pid]
         rps, p50, p99 = run_wrk(f"{base}/books/1", duration, load_cpu, None)
-        cpu_us_per_request = (cpu_seconds(server.pid) - cpu_before) / (rps * duration) * 1e6
+        cpu_us_per_request = (
+            (cpu_seconds([server.pid])[server.pid] - cpu_before) / (rps * duration) * 1e6
+        )
         return rps, p50, p99, cpu_us_per_request
 
 

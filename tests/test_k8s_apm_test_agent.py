@@ -1,6 +1,6 @@
 """The in-cluster Datadog APM test agent (k8s/apm-test-agent, `tilt up -- --apm=test-agent`).
 
-Its manifests pass every check the others do (tests/test_k8s_render.py,
+Its manifests pass every check the others do (tools/repocheck/tests/test_k8s_render.py,
 `repocheck`); here: the image it runs is the version the local stack and the
 tests run, built from a Dockerfile hadolint accepts, and the agent stays out
 of the mesh.

@@ -1,7 +1,7 @@
 """The SQLite store's own rules: where writes run, the WAL, the schema migration.
 
 Writes run on the event loop and go to the writer thread while another
-connection holds the write lock (see :mod:`books.repository`). These tests
+connection holds the write lock (see :mod:`books.sqlite`). These tests
 hold that lock from a ``sqlite3`` connection of their own, as a second process
 or a shell would, and drive the real books process over HTTP.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from books.migrations import MIGRATIONS
-from books.repository import CHECKPOINT_EVERY_WRITES, WRITER_BUSY_TIMEOUT_MS
+from books.sqlite import CHECKPOINT_EVERY_WRITES, WRITER_BUSY_TIMEOUT_MS
 from testkit.books import running_books
 from testkit.devstack import wait_for_output
 from testkit.process import ServiceProcess, console_script, free_port

@@ -52,8 +52,6 @@ class SynthesisCounters:
     """Per-process counts, logged with every backend synthesis."""
 
     backend_syntheses: int = 0
-    cache_hits: int = 0
-    joined_flights: int = 0
 
 
 @dataclass

@@ -10,9 +10,20 @@ from servicekit.http import healthz_route, json_api, readiness_route
 
 from books.routes import book_routes
 from books.settings import Settings
-from books.store import create_store
+from books.store import Store
 
 MAX_BODY_BYTES = 64 * 1024
+
+
+def create_store(settings: Settings) -> Store:
+    """The store ``settings`` ask for (not opened yet): PostgreSQL when a URL is set."""
+    if settings.postgres_url is not None:
+        from books.postgres import PostgresStore
+
+        return PostgresStore(settings)
+    from books.sqlite import SqliteStore
+
+    return SqliteStore(settings.db_path, settings.db_synchronous)
 
 
 def create_app(settings: Settings) -> Litestar:

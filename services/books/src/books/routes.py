@@ -10,7 +10,7 @@ Reads are plain functions on SQLite (its reads are synchronous, see
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, Protocol, cast
+from typing import Annotated, Any, cast
 
 from litestar import Request, Response, Router, delete, get, patch, post, put
 from litestar.exceptions import NotFoundException, ValidationException
@@ -19,8 +19,7 @@ from litestar.params import Parameter
 from servicekit.http import JsonBytes, error_response
 
 from books.models import MAX_ID, Book, BookIn, BookPatch
-from books.repository import BookStore
-from books.store import Store, StoreFull, StoreUnavailable
+from books.store import AwaitedReads, Store, StoreFull, StoreUnavailable, reads_on_loop
 
 log = logging.getLogger("books.routes")
 
@@ -68,14 +67,8 @@ def _found(book_id: int, body: bytes | None) -> Response[Book]:
     return _json(body)
 
 
-class AsyncReads(Protocol):
-    async def get_json(self, book_id: int) -> bytes | None: ...
-
-    async def list_json(self, limit: int, offset: int) -> bytes: ...
-
-
 def _read_handlers(store: Store) -> list[HTTPRouteHandler]:
-    if isinstance(store, BookStore):  # SQLite: synchronous reads, on the loop
+    if reads_on_loop(store):  # SQLite: synchronous reads, on the loop
 
         @get("/", summary="List books ordered by id", sync_to_thread=False)
         def list_books(limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> Response[list[Book]]:
@@ -88,7 +81,7 @@ def _read_handlers(store: Store) -> list[HTTPRouteHandler]:
 
         return [list_books, get_book]
 
-    reads = cast(AsyncReads, store)
+    reads = cast(AwaitedReads, store)
 
     @get("/", summary="List books ordered by id")
     async def list_books_async(

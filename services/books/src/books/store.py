@@ -1,17 +1,21 @@
-"""Where books are kept: SQLite (embedded default) or PostgreSQL (shared by replicas).
+"""What the routes need of a books store, and the errors a store raises.
+
+A leaf: the backends (:mod:`books.sqlite`, :mod:`books.postgres`) import it,
+it imports neither; the app picks one (:func:`books.app.create_store`).
 
 Both stores answer with the API's JSON already encoded, byte for byte the same
-on both. The SQLite store reads synchronously on the event loop (a primary-key
-lookup is faster than any hand-off; see :mod:`books.repository`), so the
-routes use its reads as plain functions; PostgreSQL reads are awaited.
+on both. Their reads differ in kind: SQLite's run on the event loop without
+awaiting (a primary-key lookup is faster than any hand-off; see
+:mod:`books.sqlite`), PostgreSQL's are awaited. :class:`LoopReads` and
+:class:`AwaitedReads` name the two; :func:`reads_on_loop` tells which a store has.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import inspect
+from typing import Protocol, TypeGuard
 
 from books.models import BookIn, BookPatch
-from books.settings import Settings
 
 
 class StoreUnavailable(Exception):
@@ -40,12 +44,29 @@ class Store(Protocol):
     async def delete(self, book_id: int) -> bool: ...
 
 
-def create_store(settings: Settings) -> Store:
-    """The store ``settings`` ask for (not opened yet)."""
-    if settings.postgres_url is not None:
-        from books.postgres import PostgresStore
+class LoopReads(Protocol):
+    """Reads that answer at once, on the event loop (no await)."""
 
-        return PostgresStore(settings)
-    from books.repository import BookStore
+    def get_json(self, book_id: int) -> bytes | None: ...
 
-    return BookStore(settings.db_path, settings.db_synchronous)
+    def list_json(self, limit: int, offset: int) -> bytes: ...
+
+
+class AwaitedReads(Protocol):
+    """Reads that are awaited."""
+
+    async def get_json(self, book_id: int) -> bytes | None: ...
+
+    async def list_json(self, limit: int, offset: int) -> bytes: ...
+
+
+def reads_on_loop(store: object) -> TypeGuard[LoopReads]:
+    """Does ``store`` read on the event loop (plain functions), not by coroutines?"""
+    get_json = getattr(store, "get_json", None)
+    list_json = getattr(store, "list_json", None)
+    return (
+        callable(get_json)
+        and callable(list_json)
+        and not inspect.iscoroutinefunction(get_json)
+        and not inspect.iscoroutinefunction(list_json)
+    )

@@ -27,9 +27,7 @@ class CachedStreaming:
         hit = await self._cached(job)
         if hit is not None:
             return hit
-        produced, joined = await self._flights.run(job.id, lambda: self._synthesize(job))
-        if joined:
-            self._deps.counters.joined_flights += 1
+        produced, _joined = await self._flights.run(job.id, lambda: self._synthesize(job))
         return produced
 
     async def _cached(self, job: SpeechJob) -> Produced | None:
@@ -38,7 +36,6 @@ class CachedStreaming:
             spans.record_cache_hit(span, stored is not None)
         if stored is None:
             return None
-        self._deps.counters.cache_hits += 1
         return Produced(job, stored, cached=True)
 
     async def _synthesize(self, job: SpeechJob) -> Produced:

@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 SUPERUSER = "postgres"
@@ -304,9 +303,3 @@ class LocalPostgres:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def running_postgres(base_dir: Path, port: int, *, durable: bool = True) -> Iterator[LocalPostgres]:
-    with LocalPostgres(base_dir, port, durable=durable) as server:
-        yield server

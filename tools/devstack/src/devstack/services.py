@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from servicekit.scripts import console_script
+
 from devstack.gateway.upstreams import format_upstreams
 from devstack.stackstate import weights_path
 
@@ -131,15 +133,6 @@ class ServiceSpec:
     def args(self) -> list[str]:
         """The arguments after the console script."""
         return self.command[len(PREFORK) + 1 if self.warm else 1 :]
-
-
-def console_script(name: str) -> str:
-    """The workspace's console script next to the running interpreter (the uv venv).
-
-    The one lookup: the test and bench harness (``testkit.process``) uses it too.
-    """
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else name
 
 
 def warm_spec(

@@ -68,9 +68,6 @@ class Workspace:
     def source_dirs(self, member: Member) -> list[Path]:
         return [m.source_dir for m in self.closure(member) if m.source_dir.is_dir()]
 
-    def all_source_dirs(self) -> list[Path]:
-        return [m.source_dir for m in self.members.values() if m.source_dir.is_dir()]
-
     def metadata_dirs(self) -> list[Path]:
         """Where ``pyproject.toml`` / ``uv.lock`` files live: the root and every member."""
         return [self.root, *(m.path for m in self.members.values())]

@@ -33,8 +33,6 @@ class AccessLogMiddleware:
     def __init__(self, app: ASGIApp, logger: logging.Logger = access_logger) -> None:
         self.app = app
         self.logger = logger
-        # Forward attribute access (e.g. ``.openapi_schema``) by keeping a handle.
-        self.wrapped = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (

@@ -23,7 +23,7 @@ import logging
 import multiprocessing
 import signal
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
@@ -61,7 +61,6 @@ class _Worker:
     cancelled_job: Synchronized[int]
     current: _Job | None = None
     reader: threading.Thread | None = None
-    synthesized: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,13 +68,6 @@ class EngineInfo:
     sample_rate: int
     voices: tuple[NativeVoice, ...]
     deterministic: bool
-
-
-@dataclass
-class PoolStats:
-    segments_synthesized: int = 0
-    segments_aborted: int = 0
-    per_worker: dict[int, int] = field(default_factory=dict)
 
 
 def _worker_main(connection: Connection, cancelled_job: Synchronized[int]) -> None:
@@ -115,7 +107,6 @@ class EspeakPool:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.stats = PoolStats()
         # By index: workers start concurrently and a replacement takes its slot.
         self._workers: dict[int, _Worker] = {}
         self._idle: collections.deque[_Worker] = collections.deque()
@@ -217,12 +208,6 @@ class EspeakPool:
                 worker.current = None
                 if job is None or job.job_id != job_id:
                     continue
-                worker.synthesized += 1
-                if status == "ok":
-                    self.stats.segments_synthesized += 1
-                    self.stats.per_worker[worker.index] = worker.synthesized
-                elif status == "aborted":
-                    self.stats.segments_aborted += 1
                 if not self._closed:
                     self._idle.append(worker)
             log.debug(

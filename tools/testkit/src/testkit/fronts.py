@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
-from devstack.services import console_script
+from servicekit.scripts import console_script
 
 from testkit.process import ServiceProcess, free_port
 

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -181,10 +180,6 @@ def build_image(build: ImageBuild, *, tag: str | None = None) -> float:
             f"image {tag or build.tag}: docker build failed at step {step}\n{tail(log)}"
         )
     return time.monotonic() - started
-
-
-def image_size(image: str) -> int:
-    return int(docker("image", "inspect", "--format", "{{.Size}}", image).strip())
 
 
 # --------------------------------------------------------------------------- pod specs
@@ -514,8 +509,3 @@ def run_once(
         timeout=300,
         check=False,
     )
-
-
-def scratch_dir(prefix: str) -> Path:
-    """A host folder for a container's volumes (the container's uid may own parts of it)."""
-    return Path(tempfile.mkdtemp(prefix=prefix))

@@ -33,7 +33,7 @@ def test_the_dockerfile_reads_right_for_each_service(service: str) -> None:
     assert f"services/{service}/src" in sources
     others = [s for s in SERVICES if s != service]
     assert not any(f"services/{o}/src" in sources for o in others)
-    assert "libs/testkit/src" not in sources and not any("tests" in s for s in sources)
+    assert "tools/testkit/src" not in sources and not any("tests" in s for s in sources)
 
 
 def test_the_client_image_has_curl_for_the_in_mesh_walkthrough() -> None:

@@ -1,4 +1,6 @@
-"""Helpers for the tests of the Kubernetes checks (tests/test_k8s_*.py).
+"""Helpers for the tests of the Kubernetes checks.
+
+Used by tools/repocheck/tests/test_k8s_*.py and tests/test_k8s_*.py.
 
 The repository's manifests are rendered once per test session
 (:func:`repo_rendered`, cached); a negative test copies ``k8s/`` (and the

@@ -22,7 +22,7 @@ from types import TracebackType
 import httpx
 
 # The one console-script lookup, shared with the stack runner (re-exported for tests).
-from devstack.services import console_script
+from servicekit.scripts import console_script
 
 
 def find_repo_root() -> Path:

@@ -68,7 +68,7 @@ from books.migrations import MIGRATIONS
 from books.models import BookIn, BookPatch
 from books.store import StoreFull, StoreUnavailable
 
-log = logging.getLogger("books.repository")
+log = logging.getLogger("books.sqlite")
 
 CHECKPOINT_EVERY_WRITES = 1000
 WRITER_BUSY_TIMEOUT_MS = 5000
@@ -147,7 +147,7 @@ def _unavailable(error: sqlite3.Error, path: Path) -> Exception:
     return error
 
 
-class BookStore:
+class SqliteStore:
     """The books table in SQLite. :meth:`open` before use, :meth:`close` at shutdown."""
 
     backend = "sqlite"
@@ -214,13 +214,13 @@ class BookStore:
     @property
     def writer(self) -> aiosqlite.Connection:
         if self._writer is None:
-            raise RuntimeError("BookStore is not open")
+            raise RuntimeError("SqliteStore is not open")
         return self._writer
 
     @property
     def reader(self) -> sqlite3.Connection:
         if self._reader is None:
-            raise RuntimeError("BookStore is not open")
+            raise RuntimeError("SqliteStore is not open")
         return self._reader
 
     async def ping(self) -> None:

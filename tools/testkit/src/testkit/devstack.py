@@ -17,7 +17,8 @@ from pathlib import Path
 
 import httpx
 from aiohttp import web
-from devstack.services import Ports, console_script
+from devstack.services import Ports
+from servicekit.scripts import console_script
 
 from testkit.process import ServiceProcess, free_port
 
