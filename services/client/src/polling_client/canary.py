@@ -240,7 +240,7 @@ def _load_or_wait(command: CanaryCommand) -> None:
         raise Interrupted
 
 
-def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+def _raise_interrupted(_signum: int, _frame: FrameType | None) -> None:
     raise Interrupted
 
 

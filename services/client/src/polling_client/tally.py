@@ -10,7 +10,6 @@ version is its part of all text-to-speech requests.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -139,7 +138,3 @@ def _row_order(name: str) -> tuple[int, str]:
     if name == NO_VERSION_ROW:
         return (1, name)
     return (0, name)
-
-
-def finite_or_none(value: float) -> float | None:
-    return None if math.isnan(value) else value
