@@ -36,7 +36,7 @@ class Migration:
 
 # What every read returns for a book: the API's JSON object, fields in API order.
 # SQLite keeps it in a STORED generated column (``doc``), computed once per
-# write instead of once per row read (a page of 100 books: 82 us -> 34 us).
+# write instead of once per row read: a page of books is the stored strings joined.
 BOOK_JSON_SQLITE = (
     "json_object('id', id, 'title', title, 'author', author, 'description', description,"
     " 'created_at', created_at, 'updated_at', updated_at)"

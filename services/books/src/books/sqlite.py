@@ -8,9 +8,9 @@ Where statements run:
 
 - **Writes, on the event loop** (``synchronous=NORMAL``, the default): in WAL
   mode with ``NORMAL`` a commit is a ``write()`` into the page cache, no
-  ``fsync``, about 16 us, far less than handing the statement to a thread
-  and back (about 125 us of CPU per write with aiosqlite, mostly thread
-  wake-ups; pinned to one core it was worse). One statement at a time on the
+  ``fsync``: far cheaper than handing the statement to a thread and back
+  (aiosqlite's thread wake-ups cost several times the write itself;
+  ``bench/bench_books.py`` measures it). One statement at a time on the
   loop also means concurrent requests never interleave inside a write. The
   loop's connection never waits: ``busy_timeout`` is 0 and it never
   checkpoints (``wal_autocheckpoint=0``).

@@ -1,25 +1,9 @@
 """Reads the text-to-speech entry spans from Datadog's API (``client compare --datadog``).
 
-Which endpoint, and why: **Search spans** (``POST /api/v2/spans/events/search``,
-``SpansApi.list_spans_with_pagination`` of the official ``datadog-api-client``).
-
-- The verdict tests the *distribution* of latencies per resource (Mann-Whitney
-  U is a rank test): it needs one duration per request. The two aggregate
-  sources the issue names give summaries only: spans analytics aggregate
-  (``POST /api/v2/spans/analytics/aggregate``) returns counts and percentiles
-  per group, the ``trace.*`` metrics (``trace.<span>.hits/.errors`` and the
-  ``trace.<span>`` distribution by ``version`` and ``resource_name``) return
-  counts and percentiles per time bucket. With those, either the test becomes
-  a different one per source (no longer "one verdict code path") or it is
-  faked from percentiles. Search spans returns the spans themselves, so the
-  test agent, the in-cluster test agent and Datadog feed the very same
-  selection (:func:`polling_client.traces.select_entry_spans`) and verdict.
-- Its cost: it reads *indexed* spans (those kept by retention filters, 15
-  days), 1000 per page, and is rate limited to 300 requests an hour. For a
-  canary comparison over ``--since 30m`` that is a few pages; for the counts to
-  be every request, add a retention filter ``service:text-to-speech`` at 100 %
-  for the canary period (services/client/README.md says so). A random subset would still give
-  valid tests, only with less power.
+Search spans (``POST /api/v2/spans/events/search``,
+``SpansApi.list_spans_with_pagination`` of the official ``datadog-api-client``),
+because the verdict needs one duration per request, which the aggregate
+endpoints do not give: docs/decisions/0001-datadog-search-spans.md.
 
 What it asks for: only service entry spans (``@_top_level:1``) of the
 service, the env if given and the two versions compared
