@@ -22,21 +22,21 @@ from types import TracebackType
 import httpx
 
 # The one console-script lookup, shared with the stack runner (re-exported for tests).
+from devstack.workspace import find_workspace_root
 from servicekit.scripts import console_script
 
 
 def find_repo_root() -> Path:
-    """The uv workspace root: the nearest ``pyproject.toml`` declaring ``[tool.uv.workspace]``.
+    """The uv workspace root (:func:`devstack.workspace.find_workspace_root`, the one lookup).
 
     Searched upwards from the working directory, then from this file, so it
     holds whether ``testkit`` is installed editable, as a wheel, or imported
     from a checkout.
     """
     for start in (Path.cwd(), Path(__file__).resolve().parent):
-        for directory in (start, *start.parents):
-            pyproject = directory / "pyproject.toml"
-            if pyproject.is_file() and "[tool.uv.workspace]" in pyproject.read_text():
-                return directory
+        root = find_workspace_root(start)
+        if root is not None:
+            return root
     raise RuntimeError(
         f"no uv workspace (pyproject.toml with [tool.uv.workspace]) above {Path.cwd()}"
     )

@@ -9,10 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from devstack.workspace import find_workspace_root
 
 Obj = dict[str, Any]
 
-REPO_ROOT = Path(__file__).resolve().parents[5]
+# The workspace this code is in (devstack.workspace: the one lookup of the repository root).
+_ROOT = find_workspace_root(Path(__file__).resolve().parent)
+if _ROOT is None:
+    raise RuntimeError("repocheck runs from a checkout of the uv workspace: none found")
+REPO_ROOT = _ROOT
 K8S_DIR = "k8s"
 
 
