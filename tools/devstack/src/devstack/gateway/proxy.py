@@ -39,7 +39,7 @@ from yarl import URL
 from devstack.gateway.endpoints import Endpoints
 from devstack.gateway.http1 import EdgeLimits, headers_too_large, local_reply, make_server
 from devstack.gateway.outlier import OutlierDetector, OutlierPolicy
-from devstack.gateway.retry import Failure, backoff_s
+from devstack.gateway.retry import Failure, RetryPolicy, backoff_s
 from devstack.gateway.routing import Destination, Route, RouteTable, rewrite_path
 
 log = logging.getLogger("devstack.gateway")
@@ -228,96 +228,95 @@ class Proxy:
         headers: CIMultiDict[str],
         body: bytes | _StreamedBody | None,
     ) -> web.StreamResponse:
-        assert self._session is not None, "Proxy.start() not awaited"
+        """Try destinations until one answers for good, a retry is not allowed, or none is left."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + route.timeout_s if route.timeout_s else None
         policy = route.retry
         tried: set[Destination] = set()
-        chosen = self._choose(route, tried)
-        if chosen is None:
-            return _envoy_error(503, "no healthy upstream")
-        destination = chosen
+        destination = self._choose(route, tried)
         retry = 0
         # Envoy's upstream_request_started: some try has sent bytes upstream.
         sent = _Sent()
-        while True:
+        while destination is not None:
             started = loop.time()
-            try_deadline = deadline
-            if policy.per_try_timeout_s is not None:
-                per_try_end = started + policy.per_try_timeout_s
-                try_deadline = per_try_end if deadline is None else min(deadline, per_try_end)
-            url = URL(self.upstreams[destination] + upstream_path, encoded=True)
-            data = body.chunks() if isinstance(body, _StreamedBody) else body
-            failure: Failure
-            try:
-                async with asyncio.timeout_at(try_deadline):
-                    upstream = await self._session.request(
-                        request.method,
-                        url,
-                        headers=headers,
-                        data=data,
-                        allow_redirects=False,
-                        # A streamed body waits for the upstream's 100 Continue: an
-                        # upstream that refuses it (413) answers before any of it is
-                        # sent, instead of resetting a connection being written to.
-                        expect100=isinstance(body, _StreamedBody),
-                        trace_request_ctx=sent,
-                    )
-            except _BadBody as error:
-                return _closing(error.status, error.text)
-            except TimeoutError:
-                if deadline is not None and loop.time() >= deadline:
-                    return _envoy_error(504, "upstream request timeout")
-                failure = Failure.PER_TRY_TIMEOUT
-            except aiohttp.ClientConnectorError:
-                failure = Failure.CONNECT_FAILURE
-            except (aiohttp.ClientError, OSError):
-                failure = Failure.RESET
-            else:
-                upstream_ms = int((loop.time() - started) * 1000)
-                status = upstream.status
-                self.outlier.record_status(destination, status)
-                if (
-                    retry < policy.attempts
-                    and policy.retries_status(status)
-                    and _replayable(body)
-                    and _time_left(loop, deadline)
-                ):
-                    upstream.close()
-                    retry += 1
-                    tried.add(destination)
-                    chosen = await self._next_try(route, tried, retry, deadline)
-                    if chosen is None:
-                        return _envoy_error(503, "no healthy upstream")
-                    destination = chosen
-                    continue
-                return await _relay(request, upstream, upstream_ms, deadline)
-            if isinstance(body, _StreamedBody) and body.error is not None:
-                return _closing(body.error.status, body.error.text)
-            if destination not in self.endpoints.unready:
-                # One the stack is restarting failed because of that: not an outlier.
-                self.outlier.record_failure(destination)
-            if (
-                retry < policy.attempts
-                and policy.retries_failure(failure, request_started=sent.started)
-                and _replayable(body)
-            ):
-                retry += 1
-                tried.add(destination)
-                if _time_left(loop, deadline):
-                    chosen = await self._next_try(route, tried, retry, deadline)
-                    if chosen is None:
-                        return _envoy_error(503, "no healthy upstream")
-                    destination = chosen
-                    continue
-            if failure is Failure.PER_TRY_TIMEOUT:
-                return _envoy_error(504, "upstream request timeout")
-            reason = "connection failure" if failure is Failure.CONNECT_FAILURE else "reset"
-            return _envoy_error(
-                503,
-                "upstream connect error or disconnect/reset before headers. "
-                f"reset reason: {reason}",
+            outcome = await self._try_once(
+                request, destination, upstream_path, headers, body, policy, deadline, sent
             )
+            if isinstance(outcome, web.StreamResponse):
+                return outcome  # a broken client body, or the route's deadline passed
+            if isinstance(outcome, aiohttp.ClientResponse):
+                self.outlier.record_status(destination, outcome.status)
+                again = policy.retries_status(outcome.status)
+            else:
+                if destination not in self.endpoints.unready:
+                    # One the stack is restarting failed because of that: not an outlier.
+                    self.outlier.record_failure(destination)
+                again = policy.retries_failure(outcome, request_started=sent.started)
+            if not (
+                again
+                and retry < policy.attempts
+                and _replayable(body)
+                and _time_left(loop, deadline)
+            ):
+                if isinstance(outcome, aiohttp.ClientResponse):
+                    upstream_ms = int((loop.time() - started) * 1000)
+                    return await _relay(request, outcome, upstream_ms, deadline)
+                return _failure_answer(outcome)
+            if isinstance(outcome, aiohttp.ClientResponse):
+                outcome.close()
+            retry += 1
+            tried.add(destination)
+            destination = await self._next_try(route, tried, retry, deadline)
+        return _envoy_error(503, "no healthy upstream")
+
+    async def _try_once(
+        self,
+        request: web.BaseRequest,
+        destination: Destination,
+        upstream_path: str,
+        headers: CIMultiDict[str],
+        body: bytes | _StreamedBody | None,
+        policy: RetryPolicy,
+        deadline: float | None,
+        sent: _Sent,
+    ) -> aiohttp.ClientResponse | Failure | web.StreamResponse:
+        """One try: the upstream's answer, why there was none, or the gateway's own answer."""
+        assert self._session is not None, "Proxy.start() not awaited"
+        loop = asyncio.get_running_loop()
+        try_deadline = deadline
+        if policy.per_try_timeout_s is not None:
+            per_try_end = loop.time() + policy.per_try_timeout_s
+            try_deadline = per_try_end if deadline is None else min(deadline, per_try_end)
+        url = URL(self.upstreams[destination] + upstream_path, encoded=True)
+        data = body.chunks() if isinstance(body, _StreamedBody) else body
+        failure: Failure
+        try:
+            async with asyncio.timeout_at(try_deadline):
+                return await self._session.request(
+                    request.method,
+                    url,
+                    headers=headers,
+                    data=data,
+                    allow_redirects=False,
+                    # A streamed body waits for the upstream's 100 Continue: an
+                    # upstream that refuses it (413) answers before any of it is
+                    # sent, instead of resetting a connection being written to.
+                    expect100=isinstance(body, _StreamedBody),
+                    trace_request_ctx=sent,
+                )
+        except _BadBody as error:
+            return _closing(error.status, error.text)
+        except TimeoutError:
+            if deadline is not None and loop.time() >= deadline:
+                return _envoy_error(504, "upstream request timeout")
+            failure = Failure.PER_TRY_TIMEOUT
+        except aiohttp.ClientConnectorError:
+            failure = Failure.CONNECT_FAILURE
+        except (aiohttp.ClientError, OSError):
+            failure = Failure.RESET
+        if isinstance(body, _StreamedBody) and body.error is not None:
+            return _closing(body.error.status, body.error.text)
+        return failure
 
     async def _next_try(
         self, route: Route, tried: set[Destination], retry: int, deadline: float | None
@@ -476,6 +475,17 @@ async def _relay(
         return _envoy_error(503, f"upstream reset while reading the body: {error}")
     finally:
         upstream.release()
+
+
+def _failure_answer(failure: Failure) -> web.Response:
+    """Envoy's answer when no try got an answer."""
+    if failure is Failure.PER_TRY_TIMEOUT:
+        return _envoy_error(504, "upstream request timeout")
+    reason = "connection failure" if failure is Failure.CONNECT_FAILURE else "reset"
+    return _envoy_error(
+        503,
+        f"upstream connect error or disconnect/reset before headers. reset reason: {reason}",
+    )
 
 
 def _envoy_error(status: int, text: str) -> web.Response:
