@@ -329,3 +329,23 @@ def test_a_regression_significant_alone_is_not_after_the_correction() -> None:
     raw = min(r.tests.latency_p for r in result.resources)
     assert raw < 0.01  # these seeds do give a chance "finding" ...
     assert result.verdict is Verdict.PROMOTE  # ... which the correction does not report
+
+
+def test_a_sub_millisecond_difference_is_not_material_whatever_the_ratio() -> None:
+    """GET / answers in about 0.4 ms: +16 % is 0.07 ms. Significant but under the absolute
+    floor: not a roll back, a hold (a significant difference within the margin, as any)."""
+    fast = latencies(300, 0.40, seed=21)
+    noise = compare(
+        stats("v1", fast),
+        stats("v2", [value * 1.16 for value in latencies(300, 0.40, seed=22)]),
+        Thresholds(),
+    )
+    assert noise.tests.latency_p_adjusted < 0.01 and noise.tests.median_ratio > 1.1
+    assert noise.verdict is Verdict.HOLD, noise.reasons
+    assert "within the margin" in noise.reasons[0]
+    slow = compare(
+        stats("v1", fast),
+        stats("v2", [value + 2.0 for value in latencies(300, 0.40, seed=23)]),
+        Thresholds(),
+    )
+    assert slow.verdict is Verdict.ROLL_BACK, slow.reasons

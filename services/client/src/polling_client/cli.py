@@ -469,6 +469,14 @@ def _analysis_flags(parser: argparse.ArgumentParser, settings: ClientSettings) -
         "tolerated relative increase of the median latency (default %(default)s = +10%%)",
     )
     flags.number(
+        "--latency-floor-ms",
+        "milliseconds",
+        (0, 1e6),
+        defaults.latency_floor_ms,
+        "tolerated absolute increase of the median latency, whatever the ratio: on a"
+        " sub-millisecond resource +10%% is noise (default %(default)s)",
+    )
+    flags.number(
         "--error-margin",
         "a fraction",
         (0, 1),
@@ -537,6 +545,7 @@ def parse_command(
         thresholds=Thresholds(
             alpha=float(args.alpha),
             latency_margin=float(args.latency_margin),
+            latency_floor_ms=float(args.latency_floor_ms),
             error_margin=float(args.error_margin),
             min_samples=int(args.min_samples),
         ),

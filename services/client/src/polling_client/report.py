@@ -222,6 +222,7 @@ def compare_document(
         "thresholds": {
             "alpha": thresholds.alpha,
             "latency_margin": thresholds.latency_margin,
+            "latency_floor_ms": thresholds.latency_floor_ms,
             "error_margin": thresholds.error_margin,
             "min_samples": thresholds.min_samples,
         },

@@ -39,7 +39,8 @@ assumption about how the tests depend on each other.
 
 A regression of a resource counts when it is both *significant* and
 *material* (canary median success latency more than ``latency_margin`` above
-the baseline's, or canary 5xx or 4xx rate more than ``error_margin`` above).
+the baseline's and more than ``latency_floor_ms`` above it in absolute terms,
+or canary 5xx or 4xx rate more than ``error_margin`` above).
 Resources only one version served, with at least ``min_samples`` requests,
 are judged too: only the canary's, mostly failing or rejected (beyond the
 margin) -> roll back (it answers what the baseline never did, and badly);
@@ -133,6 +134,7 @@ class TestResults:
     latency_p: float = math.nan  # one-sided: canary slower (raw)
     latency_p_adjusted: float = math.nan  # Holm-adjusted over the family
     median_ratio: float = math.nan  # canary median / baseline median (successes)
+    median_diff_ms: float = math.nan  # canary median - baseline median (successes)
     failed_p: float = math.nan  # Fisher exact, one-sided: canary fails (5xx) more (raw)
     failed_p_adjusted: float = math.nan
     failed_rate_diff: float = math.nan  # canary 5xx rate - baseline 5xx rate
@@ -255,7 +257,7 @@ def run_tests(baseline: VersionStats, canary: VersionStats) -> TestResults:
     The latency test needs a successful answer of each version: without, it is
     not run (NaN, left out of the family) and the rates tell the story.
     """
-    latency_u = latency_p = median_ratio = math.nan
+    latency_u = latency_p = median_ratio = median_diff_ms = math.nan
     if baseline.successes and canary.successes:
         mwu = scipy_stats.mannwhitneyu(
             canary.latencies_ms, baseline.latencies_ms, alternative="greater"
@@ -264,10 +266,12 @@ def run_tests(baseline: VersionStats, canary: VersionStats) -> TestResults:
         base_median = baseline.latency_percentiles()[50.0]
         canary_median = canary.latency_percentiles()[50.0]
         median_ratio = canary_median / base_median if base_median > 0 else math.inf
+        median_diff_ms = canary_median - base_median
     return TestResults(
         latency_u=latency_u,
         latency_p=latency_p,
         median_ratio=median_ratio,
+        median_diff_ms=median_diff_ms,
         failed_p=_fisher(canary.failed, canary.requests, baseline.failed, baseline.requests),
         failed_rate_diff=canary.failed_rate - baseline.failed_rate,
         rejected_p=_fisher(canary.rejected, canary.requests, baseline.rejected, baseline.requests),
@@ -421,7 +425,10 @@ def _judge(
 ) -> ResourceComparison:
     alpha = thresholds.alpha
     latency_significant = tests.latency_p_adjusted < alpha
-    latency_material = tests.median_ratio > 1.0 + thresholds.latency_margin
+    latency_material = (
+        tests.median_ratio > 1.0 + thresholds.latency_margin
+        and tests.median_diff_ms > thresholds.latency_floor_ms
+    )
     failed_significant = tests.failed_p_adjusted < alpha
     failed_material = tests.failed_rate_diff > thresholds.error_margin
     rejected_significant = tests.rejected_p_adjusted < alpha
