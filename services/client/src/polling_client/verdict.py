@@ -472,7 +472,16 @@ def _judge(
                 f" ({baseline.requests}/{canary.requests}, need {thresholds.min_samples} each)"
             ],
         )
-    if latency_significant:
+    noise = ""
+    if latency_significant and tests.median_diff_ms <= thresholds.latency_floor_ms:
+        # Measurably but negligibly slower: under the absolute floor the difference is
+        # scheduling noise on a fast resource (Kayenta's pass: significant, not material).
+        noise = (
+            f"no regression that matters: {c} is significantly slower by"
+            f" {tests.median_diff_ms:+.2f} ms on the median, under the"
+            f" {thresholds.latency_floor_ms:g} ms floor"
+        )
+    elif latency_significant:
         reasons.append(
             f"{c} is significantly slower (p={tests.latency_p_adjusted:.2g}, Holm) but within"
             f" the margin (median x{tests.median_ratio:.2f})"
@@ -489,4 +498,4 @@ def _judge(
         )
     if reasons:
         return result(Status.WITHIN_MARGIN, reasons)
-    return result(Status.OK, ["no significant regression"])
+    return result(Status.OK, [noise or "no significant regression"])
