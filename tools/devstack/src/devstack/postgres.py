@@ -20,6 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from devstack.stackstate import process_start_ticks
+
 SUPERUSER = "postgres"
 UNPRIVILEGED_USER = "nobody"
 DEBIAN_GLOB = "/usr/lib/postgresql/*/bin"
@@ -80,16 +82,9 @@ def _boot_time() -> float | None:
 
 def _started_at(pid: int) -> float | None:
     """When the process started (seconds since the epoch), None if there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return None  # exited, not reaped yet
-    ticks = int(fields[19])
+    ticks = process_start_ticks(pid)
     boot = _boot_time()
-    return None if boot is None else boot + ticks / os.sysconf("SC_CLK_TCK")
+    return None if ticks is None or boot is None else boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _process_name(pid: int) -> str:

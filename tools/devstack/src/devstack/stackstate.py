@@ -33,13 +33,18 @@ def weights_path(data_dir: Path) -> Path:
 
 
 def process_start_ticks(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks since boot), None if gone."""
+    """Field 22 of /proc/PID/stat (start time in clock ticks since boot).
+
+    None if there is no such process, or it has exited and is not reaped yet.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its end.
     fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
     return int(fields[19])
 
 
