@@ -22,7 +22,6 @@ from typing import Any
 
 from aiohttp import web
 
-from devstack.gateway.endpoints import UnknownEndpoint
 from devstack.gateway.proxy import Proxy
 
 log = logging.getLogger("devstack.gateway")
@@ -68,11 +67,8 @@ def admin_app(proxy: Proxy) -> web.Application:
         if unknown:
             return _json(404, {"error": f"no destination {', '.join(unknown)}"})
         reason = request.headers.get("x-reason", "")
-        for key, ready in body.items():
-            try:
-                proxy.endpoints.set_ready(key, ready, reason)
-            except UnknownEndpoint:  # (checked above)
-                return _json(404, {"error": f"no destination {key}"})
+        for key, ready in body.items():  # every key is known (checked above)
+            proxy.endpoints.set_ready(key, ready, reason)
         return _json(200, proxy.endpoints.snapshot())
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
