@@ -12,12 +12,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from devstack.supervisor import Child
+from typing import Any
 
 STATE_DIR = ".stack"
 STATE_FILE = "state.json"
@@ -60,19 +57,8 @@ class StackState:
         self.extra = dict(extra or {})
         self.started_at = time.time()
 
-    def save(self, children: Iterable[Child]) -> None:
-        services = {}
-        for child in children:
-            process = child.process
-            services[child.name] = {
-                "state": child.state,
-                "pid": process.pid if process is not None and child.running() else None,
-                "port": child.spec.port,
-                "restarts": child.restart_count,
-                "last_reload": child.last_reload,
-                "ready": child.ready if child.spec.probe is not None else None,
-                "gateway_key": child.spec.gateway_key,
-            }
+    def save(self, services: Mapping[str, Mapping[str, Any]]) -> None:
+        """Write each service's status (the supervisor's ``Child.status()``) with the runner's."""
         document = {
             "runner": {
                 "pid": self.pid,
@@ -80,7 +66,7 @@ class StackState:
                 "started_at": self.started_at,
             },
             **self.extra,
-            "services": services,
+            "services": {name: dict(status) for name, status in services.items()},
             "saved_at": time.time(),
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)

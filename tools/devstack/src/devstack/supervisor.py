@@ -227,6 +227,19 @@ class Child:
         )
         return True
 
+    def status(self) -> dict[str, Any]:
+        """What ``stack status`` shows of this service (written by :mod:`devstack.stackstate`)."""
+        process = self.process
+        return {
+            "state": self.state,
+            "pid": process.pid if process is not None and self.running() else None,
+            "port": self.spec.port,
+            "restarts": self.restart_count,
+            "last_reload": self.last_reload,
+            "ready": self.ready if self.spec.probe is not None else None,
+            "gateway_key": self.spec.gateway_key,
+        }
+
     def running(self) -> bool:
         return self.process is not None and self.process.returncode is None
 
@@ -386,7 +399,7 @@ class Stack:
 
     def _save_state(self) -> None:
         if self.state is not None:
-            self.state.save(self.children)
+            self.state.save({child.name: child.status() for child in self.children})
 
     async def _set_ready(self, child: Child, ready: bool, reason: str) -> None:
         """In or out of the gateway's pick (and of `stack status`'s "ready" column).
