@@ -5,7 +5,8 @@ session state, so a connection needs no reset between users, and one that saw
 any error is simply closed. That makes the pool's hot path two list operations:
 a free connection is taken and given back without awaiting anything, where
 ``asyncpg.Pool`` costs a queue wait and a task (``asyncio.shield``) per
-release, about 14 us of CPU per request, as much as the query itself.
+release: CPU of the same order as the query itself (``bench/bench_books.py
+--db postgres`` prints the CPU per request).
 
 - :meth:`Pool.acquire` takes a free connection at once; else opens a new one
   while fewer than ``max_size`` exist (bounded by the connect timeout); else

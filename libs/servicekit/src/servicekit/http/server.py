@@ -6,10 +6,8 @@ calling process, so there is no supervisor/worker fork. That keeps one process
 per service (one RSS figure, one PID for signals and ``kill -9``) and lets
 tracing set up in ``main()`` apply to the code that serves requests.
 
-Chosen by measurement: the books app pinned to one core, GET /books/1 under
-wrk, side by side on the (shared, busy) dev machine: granian 3,300-3,600 req/s
-against uvicorn's 1,600-2,900, with lower p99 (uvicorn runs on pure-Python h11
-here; no uvloop/httptools are locked). Quiet, unpinned, granian reached 11,500.
+Chosen over uvicorn by measurement (more requests a second and a lower p99 on
+one core): docs/decisions/0002-granian-embedded.md.
 
 SIGTERM/SIGINT stop accepting connections, let in-flight requests finish, then
 run the app's lifespan shutdown (closing databases, clients) and return.
