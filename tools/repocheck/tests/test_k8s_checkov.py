@@ -2,7 +2,7 @@
 
 Kubernetes: what ``kubectl apply -k`` deploys (``k8s/``, the books-postgres
 overlay, the APM test agent) and what Tilt deploys with each of its flags (the
-Tiltfile evaluated as in tests/test_tilt_tiltfile.py). Dockerfiles: the one
+Tiltfile evaluated as in test_tilt_tiltfile.py). Dockerfiles: the one
 every service image is built from, and the test agent's. A failed check fails
 the test; an accepted finding is skipped where it stands (a ``checkov.io/skipN``
 annotation, a ``# checkov:skip=`` comment) and must say why.
