@@ -22,8 +22,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from servicekit.settings import Env, SettingsError, exit_on_bad_settings
-from servicekit.telemetry import spans
 from servicekit.telemetry.config import TelemetrySettings, TraceMode, load_telemetry_settings
+from servicekit.telemetry.work import work_span
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -37,7 +37,7 @@ __all__ = [
     "current_mode",
     "instrument_aiohttp_handler",
     "instrument_app",
-    "spans",
+    "work_span",
 ]
 
 # The settings this process was configured with (one entry, once configured).
