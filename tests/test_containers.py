@@ -138,6 +138,8 @@ def test_the_image_holds_only_its_service(built: dict[str, float], image: str) -
     others = [p for name, p in SERVICE_PACKAGES.items() if name != image]
     if image not in {"tts-v1", "tts-v2"}:
         others.append("speech_front")  # the fronts' shared member, theirs only
+    if image not in {"tts-v1", "tts-v2", "tts-backend"}:
+        others.append("pcm_wav")  # WAV, the tts contract's audio format: theirs only
     probe = (
         "import importlib.util, json;"
         f"names = {[*NEVER_IN_AN_IMAGE, *NOT_IMPORTED_BY.get(image, ()), *others]!r}"

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from servicekit.wav import parse_wav
+from pcm_wav import parse_wav
 from speech_front.storage import audio_id
 from testkit.books import BooksServer
 from testkit.fronts import FrontServer

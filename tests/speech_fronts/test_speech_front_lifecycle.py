@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from servicekit.wav import HEADER_SIZE, parse_wav
+from pcm_wav import HEADER_SIZE, parse_wav
 from speech_front.storage import audio_id
 from testkit.fronts import FrontServer
 from testkit.process import frozen

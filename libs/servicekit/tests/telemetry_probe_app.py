@@ -17,7 +17,7 @@ import httpx
 import uvicorn
 from litestar import Litestar, get
 from servicekit.logs import configure_logging
-from servicekit.telemetry import configure_telemetry, instrument_app, spans
+from servicekit.telemetry import configure_telemetry, instrument_app, work_span
 
 log = logging.getLogger("probe")
 
@@ -25,10 +25,10 @@ log = logging.getLogger("probe")
 def create_app(db_path: str, peer_url: str) -> Litestar:
     @get("/items/{item_id:int}")
     async def item(item_id: int) -> dict[str, object]:
-        with spans.work("probe.lookup", **{spans.TEXT_LENGTH: 5}) as span:
+        with work_span("probe.lookup", **{"probe.size": 5}) as span:
             async with aiosqlite.connect(db_path) as db, db.execute("SELECT ?", (item_id,)) as cur:
                 row = await cur.fetchone()
-            span.set_attribute(spans.CACHE_HIT, True)
+            span.set_attribute("probe.hit", True)
         log.info("item served", extra={"item.id": item_id})
         return {"id": row[0] if row else None}
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 from servicekit.settings import Env, SettingsError
-from servicekit.telemetry.config import TelemetrySettings, TraceMode, load_telemetry_settings
+from servicekit.telemetry_settings import TelemetrySettings, TraceMode, load_telemetry_settings
 
 
 def settings_for(environ: dict[str, str], version: str | None = "1.0") -> TelemetrySettings:

@@ -136,8 +136,9 @@ def test_otlp_mode_exports_request_and_custom_spans(receiver: OtlpReceiver, tmp_
     assert item["parent_id"] == relay["span_id"]
     assert lookup["parent_id"] == item["span_id"]
     assert item["attributes"]["http.route"] == "/items/{item_id}"
-    assert lookup["attributes"]["tts.text.length"] == 5
-    assert lookup["attributes"]["tts.cache.hit"] is True
+    assert lookup["attributes"]["probe.size"] == 5
+    assert lookup["attributes"]["probe.hit"] is True
+    assert lookup["attributes"]["operation.name"] == "probe.lookup"
     assert lookup["resource"]["service.name"] == "probe"
     assert lookup["resource"]["service.version"] == "1.2.3"
     assert lookup["resource"]["deployment.environment"] == "otlp-test"

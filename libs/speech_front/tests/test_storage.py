@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from servicekit.wav import HEADER_SIZE, PcmFormat, parse_wav, wav_header
+from pcm_wav import HEADER_SIZE, PcmFormat, parse_wav, wav_header
 from speech_front.errors import StorageUnavailable
 from speech_front.storage import AudioStore, audio_id, is_audio_id
 
@@ -118,7 +118,7 @@ def test_killed_writer_leaves_only_an_unservable_temp_file(tmp_path: Path) -> No
         import sys
         from pathlib import Path
         from speech_front.storage import AudioStore
-        from servicekit.wav import PcmFormat
+        from pcm_wav import PcmFormat
         writer = AudioStore(Path({str(tmp_path)!r})).stream_writer({speech_id!r}, PcmFormat(16000))
         writer.write(b"\\x00" * 4096)
         print("written", flush=True)
@@ -166,7 +166,7 @@ def test_file_size_limit_is_storage_full_and_cleans_up(tmp_path: Path) -> None:
         from pathlib import Path
         from speech_front.errors import StorageFull
         from speech_front.storage import AudioStore, audio_id
-        from servicekit.wav import PcmFormat
+        from pcm_wav import PcmFormat
         resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
         store = AudioStore(Path({str(tmp_path)!r}))
         writer = store.stream_writer(audio_id("e", "", "big"), PcmFormat(16000))

@@ -18,10 +18,10 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pcm_wav import PcmFormat, read_wav, wav_header
 from testkit.process import free_port
 from testkit.tts_backend import TtsBackend, running_tts_backend
 from tts.v1 import tts_pb2, tts_pb2_grpc
-from tts_backend.wav import read_wav, wav_header
 
 with warnings.catch_warnings():  # google.api_core warns about Python 3.11's end of life
     warnings.simplefilter("ignore", FutureWarning)
@@ -60,7 +60,9 @@ class FakeGoogle:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "The service is unavailable.")
         rate = request.audio_config.sample_rate_hertz
         pcm = tone(request.input.text, rate)
-        return gtts.SynthesizeSpeechResponse(audio_content=wav_header(len(pcm), rate) + pcm)
+        return gtts.SynthesizeSpeechResponse(
+            audio_content=wav_header(PcmFormat(rate), len(pcm)) + pcm
+        )
 
     async def _list_voices(
         self, request: gtts.ListVoicesRequest, context: grpc.aio.ServicerContext

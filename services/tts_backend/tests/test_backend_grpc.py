@@ -8,9 +8,9 @@ import asyncio
 import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from pcm_wav import read_wav
 from testkit.tts_backend import TtsBackend
 from tts.v1 import tts_pb2, tts_pb2_grpc
-from tts_backend.wav import read_wav
 
 MAX_MESSAGE = 64 * 1024 * 1024
 

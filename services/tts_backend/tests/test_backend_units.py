@@ -1,4 +1,4 @@
-"""Pure parts of tts-backend: text splitting, WAV reading, validation, error mapping."""
+"""Pure parts of tts-backend: text splitting, validation, error mapping (WAV: libs/pcm_wav)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from tts.v1 import tts_pb2
 from tts_backend.engines.espeak import language_matches, words_per_minute
 from tts_backend.text_split import split_sentences
 from tts_backend.validation import RequestError, validate_synthesize
-from tts_backend.wav import WavError, read_wav, wav_header
 
 
 def test_split_at_sentence_ends_but_not_inside_abbreviations() -> None:
@@ -29,20 +28,6 @@ def test_long_sentences_are_cut_at_clauses_then_spaces() -> None:
     assert "".join(segments).replace(" ", "") == text.replace(" ", "")
     assert split_sentences("y" * 120, max_chars=50) == ["y" * 50, "y" * 50, "y" * 20]
     assert split_sentences(" \n ") == []
-
-
-def test_wav_reader_accepts_consistent_files_only() -> None:
-    good = wav_header(4, 22050) + b"\x01\x00\xff\x7f"
-    audio = read_wav(good)
-    assert (audio.sample_rate, audio.channels, audio.bits_per_sample, audio.frames) == (
-        22050,
-        1,
-        16,
-        2,
-    )
-    for bad in (good[:-1], good + b"\x00\x00", b"RIFX" + good[4:], good[:40]):
-        with pytest.raises(WavError):
-            read_wav(bad)
 
 
 def test_validation_defaults_and_limits() -> None:

@@ -77,6 +77,8 @@ def test_live_update_syncs_sources_into_the_editable_install_and_restarts(
         }
         if folder in ("tts_v1", "tts_v2"):  # the fronts' shared member
             expected["libs/speech_front/src"] = "/app/libs/speech_front/src"
+        if folder in ("tts_v1", "tts_v2", "tts_backend"):  # WAV, the contract's audio format
+            expected["libs/pcm_wav/src"] = "/app/libs/pcm_wav/src"
         assert syncs == expected
         fall_back = [s for s in steps if s["__tilt_step__"] == "fall_back_on"]
         assert fall_back and steps[0] is fall_back[0], "fall_back_on must come first"

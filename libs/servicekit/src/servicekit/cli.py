@@ -14,8 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from servicekit.settings import Env, SettingsError, Variable
-from servicekit.telemetry import package_version
-from servicekit.telemetry.config import load_telemetry_settings
+from servicekit.telemetry_settings import load_telemetry_settings, package_version
 
 SettingsLoader = Callable[[Env], object]
 

@@ -21,7 +21,6 @@ from typing import TypeVar
 from servicekit.cli import handle_command_line
 from servicekit.logs import configure_logging
 from servicekit.settings import Env, load_or_exit
-from servicekit.telemetry import configure_telemetry
 
 S = TypeVar("S")
 
@@ -54,6 +53,10 @@ def run_service(
         return settings
 
     settings = load_or_exit(load, program)
+    # Imported here, not at the top: `--help` and the settings need no ddtrace or
+    # OpenTelemetry (servicekit's core installs without the `telemetry` extra).
+    from servicekit.telemetry import configure_telemetry
+
     name = service or program
     configure_telemetry(name, version=version)
     configure_logging(name, log_level(settings) if log_level is not None else "INFO")

@@ -148,7 +148,7 @@ def _prepare_ddtrace() -> bool:
     if not (os.environ.get("DD_SERVICE", "").strip() and os.environ.get("DD_VERSION", "").strip()):
         return False
     from servicekit.settings import SettingsError
-    from servicekit.telemetry.config import TraceMode, load_telemetry_settings
+    from servicekit.telemetry_settings import TraceMode, load_telemetry_settings
 
     try:
         settings = load_telemetry_settings(os.environ["DD_SERVICE"], os.environ["DD_VERSION"])

@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from servicekit.wav import PcmFormat, parse_wav
+from pcm_wav import PcmFormat, parse_wav
 from tts.v1 import tts_pb2, tts_pb2_grpc
 
 from speech_front.errors import (

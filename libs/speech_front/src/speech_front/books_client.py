@@ -6,8 +6,8 @@ import logging
 
 import httpx
 import msgspec
-from servicekit.telemetry import spans
 
+from speech_front import spans
 from speech_front.errors import BookNotFound, BooksUnavailable
 
 log = logging.getLogger("speech_front.books")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import msgspec
-from servicekit.wav import PcmFormat, parse_wav, wav_header
+from pcm_wav import PcmFormat, parse_wav, wav_header
 
 from speech_front.errors import SpeechError, StorageFull, StorageUnavailable
 

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import grpc
+from pcm_wav import PcmFormat, wav_header
 from tts.v1 import tts_pb2, tts_pb2_grpc
 
 from tts_backend.audio_limit import BYTES_PER_SAMPLE, AudioLimit
 from tts_backend.engines.base import Engine, EngineError, PreparedSynthesis, SynthesisParams
 from tts_backend.validation import RequestError, validate_language_code, validate_synthesize
-from tts_backend.wav import wav_header
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class TextToSpeechServicer(tts_pb2_grpc.TextToSpeechServicer):
             await context.abort(_status(error.code), error.message)
         data_size = sum(len(chunk) for chunk in chunks)
         return tts_pb2.SynthesizeResponse(
-            audio=b"".join([wav_header(data_size, prepared.sample_rate_hertz), *chunks]),
+            audio=b"".join([wav_header(PcmFormat(prepared.sample_rate_hertz), data_size), *chunks]),
             audio_encoding=tts_pb2.LINEAR16,
             sample_rate_hertz=prepared.sample_rate_hertz,
             duration_seconds=progress.samples / prepared.sample_rate_hertz,

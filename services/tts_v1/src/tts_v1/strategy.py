@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from servicekit.telemetry import spans
+from speech_front import spans
 from speech_front.strategy import Produced, SpeechDeps, SpeechJob
 
 

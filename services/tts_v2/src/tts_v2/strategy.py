@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from servicekit.telemetry import spans
+from speech_front import spans
 from speech_front.singleflight import SingleFlight
 from speech_front.storage import StoredAudio
 from speech_front.strategy import Produced, SpeechDeps, SpeechJob

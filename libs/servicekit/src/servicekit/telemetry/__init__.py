@@ -10,20 +10,30 @@ that order for every service); a Litestar app also goes through
     configure_logging("books")
     serve(create_app(settings), settings.host, settings.port)
 
-Modes (see :mod:`servicekit.telemetry.config`): Datadog by default (ddtrace,
+Modes (see :mod:`servicekit.telemetry_settings`): Datadog by default (ddtrace,
 to the agent at ``DD_TRACE_AGENT_URL`` / ``DD_AGENT_HOST``), OTLP when
 ``DD_TRACE_ENABLED=false`` and ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, else off.
 Unified service tags come from ``DD_SERVICE`` / ``DD_ENV`` / ``DD_VERSION`` when
 set, otherwise from the arguments (env defaults to ``local``).
+
+This package is servicekit's ``telemetry`` extra: importing it without the
+extra's packages installed fails at once, naming them (the core, settings and
+``--help`` included, never imports it at import time).
 """
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from typing import TYPE_CHECKING
 
 from servicekit.settings import Env, SettingsError, exit_on_bad_settings
-from servicekit.telemetry import spans
-from servicekit.telemetry.config import TelemetrySettings, TraceMode, load_telemetry_settings
+from servicekit.telemetry.work import work_span
+from servicekit.telemetry_settings import (
+    TelemetrySettings,
+    TraceMode,
+    load_telemetry_settings,
+    package_version,
+)
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -37,8 +47,34 @@ __all__ = [
     "current_mode",
     "instrument_aiohttp_handler",
     "instrument_app",
-    "spans",
+    "work_span",
 ]
+
+# The packages of the `telemetry` extra, looked up (not imported: a process in
+# OTLP mode never loads ddtrace) so that a missing one is named now, not at the
+# first request.
+EXTRA_PACKAGES = {
+    "ddtrace": "ddtrace",
+    "opentelemetry.trace": "opentelemetry-api",
+    "opentelemetry.sdk": "opentelemetry-sdk",
+    "opentelemetry.exporter.otlp.proto.http": "opentelemetry-exporter-otlp-proto-http",
+    "httpx": "httpx",
+}
+
+
+def _installed(module: str) -> bool:
+    try:
+        return find_spec(module) is not None
+    except ImportError:  # a parent package is missing
+        return False
+
+
+_missing = [package for module, package in EXTRA_PACKAGES.items() if not _installed(module)]
+if _missing:
+    raise ImportError(
+        f"servicekit.telemetry needs servicekit's `telemetry` extra "
+        f"(servicekit[telemetry]); not installed: {', '.join(_missing)}"
+    )
 
 # The settings this process was configured with (one entry, once configured).
 _configured: list[TelemetrySettings] = []
@@ -71,15 +107,6 @@ def configure_telemetry(
     install_log_correlation(settings)
     _configured.append(settings)
     return settings
-
-
-def package_version(distribution: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(distribution)
-    except PackageNotFoundError:
-        return None
 
 
 def current_mode() -> TraceMode:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from servicekit.telemetry.config import TraceMode
+from servicekit.telemetry_settings import TraceMode
 
 if TYPE_CHECKING:
     from aiohttp import web

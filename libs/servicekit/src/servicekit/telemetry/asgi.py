@@ -32,8 +32,8 @@ from typing import Any
 from litestar import Litestar
 
 from servicekit.probes import is_probe
-from servicekit.telemetry.config import TraceMode
 from servicekit.telemetry.correlation import request_span
+from servicekit.telemetry_settings import TraceMode
 
 # Litestar's Scope is a union of TypedDicts; these wrappers only read a few keys.
 Scope = MutableMapping[str, Any]

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from servicekit.logs import set_context_fields
-from servicekit.telemetry.config import TelemetrySettings, TraceMode
+from servicekit.telemetry_settings import TelemetrySettings, TraceMode
 
 # The server span of the request being handled in this task (set by the ASGI
 # instrumentation; each request runs in its own task, hence its own context).

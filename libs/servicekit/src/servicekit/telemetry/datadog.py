@@ -15,8 +15,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from servicekit.telemetry.config import TelemetrySettings
 from servicekit.telemetry.sqlite import trace_sqlite3
+from servicekit.telemetry_settings import TelemetrySettings
 
 # Integrations patched in every process. Patching is lazy: a module is patched
 # when (or if) it is imported, so a service only pays for what it uses.

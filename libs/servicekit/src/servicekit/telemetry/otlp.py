@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from servicekit.telemetry.config import TelemetrySettings
+from servicekit.telemetry_settings import TelemetrySettings
 
 
 def start_otlp(settings: TelemetrySettings) -> None:

@@ -21,6 +21,7 @@ import warnings
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
+from pcm_wav import WavError, read_wav
 from tts_backend.engines.base import (
     EngineError,
     Gender,
@@ -30,7 +31,6 @@ from tts_backend.engines.base import (
 )
 from tts_backend.pipeline import run_ahead
 from tts_backend.text_split import split_sentences
-from tts_backend.wav import WavError, read_wav
 
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.api_core\..*")
 

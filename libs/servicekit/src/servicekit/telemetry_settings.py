@@ -1,5 +1,10 @@
 """Which tracing mode a process runs in, decided once from the environment.
 
+Part of servicekit's core (no ddtrace, no OpenTelemetry): ``--help`` lists
+these settings and the warm parent of :mod:`servicekit.prefork` reads them
+before either is installed or imported; :mod:`servicekit.telemetry` (the
+``telemetry`` extra) acts on them.
+
 - ``datadog`` (default): ddtrace traces to a Datadog agent (or the APM test
   agent) at ``DD_TRACE_AGENT_URL`` / ``DD_AGENT_HOST``; OpenTelemetry API spans
   become Datadog spans.
@@ -61,3 +66,13 @@ def load_telemetry_settings(
         otlp_endpoint=otlp_endpoint,
         asgi_middleware=env.text("TRACE_ASGI_MIDDLEWARE", "lean", choices=("lean", "ddtrace")),
     )
+
+
+def package_version(distribution: str) -> str | None:
+    """The installed version of ``distribution`` (``books`` -> 0.1.0), None if not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
