@@ -20,25 +20,27 @@ import pytest
 from devstack.gateway.http1 import EdgeLimits
 from devstack.gateway.istio import IstioConfigError, load_gateway_config
 from devstack.gatewaylink import GatewayLinkError
-from testkit.devstack import InProcessGateway, outlier_rule, write_istio_dir
+from testkit.devstack import (
+    InProcessGateway,
+    outlier_rule,
+    split_rule,
+    virtual_service,
+    write_istio_dir,
+)
 
 DEADLINE_S = 30.0
-SPLIT = """\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: svc, namespace: apps}
-spec:
-  hosts: ['*']
-  gateways: [apps/gw]
-  http:
-  - match: [{headers: {x-canary: {exact: v1}}}]
-    retries: {attempts: 0}
-    route: [{destination: {host: svc, subset: v1}}]
-  - retries: {attempts: 0}
-    route:
-    - {destination: {host: svc, subset: v1}, weight: %d}
-    - {destination: {host: svc, subset: v2}, weight: %d}
-"""
+PINNED_V1 = (
+    "  - match: [{headers: {x-canary: {exact: v1}}}]\n"
+    "    retries: {attempts: 0}\n"
+    "    route: [{destination: {host: svc, subset: v1}}]\n"
+)
+
+
+def split(v1: int, v2: int) -> str:
+    """x-canary: v1 pins v1; the rest is split v1:v2; no retries."""
+    return virtual_service(PINNED_V1, split_rule(v1, v2, "retries: {attempts: 0}"))
+
+
 # Istio's own defaults for what a restart would trip: 5 connection failures, 30 s out.
 OUTLIER = outlier_rule(
     "consecutiveGatewayErrors: 5\nconsecutive5xxErrors: 0\n"
@@ -59,7 +61,7 @@ async def short_dir() -> AsyncIterator[Path]:
 async def running(
     gateways: Callable[..., Awaitable[InProcessGateway]], short_dir: Path
 ) -> Callable[..., Awaitable[InProcessGateway]]:
-    """The gateway on SPLIT and OUTLIER, with its admin API (``gw.link``)."""
+    """The gateway on ``split(*weights)`` and OUTLIER, with its admin API (``gw.link``)."""
     numbers = itertools.count()
 
     async def start(
@@ -69,7 +71,7 @@ async def running(
     ) -> InProcessGateway:
         socket = short_dir / f"admin{next(numbers)}.sock"
         return await gateways(
-            SPLIT % weights, upstream_urls, extra=OUTLIER, limits=limits, admin_socket=socket
+            split(*weights), upstream_urls, extra=OUTLIER, limits=limits, admin_socket=socket
         )
 
     return start
@@ -173,7 +175,7 @@ async def test_the_admin_api_refuses_unknown_destinations_and_bad_bodies(
 def test_several_destinations_of_total_weight_0_are_refused_as_istio_does(
     tmp_path: Path,
 ) -> None:
-    directory = write_istio_dir(tmp_path / "istio", SPLIT % (0, 0))
+    directory = write_istio_dir(tmp_path / "istio", split(0, 0))
     with pytest.raises(IstioConfigError) as refused:
         load_gateway_config(directory)
     assert any("total destination weight = 0" in p for p in refused.value.problems)
