@@ -15,7 +15,7 @@ import re
 import shutil
 import textwrap
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,6 +291,12 @@ def stack_command(*args: str) -> list[str]:
     return [uv, "run", "--no-sync", "stack", "up", *args]
 
 
+def stack_script_command(*args: str) -> list[str]:
+    """``stack up ...`` with this environment's own script: for a copy of the workspace,
+    which has no environment of its own to ``uv run`` in."""
+    return [console_script("stack"), "up", *args]
+
+
 def free_stack_ports() -> Ports:
     """Eight distinct ports that were free on 127.0.0.1 a moment ago, for ``stack up``."""
     ports: list[int] = []
@@ -313,6 +319,78 @@ def wait_for_output(proc: ServiceProcess, pattern: str, timeout: float = 60.0) -
             raise RuntimeError(f"{proc.name} exited before {pattern!r}:\n{proc.output()[-4000:]}")
         time.sleep(0.05)
     raise TimeoutError(f"no {pattern!r} after {timeout}s:\n{proc.output()[-4000:]}")
+
+
+@dataclass
+class RunningStack:
+    """A ``stack up`` subprocess: its ports, the tree it runs from, its data dir."""
+
+    proc: ServiceProcess
+    ports: Ports
+    root: Path
+    data_dir: Path
+    deadline_s: float = 90.0
+
+    @property
+    def url(self) -> str:
+        return self.ports.gateway_url
+
+    def output(self) -> str:
+        return self.proc.output()
+
+    def read(self, relative: Path) -> str:
+        return (self.root / relative).read_text()
+
+    def save(self, relative: Path, text: str) -> None:
+        """Save a file of ``root`` as an editor does: a new file renamed over the old one."""
+        save_file(self.root / relative, text)
+
+    def wait_for_line(self, pattern: str, since: int) -> float:
+        """Seconds until the stack printed a line matching ``pattern`` after offset ``since``;
+        fails if the stack exits or ``deadline_s`` passes first."""
+        started = time.monotonic()
+        regex = re.compile(pattern, re.MULTILINE)
+        while not regex.search(self.output(), since):
+            assert self.proc.is_running(), self.output()[-4000:]
+            elapsed = time.monotonic() - started
+            assert elapsed < self.deadline_s, (pattern, self.output()[since:][-4000:])
+            time.sleep(0.02)
+        return time.monotonic() - started
+
+    @contextlib.contextmanager
+    def restoring(self, relative: Path, *ready_lines: str) -> Iterator[str]:
+        """The text of ``relative``, saved back when the block ends (however it ends);
+        then each of ``ready_lines`` is waited for, as printed after that save."""
+        original = self.read(relative)
+        try:
+            yield original
+        finally:
+            mark = len(self.output())
+            self.save(relative, original)
+            for pattern in ready_lines:
+                self.wait_for_line(pattern, mark)
+
+
+@contextlib.contextmanager
+def running_stack(
+    root: Path,
+    data_dir: Path,
+    *flags: str,
+    command: Callable[..., list[str]] = stack_command,
+    deadline_s: float = 90.0,
+) -> Iterator[RunningStack]:
+    """``command(ports, --data-dir, *flags)`` (``stack up``) on free ports with ``root`` as
+    its working directory, once its banner says it is ready; stopped when the block ends."""
+    ports = free_stack_ports()
+    proc = ServiceProcess(
+        command(*ports.flags(), f"--data-dir={data_dir}", *flags), name="stack", cwd=root
+    )
+    proc.start()
+    try:
+        wait_for_output(proc, r"Ctrl-C stops everything", timeout=deadline_s)
+        yield RunningStack(proc, ports, root, data_dir, deadline_s)
+    finally:
+        proc.stop()
 
 
 def started_pids(output: str) -> dict[str, list[int]]:
