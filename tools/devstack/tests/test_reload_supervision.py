@@ -27,6 +27,7 @@ from devstack.reload import Reloader, SourceMap, run_from_sources
 from devstack.services import Ports, Probe, ServiceSpec, StackConfig, build_specs
 from devstack.supervisor import Output, Stack
 from devstack.workspace import find_workspace_root, load_workspace
+from testkit.devstack import save_file
 from testkit.process import REPO_ROOT, free_port
 
 DEADLINE_S = 60.0
@@ -111,10 +112,7 @@ class Running:
         return self.stream.getvalue()
 
     def save(self, relative: str, text: str) -> None:
-        path = self.root / relative
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(text)
-        os.replace(temporary, path)
+        save_file(self.root / relative, text)
 
     async def wait(self, check: Callable[[], bool], what: str) -> None:
         started = time.monotonic()

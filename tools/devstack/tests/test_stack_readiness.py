@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 from testkit.devstack import (
+    STACK_SERVICES,
     RunningStack,
     binomial_interval,
     copy_workspace,
@@ -182,7 +183,7 @@ def test_stack_status_shows_each_service_and_the_gateway_s_weights(stack: Runnin
     )
     assert result.returncode == 0, result.stderr
     text = result.stdout
-    for name in ("books", "tts-backend", "tts-v1", "tts-v2", "local-gateway", "apm-test-agent"):
+    for name in STACK_SERVICES:
         assert re.search(rf"^{re.escape(name)} +running +\S+ +\d+ +\d+ ", text, re.MULTILINE), text
     assert "text-to-speech/v1 70, text-to-speech/v2 30" in text
     assert f"text-to-speech/v1 http://127.0.0.1:{stack.ports.tts_v1}: ready" in text

@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 import pytest
 from testkit.devstack import (
+    STACK_SERVICES,
     RunningStack,
     binomial_interval,
     count_versions,
@@ -69,14 +70,7 @@ def test_banner_names_the_gateway_and_example_commands(stack: RunningStack) -> N
     assert f"gateway         {stack.url}" in output
     assert f"curl {stack.url}/books" in output
     assert f"uv run client poll --gateway {stack.url} --count 200" in output
-    assert set(started_pids(output)) == {
-        "apm-test-agent",
-        "books",
-        "tts-backend",
-        "tts-v1",
-        "tts-v2",
-        "local-gateway",
-    }
+    assert set(started_pids(output)) == set(STACK_SERVICES)
 
 
 def test_original_walkthrough_through_the_gateway(stack: RunningStack) -> None:

@@ -264,6 +264,9 @@ async def count_versions(
 
 # --- the stack as a subprocess ------------------------------------------------
 
+# What `stack up` starts, in its order (and `client` last with --with-client).
+STACK_SERVICES = ("apm-test-agent", "books", "tts-backend", "tts-v1", "tts-v2", "local-gateway")
+
 # What a copy of the repository needs to run the stack from its own sources.
 WORKSPACE_PARTS = ("pyproject.toml", "uv.lock", "libs", "protos", "services", "tools", "k8s")
 
