@@ -23,34 +23,28 @@ from pathlib import Path
 import httpx
 import pytest
 from testkit.devstack import (
+    PIN_V1,
     STACK_SERVICES,
+    V1_APP,
+    VIRTUAL_SERVICES,
     RunningStack,
     binomial_interval,
-    copy_workspace,
     count_versions,
-    running_stack,
-    stack_script_command,
+    stack_on_a_copy,
     started_pids,
 )
-from testkit.process import REPO_ROOT, console_script
+from testkit.process import console_script
 
 pytestmark = pytest.mark.slow
 
 DEADLINE_S = 120.0
-V1_APP = Path("services/tts_v1/src/tts_v1/app.py")
-VIRTUAL_SERVICES = Path("k8s/istio/virtualservices.yaml")
 GATEWAY_ROUTING = Path("tools/devstack/src/devstack/gateway/routing.py")
-PIN_V1 = {"x-canary": "v1"}
 V1_READY = r"^stack +\| tts-v1 is ready again$"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    base = tmp_path_factory.mktemp("readiness")
-    root = copy_workspace(REPO_ROOT, base / "repo")
-    with running_stack(
-        root, base / "data", command=stack_script_command, deadline_s=DEADLINE_S
-    ) as running:
+    with stack_on_a_copy(tmp_path_factory.mktemp("readiness"), DEADLINE_S) as running:
         yield running
 
 

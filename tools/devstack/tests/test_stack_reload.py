@@ -20,34 +20,27 @@ from pathlib import Path
 import httpx
 import pytest
 from testkit.devstack import (
+    PIN_V1,
+    V1_APP,
+    VIRTUAL_SERVICES,
     RunningStack,
     binomial_interval,
-    copy_workspace,
     count_versions,
-    running_stack,
-    stack_script_command,
+    stack_on_a_copy,
     started_pids,
 )
-from testkit.process import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
 DEADLINE_S = 90.0
 N = 1000
-V1_APP = Path("services/tts_v1/src/tts_v1/app.py")
 BOOKS_ROUTES = Path("services/books/src/books/routes.py")
-VIRTUAL_SERVICES = Path("k8s/istio/virtualservices.yaml")
-PIN_V1 = {"x-canary": "v1"}
 ROUTES_RELOADED = r"local-gateway +\| .*INFO routes reloaded"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    base = tmp_path_factory.mktemp("reload")
-    root = copy_workspace(REPO_ROOT, base / "repo")
-    with running_stack(
-        root, base / "data", command=stack_script_command, deadline_s=DEADLINE_S
-    ) as running:
+    with stack_on_a_copy(tmp_path_factory.mktemp("reload"), DEADLINE_S) as running:
         yield running
 
 

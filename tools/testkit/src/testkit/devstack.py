@@ -32,7 +32,7 @@ from devstack.gatewaylink import GatewayLink
 from devstack.services import Ports
 from servicekit.scripts import console_script
 
-from testkit.process import ServiceProcess, free_port
+from testkit.process import REPO_ROOT, ServiceProcess, free_port
 
 GATEWAY_YAML = """
 apiVersion: networking.istio.io/v1
@@ -264,6 +264,12 @@ async def count_versions(
 
 # --- the stack as a subprocess ------------------------------------------------
 
+# Files of the workspace the stack tests edit (relative to its root), and the header
+# the routes in k8s/istio pin v1 with.
+V1_APP = Path("services/tts_v1/src/tts_v1/app.py")
+VIRTUAL_SERVICES = Path("k8s/istio/virtualservices.yaml")
+PIN_V1 = {"x-canary": "v1"}
+
 # What `stack up` starts, in its order (and `client` last with --with-client).
 STACK_SERVICES = ("apm-test-agent", "books", "tts-backend", "tts-v1", "tts-v2", "local-gateway")
 
@@ -292,12 +298,6 @@ def stack_command(*args: str) -> list[str]:
     if uv is None:
         return [console_script("stack"), "up", *args]
     return [uv, "run", "--no-sync", "stack", "up", *args]
-
-
-def stack_script_command(*args: str) -> list[str]:
-    """``stack up ...`` with this environment's own script: for a copy of the workspace,
-    which has no environment of its own to ``uv run`` in."""
-    return [console_script("stack"), "up", *args]
 
 
 def free_stack_ports() -> Ports:
@@ -394,6 +394,23 @@ def running_stack(
         yield RunningStack(proc, ports, root, data_dir, deadline_s)
     finally:
         proc.stop()
+
+
+@contextlib.contextmanager
+def stack_on_a_copy(base: Path, deadline_s: float = 90.0) -> Iterator[RunningStack]:
+    """``stack up`` run from a copy of this workspace (``base/repo``, data in ``base/data``):
+    a test edits the copy and the running stack follows, the checkout stays as it is.
+
+    Started with this environment's own ``stack`` script: the copy has no environment of its
+    own to ``uv run`` in; the services run the copy's sources (the stack puts its ``src/``
+    directories on PYTHONPATH)."""
+    root = copy_workspace(REPO_ROOT, base / "repo")
+
+    def command(*args: str) -> list[str]:
+        return [console_script("stack"), "up", *args]
+
+    with running_stack(root, base / "data", command=command, deadline_s=deadline_s) as stack:
+        yield stack
 
 
 def started_pids(output: str) -> dict[str, list[int]]:
