@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from devstack.gateway.istio import load_gateway_config
-from devstack.gateway.outlier import OutlierDetector
-from devstack.gateway.proxy import Proxy, make_server
-from devstack.gateway.server import resolve_upstreams
-from testkit.devstack import Upstream, write_istio_dir
-from testkit.process import free_port
+from testkit.devstack import InProcessGateway, Upstream, serving_gateway, write_istio_dir
 
 
 @pytest.fixture
@@ -31,34 +27,38 @@ async def upstreams() -> AsyncIterator[Callable[[str], Awaitable[Upstream]]]:
         await upstream.stop()
 
 
+GatewaysFactory = Callable[..., Awaitable[InProcessGateway]]
 GatewayFactory = Callable[..., Awaitable[str]]
 
 
 @pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
-    """Start the real proxy in this event loop from VirtualService YAML; returns its URL."""
-    runners: list[tuple[web.ServerRunner, Proxy]] = []
+async def gateways(tmp_path: Path) -> AsyncIterator[GatewaysFactory]:
+    """Start the real proxy in this event loop, served until the test ends.
 
-    async def start(
-        virtual_service: str, upstream_urls: dict[str, str], **proxy_options: Any
-    ) -> str:
-        directory = write_istio_dir(tmp_path / f"istio{len(runners)}", virtual_service)
-        config = load_gateway_config(directory)
-        proxy = Proxy(
-            config.table,
-            resolve_upstreams(config, upstream_urls),
-            OutlierDetector(config.outlier),
-            **proxy_options,
-        )
-        await proxy.start()
-        runner = web.ServerRunner(make_server(proxy.handle), handle_signals=False)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        runners.append((runner, proxy))
-        return f"http://127.0.0.1:{port}"
+    ``start(routes, upstream_urls, *, extra="", **options)``: ``routes`` is an Istio
+    directory, or the text of a VirtualService (written beside the test Gateway and
+    DestinationRule, plus the ``extra`` documents); ``options`` go to
+    :func:`testkit.devstack.serving_gateway`.
+    """
+    numbers = itertools.count()
+    async with contextlib.AsyncExitStack() as started:
 
-    yield start
-    for runner, proxy in runners:
-        await runner.cleanup()
-        await proxy.close()
+        async def start(
+            routes: str | Path, upstream_urls: dict[str, str], *, extra: str = "", **options: Any
+        ) -> InProcessGateway:
+            if isinstance(routes, str):
+                routes = write_istio_dir(tmp_path / f"istio{next(numbers)}", routes, extra)
+            gateway = serving_gateway(routes, upstream_urls, **options)
+            return await started.enter_async_context(gateway)
+
+        yield start
+
+
+@pytest.fixture
+async def gateway(gateways: GatewaysFactory) -> GatewayFactory:
+    """As ``gateways``, returning only the gateway's URL."""
+
+    async def start(routes: str | Path, upstream_urls: dict[str, str], **options: Any) -> str:
+        return (await gateways(routes, upstream_urls, **options)).url
+
+    return start

@@ -11,42 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from aiohttp import web
-from devstack.gateway.istio import load_gateway_config
-from devstack.gateway.outlier import OutlierDetector
-from devstack.gateway.proxy import Proxy
-from devstack.gateway.server import resolve_upstreams
 from testkit.books import BooksServer, running_books
+from testkit.devstack import serving_gateway
 from testkit.fronts import running_front
-from testkit.process import REPO_ROOT, free_port
+from testkit.process import REPO_ROOT
 from testkit.tts_backend import running_tts_backend
 
 pytestmark = pytest.mark.slow
 
 OUTAGE_S = 10.0
 BOOK = {"title": "Solaris", "author": "Stanislaw Lem", "description": "An ocean that thinks."}
-
-
-async def _gateway(upstreams: dict[str, str]) -> AsyncIterator[str]:
-    config = load_gateway_config(REPO_ROOT / "k8s" / "istio")
-    proxy = Proxy(
-        config.table, resolve_upstreams(config, upstreams), OutlierDetector(config.outlier)
-    )
-    await proxy.start()
-    runner = web.ServerRunner(web.Server(proxy.handle), handle_signals=False)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-        await proxy.close()
 
 
 def _is_fronts_unavailable(reply: httpx.Response) -> bool:
@@ -68,8 +46,8 @@ async def test_books_down_then_back_fronts_503_stay_visible_and_recovery_is_imme
         running_front("v2", books.url, backend.address, tmp_path / "audio") as v2,
     ):
         upstreams = {"books": books.url, "text-to-speech/v1": v1.url, "text-to-speech/v2": v2.url}
-        async for url in _gateway(upstreams):
-            await _outage_and_recovery(url, books)
+        async with serving_gateway(REPO_ROOT / "k8s" / "istio", upstreams) as gateway:
+            await _outage_and_recovery(gateway.url, books)
 
 
 async def _outage_and_recovery(url: str, books: BooksServer) -> None:

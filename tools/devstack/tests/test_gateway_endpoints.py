@@ -7,67 +7,46 @@ event loop, in front of small real upstreams on loopback.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
-from devstack.gateway.admin import start_admin
 from devstack.gateway.http1 import EdgeLimits
 from devstack.gateway.istio import IstioConfigError, load_gateway_config
-from devstack.gateway.outlier import OutlierDetector
-from devstack.gateway.proxy import Proxy, make_server
-from devstack.gateway.server import resolve_upstreams
-from devstack.gatewaylink import GatewayLink, GatewayLinkError
-from testkit.devstack import Upstream, write_istio_dir
-from testkit.process import free_port
+from devstack.gatewaylink import GatewayLinkError
+from testkit.devstack import (
+    InProcessGateway,
+    outlier_rule,
+    split_rule,
+    virtual_service,
+    write_istio_dir,
+)
 
 DEADLINE_S = 30.0
-SPLIT = """\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: svc, namespace: apps}
-spec:
-  hosts: ['*']
-  gateways: [apps/gw]
-  http:
-  - match: [{headers: {x-canary: {exact: v1}}}]
-    retries: {attempts: 0}
-    route: [{destination: {host: svc, subset: v1}}]
-  - retries: {attempts: 0}
-    route:
-    - {destination: {host: svc, subset: v1}, weight: %d}
-    - {destination: {host: svc, subset: v2}, weight: %d}
-"""
+PINNED_V1 = (
+    "  - match: [{headers: {x-canary: {exact: v1}}}]\n"
+    "    retries: {attempts: 0}\n"
+    "    route: [{destination: {host: svc, subset: v1}}]\n"
+)
+
+
+def split(v1: int, v2: int) -> str:
+    """x-canary: v1 pins v1; the rest is split v1:v2; no retries."""
+    return virtual_service(PINNED_V1, split_rule(v1, v2, "retries: {attempts: 0}"))
+
+
 # Istio's own defaults for what a restart would trip: 5 connection failures, 30 s out.
-OUTLIER = """\
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: svc-outlier, namespace: apps}
-spec:
-  host: svc
-  trafficPolicy:
-    outlierDetection:
-      consecutiveGatewayErrors: 5
-      consecutive5xxErrors: 0
-      baseEjectionTime: 30s
-      maxEjectionPercent: 100
-"""
+OUTLIER = outlier_rule(
+    "consecutiveGatewayErrors: 5\nconsecutive5xxErrors: 0\n"
+    "baseEjectionTime: 30s\nmaxEjectionPercent: 100\n"
+)
 PIN_V1 = {"x-canary": "v1"}
-
-
-@dataclass
-class Running:
-    url: str
-    proxy: Proxy
-    link: GatewayLink
 
 
 @pytest.fixture
@@ -80,58 +59,22 @@ async def short_dir() -> AsyncIterator[Path]:
 
 @pytest.fixture
 async def running(
-    tmp_path: Path, short_dir: Path
-) -> AsyncIterator[Callable[..., Awaitable[Running]]]:
-    cleanups: list[Callable[[], Awaitable[None]]] = []
+    gateways: Callable[..., Awaitable[InProcessGateway]], short_dir: Path
+) -> Callable[..., Awaitable[InProcessGateway]]:
+    """The gateway on ``split(*weights)`` and OUTLIER, with its admin API (``gw.link``)."""
+    numbers = itertools.count()
 
     async def start(
         upstream_urls: dict[str, str],
         weights: tuple[int, int] = (70, 30),
         limits: EdgeLimits | None = None,
-    ) -> Running:
-        index = len(cleanups)
-        directory = write_istio_dir(tmp_path / f"istio{index}", SPLIT % weights, extra=OUTLIER)
-        config = load_gateway_config(directory)
-        proxy = Proxy(
-            config.table,
-            resolve_upstreams(config, upstream_urls),
-            OutlierDetector(config.outlier),
-            limits=limits,
+    ) -> InProcessGateway:
+        socket = short_dir / f"admin{next(numbers)}.sock"
+        return await gateways(
+            split(*weights), upstream_urls, extra=OUTLIER, limits=limits, admin_socket=socket
         )
-        await proxy.start()
-        runner = web.ServerRunner(make_server(proxy.handle, limits), handle_signals=False)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        socket = short_dir / f"admin{index}.sock"
-        admin = await start_admin(proxy, socket)
 
-        async def stop() -> None:
-            await admin.cleanup()
-            await runner.cleanup()
-            await proxy.close()
-
-        cleanups.append(stop)
-        return Running(f"http://127.0.0.1:{port}", proxy, GatewayLink(socket))
-
-    yield start
-    for stop in cleanups:
-        await stop()
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[Callable[[str], Awaitable[Upstream]]]:
-    started: list[Upstream] = []
-
-    async def start(name: str) -> Upstream:
-        server = Upstream(name)
-        await server.start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        await server.stop()
+    return start
 
 
 async def _served_by(client: httpx.AsyncClient, url: str, n: int, **kw: Any) -> list[str]:
@@ -140,9 +83,9 @@ async def _served_by(client: httpx.AsyncClient, url: str, n: int, **kw: Any) -> 
 
 
 async def test_an_unready_destination_is_out_of_the_pick_and_back_the_moment_it_is_ready(
-    running, upstream
+    running, upstreams
 ) -> None:
-    v1, v2 = await upstream("v1"), await upstream("v2")
+    v1, v2 = await upstreams("v1"), await upstreams("v2")
     gw = await running({"svc/v1": v1.url, "svc/v2": v2.url})
     async with httpx.AsyncClient(timeout=DEADLINE_S) as client:
         await gw.link.set_ready({"svc/v1": False}, "restarting")
@@ -157,11 +100,11 @@ async def test_an_unready_destination_is_out_of_the_pick_and_back_the_moment_it_
 
 
 async def test_a_destination_ejected_before_a_restart_is_a_fresh_endpoint_once_ready(
-    running, upstream, caplog: pytest.LogCaptureFixture
+    running, upstreams, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The 31 s of the issue: connection failures while v1 was down ejected it for
     baseEjectionTime; ready again, it must be routable at once, and each step logged."""
-    v1, v2 = await upstream("v1"), await upstream("v2")
+    v1, v2 = await upstreams("v1"), await upstreams("v2")
     port = v1.port
     gw = await running({"svc/v1": v1.url, "svc/v2": v2.url})
     caplog.set_level(logging.INFO, logger="devstack.gateway")
@@ -174,8 +117,7 @@ async def test_a_destination_ejected_before_a_restart_is_a_fresh_endpoint_once_r
         assert "5 consecutive gateway connection failures" in ejected[0].reason  # type: ignore[attr-defined]
         # The stack restarts it on the same port and says so: out, then in, at once.
         await gw.link.set_ready({"svc/v1": False}, "restarting")
-        v1.port = port
-        await _restart_on(v1, port)
+        await v1.start(port)
         await gw.link.set_ready({"svc/v1": True}, "ready after a restart")
         assert await _served_by(client, gw.url, 3, headers=PIN_V1) == ["v1"] * 3
     state = (await gw.link.state())["endpoints"]["svc/v1"]
@@ -185,18 +127,10 @@ async def test_a_destination_ejected_before_a_restart_is_a_fresh_endpoint_once_r
     assert any("endpoint ready: back in the pick" in m for m in messages)
 
 
-async def _restart_on(server: Upstream, port: int) -> None:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", server.handle)
-    server._runner = web.AppRunner(app, access_log=None)
-    await server._runner.setup()
-    await web.TCPSite(server._runner, "127.0.0.1", port).start()
-
-
 async def test_an_ejection_ends_with_a_line_when_its_time_is_up(
-    running, upstream, caplog: pytest.LogCaptureFixture
+    running, upstreams, caplog: pytest.LogCaptureFixture
 ) -> None:
-    v1, v2 = await upstream("v1"), await upstream("v2")
+    v1, v2 = await upstreams("v1"), await upstreams("v2")
     gw = await running({"svc/v1": v1.url, "svc/v2": v2.url})
     caplog.set_level(logging.INFO, logger="devstack.gateway")
     [v1_destination] = [d for d in gw.proxy.upstreams if d.key == "svc/v1"]
@@ -211,9 +145,9 @@ async def test_an_ejection_ends_with_a_line_when_its_time_is_up(
 
 
 async def test_a_weight_0_destination_is_never_drawn_even_when_the_other_is_not_ready(
-    running, upstream
+    running, upstreams
 ) -> None:
-    v1, v2 = await upstream("v1"), await upstream("v2")
+    v1, v2 = await upstreams("v1"), await upstreams("v2")
     gw = await running({"svc/v1": v1.url, "svc/v2": v2.url}, weights=(100, 0))
     await gw.link.set_ready({"svc/v1": False}, "restarting")
     async with httpx.AsyncClient(timeout=DEADLINE_S) as client:
@@ -222,8 +156,10 @@ async def test_a_weight_0_destination_is_never_drawn_even_when_the_other_is_not_
     assert v2.calls == {}
 
 
-async def test_the_admin_api_refuses_unknown_destinations_and_bad_bodies(running, upstream) -> None:
-    v1, v2 = await upstream("v1"), await upstream("v2")
+async def test_the_admin_api_refuses_unknown_destinations_and_bad_bodies(
+    running, upstreams
+) -> None:
+    v1, v2 = await upstreams("v1"), await upstreams("v2")
     gw = await running({"svc/v1": v1.url, "svc/v2": v2.url})
     with pytest.raises(GatewayLinkError, match=r"404.*no destination svc/v3"):
         await gw.link.set_ready({"svc/v3": False})
@@ -239,7 +175,7 @@ async def test_the_admin_api_refuses_unknown_destinations_and_bad_bodies(running
 def test_several_destinations_of_total_weight_0_are_refused_as_istio_does(
     tmp_path: Path,
 ) -> None:
-    directory = write_istio_dir(tmp_path / "istio", SPLIT % (0, 0))
+    directory = write_istio_dir(tmp_path / "istio", split(0, 0))
     with pytest.raises(IstioConfigError) as refused:
         load_gateway_config(directory)
     assert any("total destination weight = 0" in p for p in refused.value.problems)
@@ -257,9 +193,9 @@ async def _raw(url: str, data: bytes, *, then: bytes | None = None) -> bytes:
 
 
 async def test_headers_up_to_envoy_s_60_kib_pass_and_more_is_a_431_that_echoes_nothing(
-    running, upstream
+    running, upstreams
 ) -> None:
-    v1, v2 = await upstream("v1"), await upstream("v2")
+    v1, v2 = await upstreams("v1"), await upstreams("v2")
     gw = await running({"svc/v1": v1.url, "svc/v2": v2.url})
     # 49 KiB of headers (each line under the upstream's own 8 KiB limit): forwarded.
     big = {f"x-big{i}": "b" * (7 * 1024) for i in range(7)}
@@ -280,8 +216,8 @@ async def test_headers_up_to_envoy_s_60_kib_pass_and_more_is_a_431_that_echoes_n
     assert b"zzzz" not in rest and b"aiohttp" not in rest.lower()
 
 
-async def test_more_than_100_headers_is_a_431(running, upstream) -> None:
-    v1, v2 = await upstream("v1"), await upstream("v2")
+async def test_more_than_100_headers_is_a_431(running, upstreams) -> None:
+    v1, v2 = await upstreams("v1"), await upstreams("v2")
     gw = await running({"svc/v1": v1.url, "svc/v2": v2.url})
     headers = b"".join(b"x-h%d: 1\r\n" % i for i in range(101))
     raw = await _raw(gw.url, b"GET / HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
@@ -289,9 +225,9 @@ async def test_more_than_100_headers_is_a_431(running, upstream) -> None:
 
 
 async def test_a_request_that_does_not_parse_is_an_http_1_1_400_that_echoes_nothing(
-    running, upstream
+    running, upstreams
 ) -> None:
-    v1, v2 = await upstream("v1"), await upstream("v2")
+    v1, v2 = await upstreams("v1"), await upstreams("v2")
     gw = await running({"svc/v1": v1.url, "svc/v2": v2.url})
     raw = await _raw(gw.url, b"GET / HTTP/1.1\r\nHost: x\r\nbad header <script>\r\n\r\n")
     status, _, rest = raw.partition(b"\r\n")
@@ -300,9 +236,9 @@ async def test_a_request_that_does_not_parse_is_an_http_1_1_400_that_echoes_noth
 
 
 async def test_a_body_that_stops_arriving_is_a_408_after_the_stream_idle_timeout(
-    running, upstream
+    running, upstreams
 ) -> None:
-    v1, v2 = await upstream("v1"), await upstream("v2")
+    v1, v2 = await upstreams("v1"), await upstreams("v2")
     limits = EdgeLimits(stream_idle_timeout_s=0.5)
     gw = await running({"svc/v1": v1.url, "svc/v2": v2.url}, limits=limits)
     # Declares 100 bytes, sends 7, then waits: held forever before.
@@ -319,8 +255,8 @@ async def test_a_body_that_stops_arriving_is_a_408_after_the_stream_idle_timeout
     assert raw.startswith(b"HTTP/1.1 408 "), raw[:200]
 
 
-async def test_headers_that_stop_arriving_are_a_408(running, upstream) -> None:
-    v1, v2 = await upstream("v1"), await upstream("v2")
+async def test_headers_that_stop_arriving_are_a_408(running, upstreams) -> None:
+    v1, v2 = await upstreams("v1"), await upstreams("v2")
     limits = EdgeLimits(stream_idle_timeout_s=0.5)
     gw = await running({"svc/v1": v1.url, "svc/v2": v2.url}, limits=limits)
     raw = await _raw(gw.url, b"GET / HTTP/1.1\r\nHost: x\r\nx-partial: ")
@@ -328,8 +264,8 @@ async def test_headers_that_stop_arriving_are_a_408(running, upstream) -> None:
     assert v1.calls == {} and v2.calls == {}
 
 
-async def test_the_request_headers_timeout_bounds_a_trickle(running, upstream) -> None:
-    v1, v2 = await upstream("v1"), await upstream("v2")
+async def test_the_request_headers_timeout_bounds_a_trickle(running, upstreams) -> None:
+    v1, v2 = await upstreams("v1"), await upstreams("v2")
     limits = EdgeLimits(request_headers_timeout_s=0.5)
     gw = await running({"svc/v1": v1.url, "svc/v2": v2.url}, limits=limits)
     host, port = gw.url.removeprefix("http://").split(":")

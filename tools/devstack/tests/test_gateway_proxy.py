@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from testkit.devstack import write_istio_dir
 from testkit.process import ServiceProcess, free_port
 
@@ -34,18 +35,25 @@ SPLIT = _vs(
 )
 
 
-async def test_retries_a_5xx_and_returns_the_retry_answer(upstreams, gateway) -> None:
+@pytest.mark.parametrize(
+    ("retries", "path"),
+    [("{attempts: 2, retryOn: 5xx}", "/fail?x=1"), ("{attempts: 1, retryOn: reset}", "/reset")],
+    ids=["5xx", "reset"],
+)
+async def test_a_failed_try_is_retried_and_the_retry_answer_returned(
+    upstreams, gateway, retries: str, path: str
+) -> None:
+    """The first try fails (a 503; a reset connection) and ``retryOn`` names that failure."""
     one = await upstreams("one")
     one.fail_first = 1
     url = await gateway(
-        _vs("- retries: {attempts: 2, retryOn: 5xx}\n  route: [{destination: {host: svc}}]"),
-        {"svc": one.url},
+        _vs(f"- retries: {retries}\n  route: [{{destination: {{host: svc}}}}]"), {"svc": one.url}
     )
     async with httpx.AsyncClient() as client:
-        response = await client.get(f"{url}/fail?x=1")
+        response = await client.get(f"{url}{path}")
     assert response.status_code == 200
-    assert response.json()["path"] == "/fail?x=1"
-    assert one.calls["/fail"] == 2
+    assert response.json()["path"] == path
+    assert one.calls[path.partition("?")[0]] == 2
     assert response.headers["x-envoy-upstream-service-time"].isdigit()
 
 
@@ -86,19 +94,6 @@ async def test_connect_failure_without_retries_is_an_envoy_503(gateway) -> None:
         response = await client.get(f"{url}/")
     assert response.status_code == 503
     assert "reset reason: connection failure" in response.text
-
-
-async def test_reset_is_retried_when_retry_on_has_reset(upstreams, gateway) -> None:
-    one = await upstreams("one")
-    one.fail_first = 1
-    url = await gateway(
-        _vs("- retries: {attempts: 1, retryOn: reset}\n  route: [{destination: {host: svc}}]"),
-        {"svc": one.url},
-    )
-    async with httpx.AsyncClient() as client:
-        response = await client.get(f"{url}/reset")
-    assert response.status_code == 200
-    assert one.calls["/reset"] == 2
 
 
 async def test_per_try_timeout_retries_and_route_timeout_gives_504(upstreams, gateway) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import textwrap
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,15 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiohttp import web
-from devstack.gateway.istio import load_gateway_config
-from devstack.gateway.outlier import OutlierDetector
-from devstack.gateway.proxy import Proxy, make_server
+from devstack.gateway.proxy import Proxy
 from devstack.gateway.reload import RouteReloader, locate, resource_files
-from devstack.gateway.server import resolve_upstreams
 from devstack.gateway.settings import GatewaySettings
-from testkit.devstack import Upstream, write_istio_dir
-from testkit.process import free_port
+from testkit.devstack import Upstream, names_served, save_file, serving_gateway, write_istio_dir
 
 DEADLINE_S = 30.0
 
@@ -55,10 +49,7 @@ class Reloading:
     two: Upstream
 
     def write(self, text: str) -> None:
-        """Replace vs.yaml in one step, as editors save (a watcher never sees half a file)."""
-        temporary = self.istio / ".vs.yaml.tmp"
-        temporary.write_text(textwrap.dedent(text))
-        os.replace(temporary, self.istio / "vs.yaml")
+        save_file(self.istio / "vs.yaml", textwrap.dedent(text))
 
     async def wait_for(self, condition: Callable[[], bool], what: str) -> float:
         started = time.monotonic()
@@ -67,13 +58,8 @@ class Reloading:
             await asyncio.sleep(0.02)
         return time.monotonic() - started
 
-    async def served_by(self, client: httpx.AsyncClient, n: int = 20) -> set[str]:
-        names = set()
-        for _ in range(n):
-            response = await client.get(f"{self.url}/")
-            assert response.status_code == 200, response.text
-            names.add(response.json()["name"])
-        return names
+    async def served_by(self, client: httpx.AsyncClient) -> set[str]:
+        return await names_served(client, f"{self.url}/")
 
 
 @pytest.fixture
@@ -82,35 +68,25 @@ async def reloading(
 ) -> AsyncIterator[Reloading]:
     one, two = await upstreams("one"), await upstreams("two")
     istio = write_istio_dir(tmp_path / "istio", weighted_vs(100, 0))
-    settings = GatewaySettings(
-        host="127.0.0.1",
-        port=free_port(),
-        istio_dir=istio,
-        gateway_name=None,
-        upstreams={"svc/v1": one.url, "svc/v2": two.url},
-        max_body_bytes=1024 * 1024,
-        log_requests=False,
-    )
-    config = load_gateway_config(istio)
-    proxy = Proxy(
-        config.table,
-        resolve_upstreams(config, settings.upstreams),
-        OutlierDetector(config.outlier),
-    )
-    await proxy.start()
-    runner = web.ServerRunner(make_server(proxy.handle), handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", settings.port).start()
-    stop = asyncio.Event()
-    reloader = RouteReloader(proxy, settings, config.warnings)
-    watching = asyncio.create_task(reloader.watch(stop))
-    try:
-        yield Reloading(f"http://127.0.0.1:{settings.port}", proxy, istio, one, two)
-    finally:
-        stop.set()
-        await asyncio.wait_for(watching, DEADLINE_S)
-        await runner.cleanup()
-        await proxy.close()
+    upstream_urls = {"svc/v1": one.url, "svc/v2": two.url}
+    async with serving_gateway(istio, upstream_urls) as gateway:
+        settings = GatewaySettings(
+            host="127.0.0.1",
+            port=gateway.port,
+            istio_dir=istio,
+            gateway_name=None,
+            upstreams=upstream_urls,
+            max_body_bytes=1024 * 1024,
+            log_requests=False,
+        )
+        stop = asyncio.Event()
+        reloader = RouteReloader(gateway.proxy, settings, gateway.config.warnings)
+        watching = asyncio.create_task(reloader.watch(stop))
+        try:
+            yield Reloading(gateway.url, gateway.proxy, istio, one, two)
+        finally:
+            stop.set()
+            await asyncio.wait_for(watching, DEADLINE_S)
 
 
 def _messages(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:

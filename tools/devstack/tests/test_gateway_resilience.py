@@ -9,46 +9,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-import textwrap
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import httpx
-import pytest
-from aiohttp import web
-from devstack.gateway.istio import load_gateway_config
-from devstack.gateway.outlier import OutlierDetector
-from devstack.gateway.proxy import Proxy
-from devstack.gateway.server import resolve_upstreams
-from testkit.devstack import write_istio_dir
+from testkit.devstack import Upstream, outlier_rule, split_rule, virtual_service
 from testkit.process import REPO_ROOT, free_port
 
 REPO_ISTIO = REPO_ROOT / "k8s" / "istio"
-StartGateway = Callable[[Path, dict[str, str]], Awaitable[str]]
-
-
-@pytest.fixture
-async def gateway_from() -> AsyncIterator[StartGateway]:
-    """Start the proxy from an Istio directory and local addresses; returns its URL."""
-    started: list[tuple[web.ServerRunner, Proxy]] = []
-
-    async def start(directory: Path, upstream_urls: dict[str, str]) -> str:
-        config = load_gateway_config(directory)
-        proxy = Proxy(
-            config.table, resolve_upstreams(config, upstream_urls), OutlierDetector(config.outlier)
-        )
-        await proxy.start()
-        runner = web.ServerRunner(web.Server(proxy.handle), handle_signals=False)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        started.append((runner, proxy))
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for runner, proxy in started:
-        await runner.cleanup()
-        await proxy.close()
+StartGateway = Callable[..., Awaitable[str]]
+Upstreams = Callable[[str], Awaitable[Upstream]]
 
 
 class ResetAfterBody:
@@ -87,7 +56,7 @@ class ResetAfterBody:
 
 
 async def test_a_post_that_reached_books_is_never_sent_twice(
-    gateway_from: StartGateway,
+    gateway: StartGateway,
 ) -> None:
     """The repository's books route (edge and the FQDN host) with an upstream that
     takes the whole POST and then resets: the gateway answers 503, books saw it once."""
@@ -95,7 +64,7 @@ async def test_a_post_that_reached_books_is_never_sent_twice(
     await books.start()
     dead = f"http://127.0.0.1:{free_port()}"
     try:
-        url = await gateway_from(
+        url = await gateway(
             REPO_ISTIO,
             {"books": books.url, "text-to-speech/v1": dead, "text-to-speech/v2": dead},
         )
@@ -115,112 +84,70 @@ async def test_a_post_that_reached_books_is_never_sent_twice(
 
 
 async def test_reset_before_request_still_retries_what_was_never_sent(
-    tmp_path: Path, gateway_from: StartGateway, upstreams
+    gateway: StartGateway, upstreams
 ) -> None:
     """A connect failure sent nothing: `reset-before-request` alone retries it elsewhere."""
     alive = await upstreams("alive")
     dead = f"http://127.0.0.1:{free_port()}"
-    directory = write_istio_dir(
-        tmp_path / "istio",
-        textwrap.dedent(
-            """\
-            apiVersion: networking.istio.io/v1
-            kind: VirtualService
-            metadata: {name: svc, namespace: apps}
-            spec:
-              hosts: ['*']
-              gateways: [apps/gw]
-              http:
-              - retries: {attempts: 2, retryOn: reset-before-request}
-                route:
-                - {destination: {host: svc, subset: v1}, weight: 50}
-                - {destination: {host: svc, subset: v2}, weight: 50}
-            """
-        ),
-    )
-    url = await gateway_from(directory, {"svc/v1": alive.url, "svc/v2": dead})
+    retrying = split_rule(50, 50, "retries: {attempts: 2, retryOn: reset-before-request}")
+    url = await gateway(virtual_service(retrying), {"svc/v1": alive.url, "svc/v2": dead})
     async with httpx.AsyncClient(timeout=30.0) as client:
         answers = [await client.post(f"{url}/books", content=b"x") for _ in range(30)]
     assert {r.status_code for r in answers} == {200}
     assert alive.calls["/books"] == 30
 
 
-def _outlier_dir(tmp_path: Path, outlier: str) -> Path:
-    rule = textwrap.dedent(
-        """\
-        ---
-        apiVersion: networking.istio.io/v1
-        kind: DestinationRule
-        metadata: {name: svc-outlier, namespace: apps}
-        spec:
-          host: svc
-          trafficPolicy:
-            outlierDetection:
-        """
-    ) + textwrap.indent(textwrap.dedent(outlier), "      ")
-    virtual_service = textwrap.dedent(
-        """\
-        apiVersion: networking.istio.io/v1
-        kind: VirtualService
-        metadata: {name: svc, namespace: apps}
-        spec:
-          hosts: ['*']
-          gateways: [apps/gw]
-          http:
-          - retries: {attempts: 0}
-            route: [{destination: {host: svc, subset: v1}}]
-        """
-    )
-    return write_istio_dir(tmp_path / "istio", virtual_service, extra=rule)
+# One route to v1 that is never retried: every answer is counted by the outlier detection.
+ONE_TRY = virtual_service(
+    "  - retries: {attempts: 0}\n    route: [{destination: {host: svc, subset: v1}}]\n"
+)
+
+
+async def _gets_to_an_app_that_fails(
+    gateway: StartGateway, upstreams: Upstreams, policy: str, n: int
+) -> tuple[list[str], Upstream]:
+    """``n`` GET /fail through the gateway with outlier detection ``policy`` to an app that
+    answers 503 every time: the answers' bodies, and the app."""
+    one = await upstreams("one")
+    one.fail_first = 1000
+    url = await gateway(ONE_TRY, {"svc/v1": one.url}, extra=outlier_rule(policy))
+    async with httpx.AsyncClient(timeout=30.0) as client:
+        answers = [await client.get(f"{url}/fail") for _ in range(n)]
+    return [r.text for r in answers], one
 
 
 async def test_the_only_destination_ejected_is_envoys_no_healthy_upstream(
-    tmp_path: Path, gateway_from: StartGateway, upstreams
+    gateway: StartGateway, upstreams: Upstreams
 ) -> None:
     """Counting answers ejects an app that answers 503: Istio's panic threshold is
     minHealthPercent (0), so the caller then gets Envoy's 503 without Retry-After."""
-    one = await upstreams("one")
-    one.fail_first = 1000
-    directory = _outlier_dir(
-        tmp_path, "consecutive5xxErrors: 3\nbaseEjectionTime: 30s\nmaxEjectionPercent: 100\n"
-    )
-    url = await gateway_from(directory, {"svc/v1": one.url})
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        answers = [await client.get(f"{url}/fail") for _ in range(6)]
-    assert [r.text for r in answers[:3]] == ["failing"] * 3
-    assert [r.text for r in answers[3:]] == ["no healthy upstream"] * 3
+    policy = "consecutive5xxErrors: 3\nbaseEjectionTime: 30s\nmaxEjectionPercent: 100\n"
+    answers, one = await _gets_to_an_app_that_fails(gateway, upstreams, policy, 6)
+    assert answers[:3] == ["failing"] * 3
+    assert answers[3:] == ["no healthy upstream"] * 3
     assert one.calls["/fail"] == 3
 
 
 async def test_with_min_health_percent_an_ejected_destination_still_gets_traffic(
-    tmp_path: Path, gateway_from: StartGateway, upstreams
+    gateway: StartGateway, upstreams: Upstreams
 ) -> None:
-    one = await upstreams("one")
-    one.fail_first = 1000
-    directory = _outlier_dir(
-        tmp_path, "consecutive5xxErrors: 3\nmaxEjectionPercent: 100\nminHealthPercent: 50\n"
-    )
-    url = await gateway_from(directory, {"svc/v1": one.url})
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        answers = [await client.get(f"{url}/fail") for _ in range(6)]
-    assert [r.text for r in answers] == ["failing"] * 6
+    policy = "consecutive5xxErrors: 3\nmaxEjectionPercent: 100\nminHealthPercent: 50\n"
+    answers, _ = await _gets_to_an_app_that_fails(gateway, upstreams, policy, 6)
+    assert answers == ["failing"] * 6
 
 
 async def test_split_local_origin_ejects_on_connection_failures_only(
-    tmp_path: Path, gateway_from: StartGateway, upstreams
+    gateway: StartGateway, upstreams: Upstreams
 ) -> None:
-    one = await upstreams("one")
-    one.fail_first = 1000
     policy = (
         "splitExternalLocalOriginErrors: true\nconsecutiveLocalOriginFailures: 3\n"
         "consecutive5xxErrors: 0\nmaxEjectionPercent: 100\n"
     )
-    url = await gateway_from(_outlier_dir(tmp_path / "a", policy), {"svc/v1": one.url})
+    answers, _ = await _gets_to_an_app_that_fails(gateway, upstreams, policy, 20)
     dead = f"http://127.0.0.1:{free_port()}"
-    dead_url = await gateway_from(_outlier_dir(tmp_path / "b", policy), {"svc/v1": dead})
+    dead_url = await gateway(ONE_TRY, {"svc/v1": dead}, extra=outlier_rule(policy))
     async with httpx.AsyncClient(timeout=30.0) as client:
-        answers = [await client.get(f"{url}/fail") for _ in range(20)]
         refused = [await client.get(f"{dead_url}/") for _ in range(5)]
-    assert {r.text for r in answers} == {"failing"}  # the app's own 503s, every time
+    assert set(answers) == {"failing"}  # the app's own 503s, every time
     assert ["connection failure" in r.text for r in refused[:3]] == [True] * 3
     assert [r.text for r in refused[3:]] == ["no healthy upstream"] * 2

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,6 +18,8 @@ import pytest
 from devstack.gateway.weights import parse_weights
 from testkit.devstack import (
     Upstream,
+    names_served,
+    save_file,
     split_rule,
     virtual_service,
     wait_for_output,
@@ -37,20 +38,9 @@ def weighted_vs(v1: int, v2: int, timeout: str = "30s") -> str:
     return virtual_service(pinned, split_rule(v1, v2, f"timeout: {timeout}"))
 
 
-def replace_file(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
-async def served_by(url: str, path: str = "/", n: int = 20) -> set[str]:
+async def served_by(url: str, path: str = "/") -> set[str]:
     async with httpx.AsyncClient(timeout=DEADLINE_S) as client:
-        names = set()
-        for _ in range(n):
-            response = await client.get(f"{url}{path}")
-            assert response.status_code == 200, response.text
-            names.add(response.json()["name"])
-        return names
+        return await names_served(client, f"{url}{path}")
 
 
 async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
@@ -81,17 +71,17 @@ async def test_the_gateway_follows_the_weights_file(
         wait_for_output(gateway, r'"listening"', timeout=DEADLINE_S)
         assert await served_by(url) == {"one"}  # no file: the Istio files' weights
 
-        replace_file(weights, json.dumps({"weights": {"v1": 0, "v2": 100}}))
+        save_file(weights, json.dumps({"weights": {"v1": 0, "v2": 100}}))
         await until(lambda: _is(served_by(url), {"two"}), "switch to v2")
         assert await served_by(url, "/pinned") == {"one"}  # not a v1/v2 split: untouched
         wait_for_output(gateway, r'"canary weights applied".*"routes":1', timeout=DEADLINE_S)
 
-        replace_file(weights, "{not json")
+        save_file(weights, "{not json")
         wait_for_output(gateway, r'"canary weights file refused.*"problem":"not JSON"', 5.0)
         assert await served_by(url) == {"two"}  # kept
 
-        replace_file(weights, json.dumps({"weights": {"v1": 0, "v2": 100}}))
-        replace_file(istio / "vs.yaml", weighted_vs(100, 0, timeout="20s"))
+        save_file(weights, json.dumps({"weights": {"v1": 0, "v2": 100}}))
+        save_file(istio / "vs.yaml", weighted_vs(100, 0, timeout="20s"))
         wait_for_output(gateway, r'"routes reloaded"', timeout=DEADLINE_S)
         wait_for_output(gateway, r'"canary weights applied".*"istio reload"', DEADLINE_S)
         assert await served_by(url) == {"two"}  # the file still wins over the edit

@@ -14,11 +14,13 @@ import asyncio
 import io
 import os
 import re
+import shutil
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -27,6 +29,7 @@ from devstack.reload import Reloader, SourceMap, run_from_sources
 from devstack.services import Ports, Probe, ServiceSpec, StackConfig, build_specs
 from devstack.supervisor import Output, Stack
 from devstack.workspace import find_workspace_root, load_workspace
+from testkit.devstack import save_file
 from testkit.process import REPO_ROOT, free_port
 
 DEADLINE_S = 60.0
@@ -111,10 +114,7 @@ class Running:
         return self.stream.getvalue()
 
     def save(self, relative: str, text: str) -> None:
-        path = self.root / relative
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(text)
-        os.replace(temporary, path)
+        save_file(self.root / relative, text)
 
     async def wait(self, check: Callable[[], bool], what: str) -> None:
         started = time.monotonic()
@@ -296,3 +296,17 @@ def test_no_reload_turns_off_the_gateway_s_watch_too() -> None:
         assert config.reload is (expected == "true")
         [gateway] = [spec for spec in build_specs(config) if spec.name == "local-gateway"]
         assert gateway.env["GATEWAY_RELOAD"] == expected
+
+
+async def test_sources_that_cannot_be_watched_are_one_line_and_the_stack_goes_on(
+    tmp_path: Path,
+) -> None:
+    root = make_workspace(tmp_path / "ws")
+    specs = [ServiceSpec("app", [str(root / "bin" / "app")], {"PORT": "1"}, None)]
+    sources = SourceMap.for_specs(load_workspace(root), specs)
+    shutil.rmtree(root / "members" / "shared" / "src")  # a watched directory is gone
+    stream = io.StringIO()
+    stack = SimpleNamespace(output=Output([], stream), stopping=asyncio.Event())
+    await asyncio.wait_for(Reloader(sources).watch_sources(stack), DEADLINE_S)  # type: ignore[arg-type]
+    [line] = stream.getvalue().splitlines()
+    assert re.fullmatch(r"stack +\| cannot watch the sources \(.+\); live reload is off", line)

@@ -8,6 +8,7 @@ observe (a line of the stack, an answer); none measures time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -21,75 +22,30 @@ from pathlib import Path
 
 import httpx
 import pytest
-from devstack.services import Ports
 from testkit.devstack import (
+    PIN_V1,
+    STACK_SERVICES,
+    V1_APP,
+    VIRTUAL_SERVICES,
+    RunningStack,
     binomial_interval,
-    copy_workspace,
     count_versions,
-    free_stack_ports,
+    stack_on_a_copy,
     started_pids,
-    wait_for_output,
 )
-from testkit.process import REPO_ROOT, ServiceProcess, console_script
+from testkit.process import console_script
 
 pytestmark = pytest.mark.slow
 
 DEADLINE_S = 120.0
-V1_APP = Path("services/tts_v1/src/tts_v1/app.py")
-VIRTUAL_SERVICES = Path("k8s/istio/virtualservices.yaml")
 GATEWAY_ROUTING = Path("tools/devstack/src/devstack/gateway/routing.py")
-PIN_V1 = {"x-canary": "v1"}
-
-
-@dataclass
-class Stack:
-    proc: ServiceProcess
-    ports: Ports
-    root: Path
-    data: Path
-
-    @property
-    def url(self) -> str:
-        return self.ports.gateway_url
-
-    def output(self) -> str:
-        return self.proc.output()
-
-    def save(self, relative: Path, text: str) -> None:
-        path = self.root / relative
-        temporary = path.with_name(f".{path.name}.swp")
-        temporary.write_text(text)
-        os.replace(temporary, path)
-
-    def read(self, relative: Path) -> str:
-        return (self.root / relative).read_text()
-
-    def wait_for_line(self, pattern: str, since: int) -> re.Match[str]:
-        regex = re.compile(pattern, re.MULTILINE)
-        deadline = time.monotonic() + DEADLINE_S
-        while True:
-            found = regex.search(self.output(), since)
-            if found:
-                return found
-            assert self.proc.is_running(), self.output()[-4000:]
-            assert time.monotonic() < deadline, (pattern, self.output()[since:][-4000:])
-            time.sleep(0.02)
+V1_READY = r"^stack +\| tts-v1 is ready again$"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    base = tmp_path_factory.mktemp("readiness")
-    root = copy_workspace(REPO_ROOT, base / "repo")
-    ports = free_stack_ports()
-    data = base / "data"
-    command = [console_script("stack"), "up", *ports.flags(), f"--data-dir={data}"]
-    proc = ServiceProcess(command, name="stack", cwd=root)
-    proc.start()
-    try:
-        wait_for_output(proc, r"Ctrl-C stops everything", timeout=DEADLINE_S)
-        yield Stack(proc, ports, root, data)
-    finally:
-        proc.stop()
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    with stack_on_a_copy(tmp_path_factory.mktemp("readiness"), DEADLINE_S) as running:
+        yield running
 
 
 @dataclass
@@ -113,11 +69,17 @@ class Poller:
                 time.sleep(0.01)
 
 
-def _polling(url: str, headers: dict[str, str], path: str = "/") -> tuple[Poller, threading.Thread]:
+@contextlib.contextmanager
+def _polling(url: str, headers: dict[str, str], path: str = "/") -> Iterator[Poller]:
+    """A Poller in a thread while the block runs; its answers stay readable after."""
     poller = Poller(url, headers, path)
     thread = threading.Thread(target=poller.run, daemon=True)
     thread.start()
-    return poller, thread
+    try:
+        yield poller
+    finally:
+        poller.stop.set()
+        thread.join()
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -125,15 +87,13 @@ def _get(url: str, headers: dict[str, str] | None = None) -> httpx.Response:
 
 
 def test_an_edit_under_traffic_is_answered_the_moment_the_service_is_ready(
-    stack: Stack,
+    stack: RunningStack,
 ) -> None:
     """The issue's scenario: v1 edited while requests pinned to v1 keep coming."""
-    original = stack.read(V1_APP)
-    poller, thread = _polling(stack.url, PIN_V1)
-    try:
+    with stack.restoring(V1_APP, V1_READY) as original, _polling(stack.url, PIN_V1) as poller:
         mark = len(stack.output())
         stack.save(V1_APP, original.replace("(stable)", "(stable, edited)"))
-        stack.wait_for_line(r"^stack +\| tts-v1 is ready again$", mark)
+        stack.wait_for_line(V1_READY, mark)
         # The first request after "ready" is answered by the new code: no ejection to wait out.
         answer = _get(stack.url, PIN_V1)
         assert answer.status_code == 200, answer.text
@@ -142,31 +102,17 @@ def test_an_edit_under_traffic_is_answered_the_moment_the_service_is_ready(
         assert "destination ejected" not in after, after
         assert re.search(r"endpoint not ready.*destination=text-to-speech/v1", after), after
         assert re.search(r"endpoint ready: back in the pick.*text-to-speech/v1", after), after
-    finally:
-        poller.stop.set()
-        thread.join()
-        mark = len(stack.output())
-        stack.save(V1_APP, original)
-        stack.wait_for_line(r"^stack +\| tts-v1 is ready again$", mark)
     # While v1 was away the pinned route had no endpoint: Envoy's 503, nothing else.
     failures = {text for status, text in poller.answers if status != 200}
     assert failures <= {"no healthy upstream"}, failures
     assert any(status == 200 for status, _ in poller.answers)
 
 
-async def test_the_split_is_70_30_again_after_an_edit_under_load(stack: Stack) -> None:
-    original = stack.read(V1_APP)
-    poller, thread = _polling(stack.url, {})
-    try:
+async def test_the_split_is_70_30_again_after_an_edit_under_load(stack: RunningStack) -> None:
+    with stack.restoring(V1_APP, V1_READY) as original, _polling(stack.url, {}) as poller:
         mark = len(stack.output())
         stack.save(V1_APP, original + "\n# edited under load\n")
-        stack.wait_for_line(r"^stack +\| tts-v1 is ready again$", mark)
-    finally:
-        poller.stop.set()
-        thread.join()
-        mark = len(stack.output())
-        stack.save(V1_APP, original)
-        stack.wait_for_line(r"^stack +\| tts-v1 is ready again$", mark)
+        stack.wait_for_line(V1_READY, mark)
     # Unpinned requests went to v2 while v1 restarted, none failed.
     assert {status for status, _ in poller.answers} == {200}, poller.answers[-5:]
     n = 1000
@@ -176,41 +122,32 @@ async def test_the_split_is_70_30_again_after_an_edit_under_load(stack: Stack) -
     assert "destination ejected" not in stack.output()
 
 
-def test_a_burst_of_saves_is_one_restart(stack: Stack) -> None:
-    original = stack.read(V1_APP)
+def test_a_burst_of_saves_is_one_restart(stack: RunningStack) -> None:
     pids = started_pids(stack.output())["tts-v1"]
     mark = len(stack.output())
-    try:
+    with stack.restoring(V1_APP, V1_READY) as original:
         for n in range(20):
             stack.save(V1_APP, original + f"\n# save {n}\n")
             time.sleep(0.02)  # an editor's autosave: saves 20 ms apart (pacing, not a check)
-        stack.wait_for_line(r"^stack +\| tts-v1 is ready again$", mark)
+        stack.wait_for_line(V1_READY, mark)
         assert "# save 19" in stack.read(V1_APP)
         assert stack.output()[mark:].count("changed: restarting tts-v1") == 1, stack.output()[mark:]
         assert len(started_pids(stack.output())["tts-v1"]) == len(pids) + 1
-    finally:
-        mark = len(stack.output())
-        stack.save(V1_APP, original)
-        stack.wait_for_line(r"^stack +\| tts-v1 is ready again$", mark)
 
 
-def test_a_killed_service_is_back_in_the_pick_as_soon_as_it_is_ready(stack: Stack) -> None:
-    poller, thread = _polling(stack.url, PIN_V1)
-    try:
+def test_a_killed_service_is_back_in_the_pick_as_soon_as_it_is_ready(stack: RunningStack) -> None:
+    with _polling(stack.url, PIN_V1):
         mark = len(stack.output())
         pid = started_pids(stack.output())["tts-v1"][-1]
         os.kill(pid, signal.SIGKILL)
-        stack.wait_for_line(r"^stack +\| tts-v1 is ready again$", mark)
+        stack.wait_for_line(V1_READY, mark)
         answer = _get(stack.url, PIN_V1)
         assert answer.status_code == 200, answer.text
         assert "destination ejected" not in stack.output()[mark:]
-    finally:
-        poller.stop.set()
-        thread.join()
 
 
 def test_a_service_failing_its_readiness_probe_leaves_the_pick_until_it_passes(
-    stack: Stack,
+    stack: RunningStack,
 ) -> None:
     """tts-v1's /readyz needs the backend: a frozen backend makes it fail twice in a row."""
     # The backend's group: its warm parent and the child that serves (and its workers).
@@ -230,9 +167,9 @@ def test_a_service_failing_its_readiness_probe_leaves_the_pick_until_it_passes(
     assert _get(stack.url, PIN_V1).status_code == 200
 
 
-def test_stack_status_shows_each_service_and_the_gateway_s_weights(stack: Stack) -> None:
+def test_stack_status_shows_each_service_and_the_gateway_s_weights(stack: RunningStack) -> None:
     result = subprocess.run(
-        [console_script("stack"), "status", f"--data-dir={stack.data}"],
+        [console_script("stack"), "status", f"--data-dir={stack.data_dir}"],
         capture_output=True,
         text=True,
         cwd=stack.root,
@@ -240,12 +177,12 @@ def test_stack_status_shows_each_service_and_the_gateway_s_weights(stack: Stack)
     )
     assert result.returncode == 0, result.stderr
     text = result.stdout
-    for name in ("books", "tts-backend", "tts-v1", "tts-v2", "local-gateway", "apm-test-agent"):
+    for name in STACK_SERVICES:
         assert re.search(rf"^{re.escape(name)} +running +\S+ +\d+ +\d+ ", text, re.MULTILINE), text
     assert "text-to-speech/v1 70, text-to-speech/v2 30" in text
     assert f"text-to-speech/v1 http://127.0.0.1:{stack.ports.tts_v1}: ready" in text
     as_json = subprocess.run(
-        [console_script("stack"), "status", f"--data-dir={stack.data}", "--format=json"],
+        [console_script("stack"), "status", f"--data-dir={stack.data_dir}", "--format=json"],
         capture_output=True,
         text=True,
         cwd=stack.root,
@@ -268,7 +205,7 @@ def test_stack_status_without_a_stack_says_so(tmp_path: Path) -> None:
 
 
 def test_a_gateway_that_refused_a_broken_routing_file_starts_when_it_is_fixed(
-    stack: Stack,
+    stack: RunningStack,
 ) -> None:
     routes = stack.read(VIRTUAL_SERVICES)
     code = stack.read(GATEWAY_ROUTING)
@@ -296,25 +233,25 @@ def test_a_gateway_that_refused_a_broken_routing_file_starts_when_it_is_fixed(
         stack.wait_for_line(r"^stack +\| local-gateway is ready again$", mark)
 
 
-def test_a_deleted_and_recreated_file_is_routable_once_the_service_is_back(stack: Stack) -> None:
+def test_a_deleted_and_recreated_file_is_routable_once_the_service_is_back(
+    stack: RunningStack,
+) -> None:
     """Books' routes deleted (books cannot start), then put back: the gateway follows books."""
     routes = Path("services/books/src/books/routes.py")
     original = stack.read(routes)
-    poller, thread = _polling(stack.url, {}, "/books")
     mark = len(stack.output())
     restored = False
     try:
-        (stack.root / routes).unlink()
-        stack.wait_for_line(r"books exited \(exit status \d+\) after the edit", mark)
-        back = len(stack.output())
-        stack.save(routes, original)
-        restored = True
-        stack.wait_for_line(r"^stack +\| books is ready again$", back)
-        answer = httpx.get(f"{stack.url}/books", timeout=30.0)
-        assert answer.status_code == 200, answer.text
-        assert "destination ejected" not in stack.output()[mark:]
+        with _polling(stack.url, {}, "/books"):
+            (stack.root / routes).unlink()
+            stack.wait_for_line(r"books exited \(exit status \d+\) after the edit", mark)
+            back = len(stack.output())
+            stack.save(routes, original)
+            restored = True
+            stack.wait_for_line(r"^stack +\| books is ready again$", back)
+            answer = httpx.get(f"{stack.url}/books", timeout=30.0)
+            assert answer.status_code == 200, answer.text
+            assert "destination ejected" not in stack.output()[mark:]
     finally:
-        poller.stop.set()
-        thread.join()
         if not restored:
             stack.save(routes, original)

@@ -15,79 +15,33 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from devstack.services import Ports
 from testkit.devstack import (
+    PIN_V1,
+    V1_APP,
+    VIRTUAL_SERVICES,
+    RunningStack,
     binomial_interval,
-    copy_workspace,
     count_versions,
-    free_stack_ports,
+    stack_on_a_copy,
     started_pids,
-    wait_for_output,
 )
-from testkit.process import REPO_ROOT, ServiceProcess, console_script
 
 pytestmark = pytest.mark.slow
 
 DEADLINE_S = 90.0
 N = 1000
-V1_APP = Path("services/tts_v1/src/tts_v1/app.py")
 BOOKS_ROUTES = Path("services/books/src/books/routes.py")
-VIRTUAL_SERVICES = Path("k8s/istio/virtualservices.yaml")
-PIN_V1 = {"x-canary": "v1"}
-
-
-@dataclass
-class ReloadingStack:
-    proc: ServiceProcess
-    ports: Ports
-    root: Path
-
-    @property
-    def url(self) -> str:
-        return self.ports.gateway_url
-
-    def output(self) -> str:
-        return self.proc.output()
-
-    def save(self, relative: Path, text: str) -> None:
-        """Save as an editor does: a new file renamed over the old one."""
-        path = self.root / relative
-        temporary = path.with_name(f".{path.name}.swp")
-        temporary.write_text(text)
-        os.replace(temporary, path)
-
-    def read(self, relative: Path) -> str:
-        return (self.root / relative).read_text()
-
-    def wait_for_line(self, pattern: str, since: int) -> float:
-        """Seconds until the stack printed a line matching ``pattern`` after offset ``since``."""
-        started = time.monotonic()
-        regex = re.compile(pattern, re.MULTILINE)
-        while not regex.search(self.output(), since):
-            assert self.proc.is_running(), self.output()[-4000:]
-            assert time.monotonic() - started < DEADLINE_S, (pattern, self.output()[since:])
-            time.sleep(0.05)
-        return time.monotonic() - started
+ROUTES_RELOADED = r"local-gateway +\| .*INFO routes reloaded"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReloadingStack]:
-    base = tmp_path_factory.mktemp("reload")
-    root = copy_workspace(REPO_ROOT, base / "repo")
-    ports = free_stack_ports()
-    command = [console_script("stack"), "up", *ports.flags(), f"--data-dir={base / 'data'}"]
-    proc = ServiceProcess(command, name="stack", cwd=root)
-    proc.start()
-    try:
-        wait_for_output(proc, r"Ctrl-C stops everything", timeout=DEADLINE_S)
-        yield ReloadingStack(proc, ports, root)
-    finally:
-        proc.stop()
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    with stack_on_a_copy(tmp_path_factory.mktemp("reload"), DEADLINE_S) as running:
+        yield running
 
 
 def _poll_until(check: Callable[[], bool], what: str) -> float:
@@ -106,12 +60,12 @@ def _banner(headers: dict[str, str], url: str) -> str:
     return response.text if response.status_code == 200 else ""
 
 
-def test_services_run_the_copy_s_sources_with_reload_on(stack: ReloadingStack) -> None:
+def test_services_run_the_copy_s_sources_with_reload_on(stack: RunningStack) -> None:
     assert f"code            {stack.root} (live reload on)" in stack.output()
 
 
 def test_an_edited_handler_answers_after_one_restart_of_its_service_only(
-    stack: ReloadingStack,
+    stack: RunningStack,
 ) -> None:
     original = stack.read(V1_APP)
     assert 'BANNER = "text-to-speech v1 (stable)' in original
@@ -137,7 +91,7 @@ def test_an_edited_handler_answers_after_one_restart_of_its_service_only(
         _poll_until(lambda: "(stable)" in _banner(PIN_V1, stack.url), "original answer")
 
 
-def test_an_edit_reloads_through_the_warm_parent(stack: ReloadingStack) -> None:
+def test_an_edit_reloads_through_the_warm_parent(stack: RunningStack) -> None:
     """The service's process (its warm parent) stays; it forks a child that runs the edit."""
     original = stack.read(V1_APP)
     parent = started_pids(stack.output())["tts-v1"][0]
@@ -157,43 +111,35 @@ def test_an_edit_reloads_through_the_warm_parent(stack: ReloadingStack) -> None:
         _poll_until(lambda: "(stable)" in _banner(PIN_V1, stack.url), "original answer")
 
 
-def test_a_generated_grpc_module_edit_restarts_cold(stack: ReloadingStack) -> None:
+def test_a_generated_grpc_module_edit_restarts_cold(stack: RunningStack) -> None:
     """A warm parent keeps the imported protobuf descriptors: a *_pb2 change needs a new one."""
     generated = Path("protos/src/tts/v1/tts_pb2.py")
-    original = stack.read(generated)
     parent = started_pids(stack.output())["tts-backend"][-1]
     mark = len(stack.output())
-    try:
+    # What imports the protos is ready again after the edit, and after its undoing.
+    ready = [rf"^stack +\| {name} is ready again$" for name in ("tts-backend", "tts-v1", "tts-v2")]
+    with stack.restoring(generated, *ready) as original:
         stack.save(generated, original + "\n# edited while the stack runs\n")
-        for name in ("tts-backend", "tts-v1", "tts-v2"):
-            stack.wait_for_line(rf"^stack +\| {name} is ready again$", mark)
+        for pattern in ready:
+            stack.wait_for_line(pattern, mark)
         after = stack.output()[mark:]
         assert re.search(r"stopped tts-backend \(exit status 0\)", after), after
         new = started_pids(stack.output())["tts-backend"][-1]
         assert new != parent and f"started tts-backend (pid {new})\n" in after, after
         assert "from its warm parent" not in after
-    finally:
-        mark = len(stack.output())
-        stack.save(generated, original)
-        for name in ("tts-backend", "tts-v1", "tts-v2"):  # what imports the protos
-            stack.wait_for_line(rf"^stack +\| {name} is ready again$", mark)
 
 
-def test_a_restarted_service_keeps_its_port_and_data(stack: ReloadingStack) -> None:
+def test_a_restarted_service_keeps_its_port_and_data(stack: RunningStack) -> None:
     created = httpx.post(
         f"{stack.url}/books", json={"title": "Kept", "author": "across a restart"}, timeout=30
     )
     assert created.status_code == 201, created.text
     book = created.json()
-    original = stack.read(BOOKS_ROUTES)
+    books_ready = r"^stack +\| books is ready again$"
     mark = len(stack.output())
-    try:
+    with stack.restoring(BOOKS_ROUTES, books_ready) as original:
         stack.save(BOOKS_ROUTES, original + "\n# edited while the stack runs\n")
-        stack.wait_for_line(r"^stack +\| books is ready again$", mark)
-    finally:
-        mark = len(stack.output())
-        stack.save(BOOKS_ROUTES, original)
-        stack.wait_for_line(r"^stack +\| books is ready again$", mark)
+        stack.wait_for_line(books_ready, mark)
     response = httpx.get(f"{stack.url}/books/{book['id']}", timeout=30)
     assert response.status_code == 200 and response.json() == book
     direct = httpx.get(f"http://127.0.0.1:{stack.ports.books}/books/{book['id']}", timeout=30)
@@ -201,7 +147,7 @@ def test_a_restarted_service_keeps_its_port_and_data(stack: ReloadingStack) -> N
 
 
 def test_a_syntax_error_keeps_the_stack_up_and_the_next_save_recovers(
-    stack: ReloadingStack,
+    stack: RunningStack,
 ) -> None:
     original = stack.read(V1_APP)
     mark = len(stack.output())
@@ -227,16 +173,16 @@ def test_a_syntax_error_keeps_the_stack_up_and_the_next_save_recovers(
             stack.save(V1_APP, original)
 
 
-async def test_a_weight_edit_changes_the_split(stack: ReloadingStack) -> None:
+async def test_a_weight_edit_changes_the_split(stack: RunningStack) -> None:
     original = stack.read(VIRTUAL_SERVICES)
     assert original.count("weight: 70") == 2 and original.count("weight: 30") == 2
     mark = len(stack.output())
-    try:
+    with stack.restoring(VIRTUAL_SERVICES, ROUTES_RELOADED):
         stack.save(
             VIRTUAL_SERVICES,
             original.replace("weight: 70", "weight: 50").replace("weight: 30", "weight: 50"),
         )
-        seconds = stack.wait_for_line(r"local-gateway +\| .*INFO routes reloaded", mark)
+        seconds = stack.wait_for_line(ROUTES_RELOADED, mark)
         print(f"\nnew weights applied {seconds:.2f} s after the save (upper bound)")
         counts = await count_versions(stack.url, N)
         # Outside Binomial(1000, 0.3)'s bounds and inside 0.5's, each failing < 1e-6.
@@ -245,19 +191,15 @@ async def test_a_weight_edit_changes_the_split(stack: ReloadingStack) -> None:
         assert high < old_low or low > old_high
         assert counts["v1"] + counts["v2"] == N, counts
         assert low <= counts["v2"] <= high, (counts, (low, high))
-    finally:
-        mark = len(stack.output())
-        stack.save(VIRTUAL_SERVICES, original)
-        stack.wait_for_line(r"local-gateway +\| .*INFO routes reloaded", mark)
 
 
-async def test_a_broken_virtual_service_keeps_the_previous_routes(stack: ReloadingStack) -> None:
+async def test_a_broken_virtual_service_keeps_the_previous_routes(stack: RunningStack) -> None:
     original = stack.read(VIRTUAL_SERVICES)
     assert original.count("      timeout: 5s\n") >= 1
     broken = original.replace("weight: 70", "weight: 0").replace("weight: 30", "weight: 100")
     broken = broken.replace("      timeout: 5s\n", "      timeout: 5s\n      mirror: {}\n", 1)
     mark = len(stack.output())
-    try:
+    with stack.restoring(VIRTUAL_SERVICES, ROUTES_RELOADED):
         stack.save(VIRTUAL_SERVICES, broken)
         stack.wait_for_line(r"routes not reloaded, keeping the previous ones", mark)
         [line] = [
@@ -270,7 +212,3 @@ async def test_a_broken_virtual_service_keeps_the_previous_routes(stack: Reloadi
         # The 0/100 weights were not applied: v1 still answers its share.
         counts = await count_versions(stack.url, 200)
         assert counts["v1"] > 0 and counts["v1"] + counts["v2"] == 200, counts
-    finally:
-        mark = len(stack.output())
-        stack.save(VIRTUAL_SERVICES, original)
-        stack.wait_for_line(r"local-gateway +\| .*INFO routes reloaded", mark)

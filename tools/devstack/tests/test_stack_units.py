@@ -14,6 +14,7 @@ from devstack.ports import port_problems
 from devstack.probes import is_ready
 from devstack.services import Ports, Probe, StackConfig, build_specs
 from devstack.supervisor import MAX_EXITS, Child, describe_exit
+from testkit.devstack import STACK_SERVICES
 from testkit.process import free_port
 
 
@@ -32,15 +33,7 @@ def test_defaults_and_port_base() -> None:
 
 def test_each_service_gets_its_settings(tmp_path: Path) -> None:
     specs = {spec.name: spec for spec in build_specs(_config(tmp_path, with_client=True))}
-    assert list(specs) == [
-        "apm-test-agent",
-        "books",
-        "tts-backend",
-        "tts-v1",
-        "tts-v2",
-        "local-gateway",
-        "client",
-    ]
+    assert list(specs) == [*STACK_SERVICES, "client"]
     data = (tmp_path / "data").resolve()
     assert specs["books"].env["BOOKS_DB_PATH"] == str(data / "books.db")
     for version in ("v1", "v2"):

@@ -23,19 +23,18 @@ import shutil
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from devstack.services import Ports
 from testkit.devstack import (
+    STACK_SERVICES,
+    RunningStack,
     binomial_interval,
     count_versions,
-    free_stack_ports,
     live_processes_in_groups,
     pid_alive,
-    stack_command,
+    running_stack,
     started_pids,
     wait_for_output,
 )
@@ -51,33 +50,13 @@ def copy_istio(destination: Path) -> Path:
     return destination
 
 
-@dataclass
-class RunningStack:
-    proc: ServiceProcess
-    ports: Ports
-    data_dir: Path
-
-    @property
-    def url(self) -> str:
-        return self.ports.gateway_url
-
-
 @contextlib.contextmanager
 def started_stack(root: Path) -> Iterator[RunningStack]:
-    """`stack up` on free ports under ``root``, once its banner says it is ready."""
+    """`stack up` as the README says, on free ports, with a copy of k8s/istio and a data
+    dir under ``root``, once its banner says it is ready."""
     istio = copy_istio(root / "istio")
-    ports = free_stack_ports()
-    data_dir = root / "data"
-    command = stack_command(
-        *ports.flags(), f"--data-dir={data_dir}", f"--istio-dir={istio}", "--clean"
-    )
-    proc = ServiceProcess(command, name="stack", cwd=REPO_ROOT)
-    proc.start()
-    try:
-        wait_for_output(proc, r"Ctrl-C stops everything", timeout=90)
-        yield RunningStack(proc, ports, data_dir)
-    finally:
-        proc.stop()
+    with running_stack(REPO_ROOT, root / "data", f"--istio-dir={istio}", "--clean") as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
@@ -91,14 +70,7 @@ def test_banner_names_the_gateway_and_example_commands(stack: RunningStack) -> N
     assert f"gateway         {stack.url}" in output
     assert f"curl {stack.url}/books" in output
     assert f"uv run client poll --gateway {stack.url} --count 200" in output
-    assert set(started_pids(output)) == {
-        "apm-test-agent",
-        "books",
-        "tts-backend",
-        "tts-v1",
-        "tts-v2",
-        "local-gateway",
-    }
+    assert set(started_pids(output)) == set(STACK_SERVICES)
 
 
 def test_original_walkthrough_through_the_gateway(stack: RunningStack) -> None:

@@ -30,12 +30,12 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from watchfiles import PythonFilter, awatch
+from watchfiles import Change, PythonFilter, awatch
 
 from devstack.services import GATEWAY, ServiceSpec
 from devstack.workspace import METADATA_FILES, Workspace
@@ -48,6 +48,7 @@ STEP_MS = 300
 # ... unless saves keep coming for longer than this (then one restart per this long).
 DEBOUNCE_MS = 10_000
 GENERATOR = Path("protos/generate.py")
+FileChange = tuple[Change, str]
 
 
 def script_name(spec: ServiceSpec) -> str:
@@ -152,34 +153,27 @@ class Reloader:
         def is_proto(_: object, path: str) -> bool:
             return path.endswith(".proto")
 
-        try:
-            async for changes in awatch(
-                generator.parent,
-                watch_filter=is_proto,
-                step=STEP_MS,
-                debounce=DEBOUNCE_MS,
-                stop_event=stack.stopping,
-            ):
-                files = sorted(self.sources.workspace.relative(path) for _, path in changes)
-                stack.output.stack(f"{describe(files)} changed: regenerating the gRPC code")
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    str(generator),
-                    cwd=self.sources.workspace.root,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.STDOUT,
+        async def regenerate(changes: set[FileChange]) -> None:
+            files = sorted(self.sources.workspace.relative(path) for _, path in changes)
+            stack.output.stack(f"{describe(files)} changed: regenerating the gRPC code")
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(generator),
+                cwd=self.sources.workspace.root,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            out, _ = await process.communicate()
+            if process.returncode != 0:
+                stack.output.stack(
+                    f"protos/generate.py failed ({process.returncode}); the services keep "
+                    "the code they have:"
                 )
-                out, _ = await process.communicate()
-                if process.returncode != 0:
-                    stack.output.stack(
-                        f"protos/generate.py failed ({process.returncode}); the services keep "
-                        "the code they have:"
-                    )
-                    for line in out.decode(errors="replace").splitlines()[-15:]:
-                        stack.output.stack(f"  {line}")
-        except (OSError, RuntimeError) as error:
-            stack.output.stack(f"cannot watch the .proto files ({error})")
+                for line in out.decode(errors="replace").splitlines()[-15:]:
+                    stack.output.stack(f"  {line}")
+
+        await _watch(stack, [generator.parent], is_proto, regenerate, "the .proto files")
 
     async def watch_routes(self, stack: Stack) -> None:
         """A routing file saved while the gateway waits for a save (it refused them): start it."""
@@ -189,66 +183,82 @@ class Reloader:
         def is_yaml(_: object, path: str) -> bool:
             return path.endswith((".yaml", ".yml"))
 
-        try:
-            async for changes in awatch(
-                self.istio_dir,
-                watch_filter=is_yaml,
-                step=STEP_MS,
-                debounce=DEBOUNCE_MS,
-                stop_event=stack.stopping,
-            ):
-                files = sorted(str(Path(path).name) for _, path in changes)
-                if stack.restart_if_broken(GATEWAY, f"routing file {describe(files)}"):
-                    stack.output.stack(
-                        f"{describe(files)} changed: starting {GATEWAY} again with the routes"
-                    )
-        except (OSError, RuntimeError) as error:
-            stack.output.stack(f"cannot watch {self.istio_dir} ({error})")
+        async def start_gateway(changes: set[FileChange]) -> None:
+            files = sorted(str(Path(path).name) for _, path in changes)
+            if stack.restart_if_broken(GATEWAY, f"routing file {describe(files)}"):
+                stack.output.stack(
+                    f"{describe(files)} changed: starting {GATEWAY} again with the routes"
+                )
+
+        await _watch(stack, [self.istio_dir], is_yaml, start_gateway, str(self.istio_dir))
 
     async def watch_sources(self, stack: Stack) -> None:
         directories = self.sources.directories
         if not directories:
             return
-        try:
-            async for changes in awatch(
-                *directories,
-                watch_filter=PythonFilter(),
-                step=STEP_MS,
-                debounce=DEBOUNCE_MS,
-                stop_event=stack.stopping,
-            ):
-                paths = [Path(path) for _, path in changes]
-                plan = self.sources.plan(paths)
-                self.runner_changed(stack, paths)
-                by_files: dict[tuple[str, ...], list[str]] = {}
-                for service, files in plan.items():
-                    by_files.setdefault(tuple(files), []).append(service)
-                for changed, services in by_files.items():
-                    stack.output.stack(
-                        f"{describe(list(changed))} changed: restarting {', '.join(services)}"
-                    )
-                stack.restart_for_edit(plan)
-        except (OSError, RuntimeError) as error:
-            stack.output.stack(f"cannot watch the sources ({error}); live reload is off")
+
+        async def restart(changes: set[FileChange]) -> None:
+            paths = [Path(path) for _, path in changes]
+            plan = self.sources.plan(paths)
+            self.runner_changed(stack, paths)
+            by_files: dict[tuple[str, ...], list[str]] = {}
+            for service, files in plan.items():
+                by_files.setdefault(tuple(files), []).append(service)
+            for changed, services in by_files.items():
+                stack.output.stack(
+                    f"{describe(list(changed))} changed: restarting {', '.join(services)}"
+                )
+            stack.restart_for_edit(plan)
+
+        await _watch(
+            stack, directories, PythonFilter(), restart, "the sources", "; live reload is off"
+        )
 
     async def watch_metadata(self, stack: Stack) -> None:
         def is_metadata(_: object, path: str) -> bool:
             return Path(path).name in METADATA_FILES
 
-        try:
-            async for changes in awatch(
-                *self.sources.workspace.metadata_dirs(),
-                watch_filter=is_metadata,
-                recursive=False,
-                step=STEP_MS,
-                debounce=DEBOUNCE_MS,
-                stop_event=stack.stopping,
-            ):
-                files = sorted(self.sources.workspace.relative(path) for _, path in changes)
-                stack.output.stack(
-                    f"{describe(files)} changed: dependencies are not live-reloaded; "
-                    "restart the stack (Ctrl-C, then uv run stack up) to use them"
-                )
-                return  # said once
-        except (OSError, RuntimeError) as error:
-            stack.output.stack(f"cannot watch {METADATA_FILES} ({error})")
+        async def say_once(changes: set[FileChange]) -> bool:
+            files = sorted(self.sources.workspace.relative(path) for _, path in changes)
+            stack.output.stack(
+                f"{describe(files)} changed: dependencies are not live-reloaded; "
+                "restart the stack (Ctrl-C, then uv run stack up) to use them"
+            )
+            return True  # said once
+
+        await _watch(
+            stack,
+            self.sources.workspace.metadata_dirs(),
+            is_metadata,
+            say_once,
+            str(METADATA_FILES),
+            recursive=False,
+        )
+
+
+async def _watch(
+    stack: Stack,
+    directories: Sequence[Path],
+    watch_filter: Callable[[Change, str], bool],
+    on_changes: Callable[[set[FileChange]], Awaitable[bool | None]],
+    what: str,
+    then: str = "",
+    *,
+    recursive: bool = True,
+) -> None:
+    """``on_changes(batch)`` for each batch of changes under ``directories`` until the stack
+    stops or it returns True (done); a watch that fails, or fails to act, is one line:
+    ``cannot watch {what} ({error}){then}``."""
+    try:
+        async for changes in awatch(
+            *directories,
+            watch_filter=watch_filter,
+            recursive=recursive,
+            step=STEP_MS,
+            debounce=DEBOUNCE_MS,
+            stop_event=stack.stopping,
+        ):
+            if await on_changes(changes):
+                return
+    except (OSError, RuntimeError) as error:
+        stack.output.stack(f"cannot watch {what} ({error}){then}")

@@ -4,6 +4,7 @@
 * :mod:`testkit.testagent` - the Datadog APM test agent as a real process;
 * :mod:`testkit.books`, :mod:`testkit.tts_backend`, :mod:`testkit.fronts` - each
   service started for tests;
-* :mod:`testkit.devstack` - Istio YAML on disk and small real HTTP upstreams for the gateway;
+* :mod:`testkit.devstack` - Istio YAML on disk, small real HTTP upstreams, the gateway in
+  the test's event loop, and ``stack up`` as a subprocess;
 * :mod:`testkit.k8s` - the rendered manifests and broken copies for the k8s checks.
 """

@@ -25,14 +25,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 from repocheck.dockerfiles import SERVICE_DOCKERFILE
 from repocheck.tilt import IMAGE_PREFIX, IMAGE_TAG, SERVICE_IMAGES
 
-from testkit.process import REPO_ROOT
+from testkit.process import REPO_ROOT, Started
 
 #: image name -> service folder under services/ (the Dockerfile's SERVICE), as in the Tiltfile
 SERVICE_FOLDERS = SERVICE_IMAGES
@@ -265,7 +264,7 @@ def pod_containers(rendered: Sequence[Mapping[str, Any]]) -> dict[str, PodContai
 
 
 @dataclass
-class ContainerRun:
+class ContainerRun(Started):
     """A container started from a pod spec with ``docker run``, removed on exit.
 
     ``port``: the loopback port replacing the pod's container port (the env
@@ -475,15 +474,8 @@ class ContainerRun:
             docker("rm", "--force", self.name, check=False)
             self.started = False
 
-    def __enter__(self) -> ContainerRun:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
+        """Remove the container, as leaving its ``with`` block does."""
         self.remove()
 
 

@@ -8,6 +8,7 @@ and bench script does it the same way.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import signal
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import httpx
 
@@ -78,7 +80,28 @@ def frozen(*pids: int) -> Iterator[None]:
                 os.kill(pid, signal.SIGCONT)
 
 
-class ServiceProcess:
+class Started(abc.ABC):
+    """``with thing:`` starts it (``start()`` returns it) and stops it however the block ends."""
+
+    @abc.abstractmethod
+    def start(self) -> Self: ...
+
+    @abc.abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ServiceProcess(Started):
     """A service started as a subprocess, its output captured to a log file.
 
     >>> with ServiceProcess(["books"], {"PORT": "9000"}) as proc:
@@ -190,17 +213,6 @@ class ServiceProcess:
             raise RuntimeError(
                 f"{self.name} exited with status {self.process.returncode}:\n{self.output()}"
             )
-
-    def __enter__(self) -> ServiceProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 @contextlib.contextmanager

@@ -16,17 +16,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 
-from testkit.process import ServiceProcess, free_port
+from testkit.process import ServiceProcess, Started, free_port
 
 Span = dict[str, Any]
 
 
-class ApmTestAgent:
+class ApmTestAgent(Started):
     """Starts ``ddapm-test-agent`` on free loopback ports (trace + its OTLP ports)."""
 
     def __init__(self, port: int | None = None, *, cwd: Path | None = None) -> None:
@@ -100,14 +99,3 @@ class ApmTestAgent:
             time.sleep(0.1)
         summary = sorted({(s.get("service"), s.get("name"), s.get("resource")) for s in spans})
         raise TimeoutError(f"spans not complete after {timeout}s; got {summary}")
-
-    def __enter__(self) -> ApmTestAgent:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
