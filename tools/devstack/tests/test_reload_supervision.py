@@ -251,10 +251,11 @@ def test_the_repository_metadata_maps_each_service_to_its_sources() -> None:
         name: {str(d.relative_to(root)) for d in dirs} for name, dirs in sources.services.items()
     }
     kit = "libs/servicekit/src"
-    front = {kit, "libs/speech_front/src", "protos/src"}
+    wav = "libs/pcm_wav/src"
+    front = {kit, wav, "libs/speech_front/src", "protos/src"}
     assert relative == {
         "books": {"services/books/src", kit},
-        "tts-backend": {"services/tts_backend/src", kit, "protos/src"},
+        "tts-backend": {"services/tts_backend/src", kit, wav, "protos/src"},
         "tts-v1": {"services/tts_v1/src", *front},
         "tts-v2": {"services/tts_v2/src", *front},
         "local-gateway": {"tools/devstack/src", kit},

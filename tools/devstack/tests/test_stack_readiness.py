@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from devstack.reload import STEP_MS
 from testkit.devstack import (
     PIN_V1,
     STACK_SERVICES,
@@ -123,16 +124,30 @@ async def test_the_split_is_70_30_again_after_an_edit_under_load(stack: RunningS
 
 
 def test_a_burst_of_saves_is_one_restart(stack: RunningStack) -> None:
+    """Saves closer together than the watcher's step are one batch, so one restart.
+
+    The test paces its saves 20 ms apart; on a loaded machine the test itself can
+    stall longer than the step between two saves, which rightly makes two batches.
+    So each such stall (measured, not assumed) allows one more restart, and with no
+    stall the burst must be exactly one restart.
+    """
     pids = started_pids(stack.output())["tts-v1"]
     mark = len(stack.output())
+    stalls = 0
     with stack.restoring(V1_APP, V1_READY) as original:
+        last = time.monotonic()
         for n in range(20):
             stack.save(V1_APP, original + f"\n# save {n}\n")
+            now = time.monotonic()
+            stalls += n > 0 and now - last >= STEP_MS / 1000
+            last = now
             time.sleep(0.02)  # an editor's autosave: saves 20 ms apart (pacing, not a check)
         stack.wait_for_line(V1_READY, mark)
         assert "# save 19" in stack.read(V1_APP)
-        assert stack.output()[mark:].count("changed: restarting tts-v1") == 1, stack.output()[mark:]
-        assert len(started_pids(stack.output())["tts-v1"]) == len(pids) + 1
+        restarts = stack.output()[mark:].count("changed: restarting tts-v1")
+        assert 1 <= restarts <= 1 + stalls, (stalls, stack.output()[mark:])
+        if stalls == 0:
+            assert len(started_pids(stack.output())["tts-v1"]) == len(pids) + 1
 
 
 def test_a_killed_service_is_back_in_the_pick_as_soon_as_it_is_ready(stack: RunningStack) -> None:
