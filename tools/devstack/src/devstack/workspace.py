@@ -79,15 +79,6 @@ class Workspace:
             return str(path)
 
 
-def find_workspace_root(start: Path) -> Path | None:
-    """The nearest directory at or above ``start`` whose pyproject.toml declares a uv workspace."""
-    for directory in (start.resolve(), *start.resolve().parents):
-        candidate = directory / "pyproject.toml"
-        if candidate.is_file() and "workspace" in _read(candidate).get("tool", {}).get("uv", {}):
-            return directory
-    return None
-
-
 def load_workspace(root: Path) -> Workspace:
     config = _read(root / "pyproject.toml").get("tool", {}).get("uv", {}).get("workspace", {})
     excluded = {p.resolve() for pattern in config.get("exclude", []) for p in root.glob(pattern)}
