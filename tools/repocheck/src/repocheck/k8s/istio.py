@@ -105,9 +105,7 @@ def _subsets(
         assert key is not None
         selector = (service.get("spec") or {}).get("selector") or {}
         pods = [
-            workloads.pod_labels(w)
-            for w in workloads.workloads(inventory.objects)
-            if mesh.namespace(w) == key[0] and workloads.selects(selector, workloads.pod_labels(w))
+            workloads.pod_labels(w) for w in workloads.selected(inventory.objects, selector, key[0])
         ]
         for subset in (dr.get("spec") or {}).get("subsets") or []:
             labels = {str(k): str(v) for k, v in (subset.get("labels") or {}).items()}
@@ -210,10 +208,7 @@ def authorization_principals_are_service_accounts(inventory: Inventory) -> list[
         spec = policy.get("spec") or {}
         ns = mesh.namespace(policy)
         selector = (spec.get("selector") or {}).get("matchLabels")
-        if selector and not any(
-            mesh.namespace(w) == ns and workloads.selects(selector, workloads.pod_labels(w))
-            for w in workloads.workloads(inventory.objects)
-        ):
+        if selector and not workloads.selected(inventory.objects, selector, ns):
             problems.append(f"{describe(policy)}: selector {selector} matches no workload")
         for rule in spec.get("rules") or []:
             for source in rule.get("from") or []:

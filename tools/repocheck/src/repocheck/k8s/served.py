@@ -160,11 +160,7 @@ def _workload_routes(
 ) -> list[apps.Route] | None:
     """Routes of the workloads ``selector`` picks in ``ns``; None when none is an HTTP app."""
     found: list[apps.Route] | None = None
-    for workload in workloads.workloads(inventory.objects):
-        if mesh.namespace(workload) != ns or not workloads.selects(
-            selector, workloads.pod_labels(workload)
-        ):
-            continue
+    for workload in workloads.selected(inventory.objects, selector, ns):
         for container in workloads.containers(workload):
             routes = container_routes(container)
             if routes is not None:

@@ -13,12 +13,7 @@ from repocheck.k8s.manifests import Obj
 
 def _selected(inventory: Inventory, service: Obj) -> list[Obj]:
     selector = (service.get("spec") or {}).get("selector") or {}
-    ns = mesh.namespace(service)
-    return [
-        w
-        for w in workloads.workloads(inventory.objects)
-        if mesh.namespace(w) == ns and workloads.selects(selector, workloads.pod_labels(w))
-    ]
+    return workloads.selected(inventory.objects, selector, mesh.namespace(service))
 
 
 def service_selectors_match_pods(inventory: Inventory) -> list[str]:
