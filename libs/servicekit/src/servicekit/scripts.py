@@ -27,15 +27,14 @@ def console_script(name: str) -> str:
 def find_workspace_root(start: Path) -> Path | None:
     """The nearest directory at or above ``start`` whose pyproject.toml declares a uv workspace."""
     for directory in (start.resolve(), *start.resolve().parents):
-        candidate = directory / "pyproject.toml"
-        if candidate.is_file() and "workspace" in _read_toml(candidate).get("tool", {}).get(
-            "uv", {}
-        ):
+        tables = read_toml(directory / "pyproject.toml")
+        if "workspace" in tables.get("tool", {}).get("uv", {}):
             return directory
     return None
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """The tables of a TOML file (a pyproject.toml); empty when it is missing or not TOML."""
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
