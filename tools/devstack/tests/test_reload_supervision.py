@@ -28,7 +28,8 @@ from devstack.cli import build_parser, config_from_args
 from devstack.reload import Reloader, SourceMap, run_from_sources
 from devstack.services import Ports, Probe, ServiceSpec, StackConfig, build_specs
 from devstack.supervisor import Output, Stack
-from devstack.workspace import find_workspace_root, load_workspace
+from devstack.workspace import load_workspace
+from servicekit.scripts import find_workspace_root
 from testkit.devstack import save_file
 from testkit.process import REPO_ROOT, free_port
 
@@ -258,7 +259,7 @@ def test_the_repository_metadata_maps_each_service_to_its_sources() -> None:
         "tts-backend": {"services/tts_backend/src", kit, wav, "protos/src"},
         "tts-v1": {"services/tts_v1/src", *front},
         "tts-v2": {"services/tts_v2/src", *front},
-        "local-gateway": {"tools/devstack/src", kit},
+        "local-gateway": {"tools/devstack/src", "tools/meshmodel/src", kit},
         "client": {"services/client/src", kit},
     }  # the APM test agent is not a workspace script: not watched
     plan = sources.plan(

@@ -105,6 +105,13 @@ def _deployment(docs: Docs, name: str) -> dict[str, Any]:
     return find(docs, "Deployment", name)
 
 
+def _env_value(
+    workload: str, var: str, value: str, name: str | None = None
+) -> Callable[[Docs], None]:
+    """Set env var ``var`` of the Deployment's container (the first, or ``name``) to ``value``."""
+    return lambda d: env_var(container(d, workload, name), var).update(value=value)
+
+
 def _vs_http(docs: Docs, name: str) -> list[dict[str, Any]]:
     return find(docs, "VirtualService", name)["spec"]["http"]  # type: ignore[no-any-return]
 
@@ -127,24 +134,22 @@ BREAKAGES = [
     Breakage(
         "env-addresses",
         "k8s/apps/text-to-speech.yaml",
-        lambda d: env_var(container(d, "text-to-speech-v1"), "BOOKS_URL").update(
-            value="http://bookz.apps.svc.cluster.local:80"
-        ),
+        _env_value("text-to-speech-v1", "BOOKS_URL", "http://bookz.apps.svc.cluster.local:80"),
         "Deployment apps/text-to-speech-v1",
     ),
     Breakage(
         "env-addresses",
         "k8s/apps/text-to-speech.yaml",
-        lambda d: env_var(container(d, "text-to-speech-v2"), "TTS_BACKEND_ADDR").update(
-            value="tts-backend.apps.svc.cluster.local:50052"
+        _env_value(
+            "text-to-speech-v2", "TTS_BACKEND_ADDR", "tts-backend.apps.svc.cluster.local:50052"
         ),
         "Deployment apps/text-to-speech-v2",
     ),
     Breakage(
         "env-addresses",
         "k8s/apps/client.yaml",
-        lambda d: env_var(container(d, "client", "poll-mesh"), "POLL_BOOKS_URL").update(
-            value="http://books.apps.svc.cluster.local:8080"
+        _env_value(
+            "client", "POLL_BOOKS_URL", "http://books.apps.svc.cluster.local:8080", "poll-mesh"
         ),
         "Deployment apps/client",
     ),
@@ -264,7 +269,7 @@ BREAKAGES = [
     Breakage(
         "app-settings",
         "k8s/apps/text-to-speech.yaml",
-        lambda d: env_var(container(d, "text-to-speech-v2"), "TTS_TIMEOUT_S").update(value="soon"),
+        _env_value("text-to-speech-v2", "TTS_TIMEOUT_S", "soon"),
         "Deployment apps/text-to-speech-v2",
     ),
     Breakage(

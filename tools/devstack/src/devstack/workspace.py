@@ -14,10 +14,10 @@ member or dependency needs no change here. The stack uses it to
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from servicekit.scripts import read_toml
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 # Files that change the installed environment: not reloaded, a stack restart is needed.
@@ -79,17 +79,8 @@ class Workspace:
             return str(path)
 
 
-def find_workspace_root(start: Path) -> Path | None:
-    """The nearest directory at or above ``start`` whose pyproject.toml declares a uv workspace."""
-    for directory in (start.resolve(), *start.resolve().parents):
-        candidate = directory / "pyproject.toml"
-        if candidate.is_file() and "workspace" in _read(candidate).get("tool", {}).get("uv", {}):
-            return directory
-    return None
-
-
 def load_workspace(root: Path) -> Workspace:
-    config = _read(root / "pyproject.toml").get("tool", {}).get("uv", {}).get("workspace", {})
+    config = read_toml(root / "pyproject.toml").get("tool", {}).get("uv", {}).get("workspace", {})
     excluded = {p.resolve() for pattern in config.get("exclude", []) for p in root.glob(pattern)}
     members: dict[str, Member] = {}
     for pattern in config.get("members", []):
@@ -97,7 +88,7 @@ def load_workspace(root: Path) -> Workspace:
             pyproject = path / "pyproject.toml"
             if path.resolve() in excluded or not pyproject.is_file():
                 continue
-            project = _read(pyproject).get("project", {})
+            project = read_toml(pyproject).get("project", {})
             if "name" not in project:
                 continue
             name = normalize(str(project["name"]))
@@ -117,11 +108,3 @@ def _requirement_names(requirements: list[str]) -> list[str]:
         if found:
             names.append(normalize(found.group(1)))
     return names
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}

@@ -39,16 +39,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pathspec
-from devstack.workspace import find_workspace_root
 from dockerfile_parse import DockerfileParser
 from dockerfile_parse.parser import image_from
 from dockerfile_parse.util import WordSplitter
 
-# The workspace this code is in (devstack.workspace: the one lookup of the repository root).
-_ROOT = find_workspace_root(Path(__file__).resolve().parent)
-if _ROOT is None:
-    raise RuntimeError("repocheck runs from a checkout of the uv workspace: none found")
-REPO_ROOT = _ROOT
+from repocheck.k8s.manifests import REPO_ROOT
+
 RUNTIME_UID = "10001"
 REQUIRED_ENV = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
 SERVICE_DOCKERFILE = "services/Dockerfile"

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+from meshmodel import istio as mesh
 from repocheck.k8s import manifests
 from repocheck.k8s.inventory import Inventory, load_inventory, render_all
 from repocheck.k8s.manifests import K8S_DIR, REPO_ROOT, Obj
@@ -64,7 +65,7 @@ def copy_inventory(root: Path) -> Inventory:
 def find(documents: list[Obj], kind: str, name: str) -> Obj:
     """The document of that kind and name (for mutations)."""
     for document in documents:
-        if manifests.kind(document) == kind and manifests.name(document) == name:
+        if mesh.kind(document) == kind and mesh.name(document) == name:
             return document
     raise LookupError(f"no {kind} {name}")
 

@@ -8,6 +8,10 @@ to them, and the DestinationRules' subsets. Every field is classified:
 - not applicable locally (e.g. DestinationRule ``tls``): a warning naming it;
 - unsupported (e.g. ``uri.regex``, ``fault.abort.grpcStatus``): an error naming it; the gateway
   refuses to start, so a route is never silently different from the cluster's.
+
+The resource model under it (the documents, names, hosts, which Gateway is the
+ingress gateway and what a VirtualService is bound to) is :mod:`meshmodel.istio`,
+which the static checks (repocheck) read the same files with.
 """
 
 from __future__ import annotations
@@ -15,9 +19,21 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
-import yaml
+from meshmodel.istio import (
+    DocumentError,
+    binds,
+    bound_gateways,
+    describe,
+    fqdn,
+    ingress_gateways,
+    load_documents,
+    namespace,
+    of_kind,
+    qualified_name,
+    short_host,
+)
 from servicekit.durations import parse_duration
 
 from devstack.gateway.fault import parse_fault
@@ -39,8 +55,6 @@ from devstack.gateway.routing import (
     WeightedDestination,
 )
 
-INGRESS_SELECTOR = {"istio": "ingressgateway"}
-MESH = "mesh"  # the gateways entry that means the sidecars, not a Gateway
 # What Istio applies when `retries` is given without `retryOn`.
 ISTIO_DEFAULT_RETRY_ON = (
     "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
@@ -107,27 +121,12 @@ class GatewayConfig:
     warnings: list[str] = field(default_factory=list)
 
 
-def short_host(host: str) -> str:
-    """``text-to-speech.apps.svc.cluster.local`` -> ``text-to-speech``."""
-    return str(host).split(".", 1)[0]
-
-
-def load_documents(directory: Path) -> list[dict[str, Any]]:
-    if not directory.is_dir():
-        raise IstioConfigError([f"Istio directory {directory} does not exist"])
-    documents: list[dict[str, Any]] = []
-    paths = sorted(p for p in directory.rglob("*") if p.suffix in {".yaml", ".yml"})
-    for path in paths:
-        try:
-            loaded = list(yaml.safe_load_all(path.read_text()))
-        except yaml.YAMLError as error:
-            raise IstioConfigError([f"{path}: not valid YAML: {error}"]) from None
-        documents.extend(d for d in loaded if isinstance(d, dict))
-    return documents
-
-
 def load_gateway_config(directory: Path, gateway_name: str | None = None) -> GatewayConfig:
-    return build_gateway_config(load_documents(directory), gateway_name, source=str(directory))
+    try:
+        documents = load_documents(directory)
+    except DocumentError as error:
+        raise IstioConfigError([str(error)]) from None
+    return build_gateway_config(documents, gateway_name, source=str(directory))
 
 
 def build_gateway_config(
@@ -138,31 +137,31 @@ def build_gateway_config(
 ) -> GatewayConfig:
     builder = _Builder()
     docs = list(documents)
-    gateways = _ingress_gateways(docs, gateway_name)
+    gateways = ingress_gateways(docs, gateway_name)
     if not gateways:
         wanted = (
             f"named {gateway_name!r}" if gateway_name else "with selector istio: ingressgateway"
         )
         raise IstioConfigError([f"no Gateway {wanted} in {source}"])
-    subsets = builder.destination_rules([d for d in docs if d.get("kind") == "DestinationRule"])
+    subsets = builder.destination_rules(of_kind(docs, "DestinationRule"))
     routes: list[Route] = []
     by_domain: dict[str, list[Route]] = {}
     bound: list[str] = []
     for doc in docs:
         kind = doc.get("kind")
         if kind in _IGNORED_ISTIO_KINDS:
-            builder.warnings.append(f"{kind} {_name(doc)}: not applied by the local gateway")
+            builder.warnings.append(f"{describe(doc, '?')}: not applied by the local gateway")
         if kind != "VirtualService":
             continue
         spec = doc.get("spec") or {}
-        if not _binds(bound_gateways(doc), _namespace(doc), gateways):
+        if not binds(bound_gateways(doc), namespace(doc), gateways):
             continue
-        where = f"VirtualService {_name(doc)}"
-        bound.append(_name(doc))
+        where = describe(doc, "?")
+        bound.append(qualified_name(doc, "?"))
         vs_routes = builder.virtual_service(spec, where, gateways, subsets)
         routes.extend(vs_routes)
         for host in spec.get("hosts") or ["*"]:
-            domain = _fqdn(str(host), _namespace(doc))
+            domain = fqdn(str(host), namespace(doc))
             by_domain.setdefault(domain, []).extend(vs_routes)
     if not bound:
         builder.errors.append(f"no VirtualService in {source} is bound to Gateway {gateways[0]}")
@@ -183,75 +182,6 @@ def build_gateway_config(
         virtual_services=bound,
         warnings=builder.warnings,
     )
-
-
-def _fqdn(host: str, namespace: str | None) -> str:
-    """Istio expands a short host name with the VirtualService's namespace."""
-    host = host.lower()
-    if host.startswith("*") or "." in host or namespace is None:
-        return host
-    return f"{host}.{namespace}.svc.cluster.local"
-
-
-def _name(doc: Mapping[str, Any]) -> str:
-    meta = doc.get("metadata") or {}
-    namespace = meta.get("namespace")
-    name = str(meta.get("name", "?"))
-    return f"{namespace}/{name}" if namespace else name
-
-
-def _namespace(doc: Mapping[str, Any]) -> str | None:
-    namespace = (doc.get("metadata") or {}).get("namespace")
-    return str(namespace) if namespace else None
-
-
-def _ingress_gateways(docs: list[Mapping[str, Any]], wanted: str | None) -> list[str]:
-    names: list[str] = []
-    for doc in docs:
-        if doc.get("kind") != "Gateway":
-            continue
-        name = _name(doc)
-        if wanted is not None:
-            if wanted in {name, name.rsplit("/", 1)[-1]}:
-                names.append(name)
-            continue
-        selector = (doc.get("spec") or {}).get("selector") or {}
-        if all(selector.get(k) == v for k, v in INGRESS_SELECTOR.items()):
-            names.append(name)
-    return names
-
-
-def bound_gateways(vs: Mapping[str, Any]) -> list[str]:
-    """What a VirtualService applies to; no ``gateways`` means the mesh only.
-
-    Istio's binding rules, written once: the static checks (repocheck) use
-    this and :func:`gateway_key` too.
-    """
-    return [str(g) for g in (vs.get("spec") or {}).get("gateways") or [MESH]]
-
-
-@overload
-def gateway_key(reference: str, default_namespace: str) -> tuple[str, str]: ...
-@overload
-def gateway_key(reference: str, default_namespace: str | None) -> tuple[str | None, str]: ...
-def gateway_key(reference: str, default_namespace: str | None) -> tuple[str | None, str]:
-    """``namespace/name`` or ``name`` (in ``default_namespace``) -> (namespace, name)."""
-    namespace, _, name = reference.rpartition("/")
-    return (namespace or default_namespace, name)
-
-
-def _binds(references: list[Any], vs_namespace: str | None, gateways: list[str]) -> bool:
-    """Does a ``gateways:`` list (``name`` or ``namespace/name``) name one of ours?"""
-    for reference in references:
-        text = str(reference)
-        if text == MESH:
-            continue
-        ref_ns, ref_name = gateway_key(text, vs_namespace)
-        for gateway in gateways:
-            gw_ns, gw_name = gateway_key(gateway, None)
-            if ref_name == gw_name and (not gw_ns or not ref_ns or ref_ns == gw_ns):
-                return True
-    return False
 
 
 class _Builder:
@@ -284,7 +214,7 @@ class _Builder:
     def destination_rules(self, rules: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
         subsets: dict[str, dict[str, Any]] = {}
         for rule in rules:
-            where = f"DestinationRule {_name(rule)}"
+            where = describe(rule, "?")
             spec = self.check(rule.get("spec") or {}, where, _DR_SPEC, _DR_SPEC_NOT_APPLICABLE)
             host = short_host(spec.get("host", ""))
             host_policy = self.traffic_policy(spec.get("trafficPolicy"), f"{where}.trafficPolicy")
@@ -414,7 +344,7 @@ class _Builder:
 
     def match_request(self, raw: Any, where: str, gateways: list[str]) -> MatchRequest | None:
         spec = self.check(raw, where, _MATCH)
-        if "gateways" in spec and not _binds(list(spec["gateways"] or []), None, gateways):
+        if "gateways" in spec and not binds(spec["gateways"] or [], "", gateways):
             return None
         uri = self.string_match(spec["uri"], f"{where}.uri") if "uri" in spec else None
         headers: list[tuple[str, StringMatch]] = []

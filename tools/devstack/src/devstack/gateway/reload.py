@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
 
-import yaml
+from meshmodel.istio import YAML_SUFFIXES, DocumentError, describe, parse_documents, yaml_files
 from watchfiles import awatch
 
 from devstack.gateway.istio import GatewayConfig, IstioConfigError, load_gateway_config
@@ -29,11 +28,10 @@ logging.getLogger("watchfiles").setLevel(logging.WARNING)
 
 STEP_MS = 50
 DEBOUNCE_MS = 1000
-_SUFFIXES = (".yaml", ".yml")
 
 
 def is_istio_file(_: object, path: str) -> bool:
-    return path.endswith(_SUFFIXES)
+    return path.endswith(YAML_SUFFIXES)
 
 
 class RouteReloader:
@@ -113,14 +111,14 @@ def summary(config: GatewayConfig) -> dict[str, dict[str, int]]:
 def resource_files(directory: Path) -> dict[str, str]:
     """``"VirtualService apps/name"`` -> the file that declares it (files that parse)."""
     owners: dict[str, str] = {}
-    for path in sorted(p for p in directory.rglob("*") if p.suffix in {".yaml", ".yml"}):
+    for path in yaml_files(directory):
         try:
-            documents = list(yaml.safe_load_all(path.read_text()))
-        except (OSError, yaml.YAMLError):
+            documents = parse_documents(path.read_text(), source=str(path))
+        except (OSError, DocumentError):
             continue
         for doc in documents:
-            if isinstance(doc, dict) and doc.get("kind"):
-                owners[f"{doc['kind']} {_resource_name(doc)}"] = str(path)
+            if doc.get("kind"):
+                owners[describe(doc, "?")] = str(path)
     return owners
 
 
@@ -135,9 +133,3 @@ def locate(problem: str, owners: dict[str, str]) -> str | None:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def _resource_name(doc: dict[str, Any]) -> str:
-    meta = doc.get("metadata") or {}
-    name = str(meta.get("name", "?"))
-    return f"{meta['namespace']}/{name}" if meta.get("namespace") else name

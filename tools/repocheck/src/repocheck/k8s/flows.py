@@ -25,9 +25,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from repocheck.k8s import manifests, workloads
+from meshmodel import istio as mesh
+from meshmodel.istio import describe
+
+from repocheck.k8s import workloads
 from repocheck.k8s.inventory import Inventory
-from repocheck.k8s.manifests import Obj, describe
+from repocheck.k8s.manifests import Obj
 
 TRUST_DOMAIN = "cluster.local"
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"
@@ -242,7 +245,7 @@ def _network_grants(table: FlowTable, inventory: Inventory) -> tuple[list[Grant]
     problems: list[str] = []
     for policy in inventory.of_kind("NetworkPolicy"):
         spec = policy.get("spec") or {}
-        ns = manifests.namespace(policy)
+        ns = mesh.namespace(policy)
         where = describe(policy)
         selected = _selected(table, ns, spec.get("podSelector"))
         for direction, peers_key in (("ingress", "from"), ("egress", "to")):
@@ -274,7 +277,7 @@ def _isolated(inventory: Inventory, table: FlowTable, name: str, direction: str)
     workload = table.workloads[name]
     for policy in inventory.of_kind("NetworkPolicy"):
         spec = policy.get("spec") or {}
-        if manifests.namespace(policy) != workload.namespace or workload.address:
+        if mesh.namespace(policy) != workload.namespace or workload.address:
             continue
         types = spec.get("policyTypes") or ["Ingress"]
         if direction.capitalize() in types and name in _selected(
@@ -301,7 +304,7 @@ def _mesh_grants(table: FlowTable, inventory: Inventory) -> tuple[set[tuple[str,
         spec = policy.get("spec") or {}
         if spec.get("action", "ALLOW") != "ALLOW" or not spec.get("rules"):
             continue
-        ns = manifests.namespace(policy)
+        ns = mesh.namespace(policy)
         selected = _selected(table, ns, spec.get("selector"))
         if not selected:
             problems.append(f"{describe(policy)}: selects no workload of the table")
@@ -329,18 +332,18 @@ def _rendered_pods(inventory: Inventory) -> Iterator[tuple[str, dict[str, str], 
     for workload in workloads.workloads(inventory.objects):
         spec = workloads.pod_spec(workload)
         yield (
-            manifests.namespace(workload),
+            mesh.namespace(workload),
             workloads.pod_labels(workload),
             str(spec.get("serviceAccountName", "default")),
             workload,
         )
     for cluster in inventory.of_kind("Cluster"):
-        name = manifests.name(cluster)
-        yield manifests.namespace(cluster), {CNPG_CLUSTER_LABEL: name}, name, cluster
+        name = mesh.name(cluster)
+        yield mesh.namespace(cluster), {CNPG_CLUSTER_LABEL: name}, name, cluster
 
 
 def _namespaces_rendered(inventory: Inventory) -> set[str]:
-    return {manifests.name(n) for n in inventory.of_kind("Namespace")}
+    return {mesh.name(n) for n in inventory.of_kind("Namespace")}
 
 
 def _existing(table: FlowTable, inventory: Inventory) -> tuple[set[str], list[str]]:

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from repocheck.k8s import manifests
+from meshmodel import istio as mesh
+from meshmodel.istio import service_key
+
 from repocheck.k8s.manifests import Obj
 
-CLUSTER_DOMAIN = "cluster.local"
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*):(?P<port>\d+)$")
 
@@ -22,33 +23,16 @@ class Address:
     port: int | None
 
 
-def service_key(host: str, default_namespace: str) -> tuple[str, str] | None:
-    """(namespace, name) that ``host`` means inside the cluster, or None.
-
-    ``books`` (in the caller's namespace), ``books.apps``, ``books.apps.svc``
-    and ``books.apps.svc.cluster.local`` all name Service apps/books.
-    """
-    labels = host.lower().rstrip(".").split(".")
-    suffix = labels[2:]
-    if len(labels) == 1:
-        return (default_namespace, labels[0])
-    if len(labels) == 2:
-        return (labels[1], labels[0])
-    if suffix in (["svc"], ["svc", *CLUSTER_DOMAIN.split(".")]):
-        return (labels[1], labels[0])
-    return None
-
-
 def find_service(objects: Iterable[Obj], host: str, default_namespace: str) -> Obj | None:
     key = service_key(host, default_namespace)
     if key is None:
         return None
     for obj in objects:
         if (
-            manifests.kind(obj) == "Service"
+            mesh.kind(obj) == "Service"
             and (
-                manifests.namespace(obj),
-                manifests.name(obj),
+                mesh.namespace(obj),
+                mesh.name(obj),
             )
             == key
         ):

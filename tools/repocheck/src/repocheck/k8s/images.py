@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from meshmodel.istio import describe
+
 from repocheck.k8s import workloads
 from repocheck.k8s.apps import image_name
 from repocheck.k8s.inventory import Inventory
-from repocheck.k8s.manifests import describe
 
 
 def _tag(image: str) -> str:

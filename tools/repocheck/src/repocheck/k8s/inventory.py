@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meshmodel import istio as mesh
+
 from repocheck.k8s import manifests
 from repocheck.k8s.manifests import Obj
 
@@ -48,15 +50,15 @@ class Inventory:
     def find(self, kind: str, namespace: str, name: str) -> Obj | None:
         for obj in self.everything:
             if (
-                manifests.kind(obj) == kind
-                and manifests.namespace(obj) == namespace
-                and manifests.name(obj) == name
+                mesh.kind(obj) == kind
+                and mesh.namespace(obj) == namespace
+                and mesh.name(obj) == name
             ):
                 return obj
         return None
 
     def of_kind(self, *kinds: str) -> list[Obj]:
-        return manifests.of_kind(self.objects, *kinds)
+        return mesh.of_kind(self.objects, *kinds)
 
 
 def render_all(k8s_root: Path, *, roots_only: bool = False) -> dict[Path, list[Obj]]:
@@ -120,11 +122,11 @@ def cnpg_provided_objects(objects: Iterable[Obj]) -> list[Obj]:
     for obj in objects:
         if manifests.group(obj) != CNPG_GROUP:
             continue
-        name, namespace = manifests.name(obj), manifests.namespace(obj)
-        if manifests.kind(obj) == "Cluster":
+        name, namespace = mesh.name(obj), mesh.namespace(obj)
+        if mesh.kind(obj) == "Cluster":
             for suffix in CNPG_SERVICE_SUFFIXES:
                 provided.append(_postgres_service(f"{name}-{suffix}", namespace, "postgres"))
-        elif manifests.kind(obj) == "Pooler":
+        elif mesh.kind(obj) == "Pooler":
             provided.append(_postgres_service(name, namespace, "pgbouncer"))
     return provided
 
@@ -144,7 +146,7 @@ def load_inventory(
             provided.extend(istio_provided_objects(operator))
     secrets_file = repo_root / SECRETS_EXAMPLE_FILE
     if secrets_file.is_file():
-        provided.extend(manifests.of_kind(manifests.load_file(secrets_file), "Secret"))
+        provided.extend(mesh.of_kind(manifests.load_file(secrets_file), "Secret"))
     flow_file = repo_root / FLOW_TABLE_FILE
     return Inventory(
         objects=objects,

@@ -6,12 +6,13 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from devstack.gateway.istio import MESH, bound_gateways, gateway_key
+from meshmodel import istio as mesh
+from meshmodel.istio import MESH, bound_gateways, describe, gateway_references, service_key
 
-from repocheck.k8s import manifests, workloads
-from repocheck.k8s.hostnames import find_service, service_key, service_ports
+from repocheck.k8s import workloads
+from repocheck.k8s.hostnames import find_service, service_ports
 from repocheck.k8s.inventory import Inventory
-from repocheck.k8s.manifests import Obj, describe
+from repocheck.k8s.manifests import Obj
 
 _PRINCIPAL = re.compile(r"^(?P<trust>[^/*]+)/ns/(?P<ns>[^/*]+)/sa/(?P<sa>[^/*]+)$")
 
@@ -45,13 +46,10 @@ def virtual_service_hosts_exist(inventory: Inventory) -> list[str]:
     problems: list[str] = []
     everything = inventory.everything
     for vs in inventory.of_kind("VirtualService"):
-        ns = manifests.namespace(vs)
+        ns = mesh.namespace(vs)
         gateways = bound_gateways(vs)
         bound: list[Obj] = []
-        for ref in gateways:
-            if ref == MESH:
-                continue
-            gw_ns, gw_name = gateway_key(ref, ns)
+        for gw_ns, gw_name in gateway_references(gateways, ns):
             gateway = inventory.find("Gateway", gw_ns, gw_name)
             if gateway is None:
                 problems.append(f"{describe(vs)}: Gateway {gw_ns}/{gw_name} does not exist")
@@ -97,7 +95,7 @@ def _subsets(
     subsets: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
     problems: list[str] = []
     for dr in inventory.of_kind("DestinationRule"):
-        ns = manifests.namespace(dr)
+        ns = mesh.namespace(dr)
         host = str((dr.get("spec") or {}).get("host", ""))
         service = find_service(inventory.everything, host, ns)
         if service is None:
@@ -107,10 +105,7 @@ def _subsets(
         assert key is not None
         selector = (service.get("spec") or {}).get("selector") or {}
         pods = [
-            workloads.pod_labels(w)
-            for w in workloads.workloads(inventory.objects)
-            if manifests.namespace(w) == key[0]
-            and workloads.selects(selector, workloads.pod_labels(w))
+            workloads.pod_labels(w) for w in workloads.selected(inventory.objects, selector, key[0])
         ]
         for subset in (dr.get("spec") or {}).get("subsets") or []:
             labels = {str(k): str(v) for k, v in (subset.get("labels") or {}).items()}
@@ -127,7 +122,7 @@ def subsets_exist_and_match_pods(inventory: Inventory) -> list[str]:
     """Every subset a route names is in a DestinationRule and selects real pods."""
     subsets, problems = _subsets(inventory)
     for vs in inventory.of_kind("VirtualService"):
-        ns = manifests.namespace(vs)
+        ns = mesh.namespace(vs)
         for index, destination in http_destinations(vs):
             subset = destination.get("subset")
             if subset is None:
@@ -189,7 +184,7 @@ def gateway_catch_all_mirrors_mesh_routes(inventory: Inventory) -> list[str]:
             rule for other in sources for rule in (other.get("spec") or {}).get("http") or []
         ]
         actual = list((vs.get("spec") or {}).get("http") or [])
-        names = " + ".join(manifests.name(o) for o in sources) or "(none)"
+        names = " + ".join(mesh.name(o) for o in sources) or "(none)"
         if actual == expected:
             continue
         differing = next(
@@ -211,12 +206,9 @@ def authorization_principals_are_service_accounts(inventory: Inventory) -> list[
     problems: list[str] = []
     for policy in inventory.of_kind("AuthorizationPolicy"):
         spec = policy.get("spec") or {}
-        ns = manifests.namespace(policy)
+        ns = mesh.namespace(policy)
         selector = (spec.get("selector") or {}).get("matchLabels")
-        if selector and not any(
-            manifests.namespace(w) == ns and workloads.selects(selector, workloads.pod_labels(w))
-            for w in workloads.workloads(inventory.objects)
-        ):
+        if selector and not workloads.selected(inventory.objects, selector, ns):
             problems.append(f"{describe(policy)}: selector {selector} matches no workload")
         for rule in spec.get("rules") or []:
             for source in rule.get("from") or []:

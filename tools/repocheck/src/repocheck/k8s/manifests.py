@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from devstack.workspace import find_workspace_root
+from meshmodel import istio as mesh
+from servicekit.scripts import find_workspace_root
 
-Obj = dict[str, Any]
+Obj = mesh.Document
 
-# The workspace this code is in (devstack.workspace: the one lookup of the repository root).
+# The workspace this code is in (servicekit.scripts: the one lookup of the repository root).
 _ROOT = find_workspace_root(Path(__file__).resolve().parent)
 if _ROOT is None:
     raise RuntimeError("repocheck runs from a checkout of the uv workspace: none found")
@@ -54,10 +55,9 @@ def render(directory: Path) -> list[Obj]:
 
 def parse_documents(text: str, *, source: str) -> list[Obj]:
     try:
-        documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as error:
-        raise RenderError(f"{source}: not valid YAML: {error}") from None
-    return [d for d in documents if isinstance(d, dict)]
+        return mesh.parse_documents(text, source=source)
+    except mesh.DocumentError as error:
+        raise RenderError(str(error)) from None
 
 
 def load_file(path: Path) -> list[Obj]:
@@ -101,32 +101,14 @@ def root_kustomizations(directories: list[Path]) -> list[Path]:
     return [d for d in directories if d.resolve() not in included]
 
 
-def kind(obj: Mapping[str, Any]) -> str:
-    return str(obj.get("kind", ""))
-
-
-def name(obj: Mapping[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
-
-
-def namespace(obj: Mapping[str, Any], default: str = "") -> str:
-    return str((obj.get("metadata") or {}).get("namespace") or default)
-
-
 def group(obj: Mapping[str, Any]) -> str:
     """API group: ``networking.istio.io`` for ``networking.istio.io/v1``, "" for ``v1``."""
     api_version = str(obj.get("apiVersion", ""))
     return api_version.rpartition("/")[0]
 
 
-def describe(obj: Mapping[str, Any]) -> str:
-    """How messages name an object: ``Deployment apps/books``."""
-    ns = namespace(obj)
-    return f"{kind(obj)} {ns}/{name(obj)}" if ns else f"{kind(obj)} {name(obj)}"
-
-
 def identity(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
-    return (group(obj), kind(obj), namespace(obj), name(obj))
+    return (group(obj), mesh.kind(obj), mesh.namespace(obj), mesh.name(obj))
 
 
 def unique(objects: Iterable[Obj]) -> list[Obj]:
@@ -139,7 +121,3 @@ def unique(objects: Iterable[Obj]) -> list[Obj]:
             seen.add(key)
             kept.append(obj)
     return kept
-
-
-def of_kind(objects: Iterable[Obj], *kinds: str) -> list[Obj]:
-    return [o for o in objects if kind(o) in kinds]

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from meshmodel.istio import describe
+
 from repocheck.k8s import workloads
 from repocheck.k8s.inventory import Inventory
-from repocheck.k8s.manifests import Obj, describe
+from repocheck.k8s.manifests import Obj
 
 APP_UID = 10001
 TAGS = ("env", "service", "version")

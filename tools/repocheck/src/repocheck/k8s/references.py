@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from meshmodel import istio as mesh
+from meshmodel.istio import describe
+
 from repocheck.k8s import manifests, workloads
 from repocheck.k8s.inventory import Inventory
-from repocheck.k8s.manifests import Obj, describe
+from repocheck.k8s.manifests import Obj
 
 
 def _pod_references(workload: Obj) -> Iterator[tuple[str, str, str | None]]:
@@ -52,13 +55,13 @@ def _pod_references(workload: Obj) -> Iterator[tuple[str, str, str | None]]:
 def _custom_resource_references(obj: Obj) -> Iterator[tuple[str, str, str | None]]:
     """Secrets a DatadogAgent reads its API/app keys from, or a CloudNativePG Cluster its
     owner's credentials from."""
-    if manifests.kind(obj) == "Cluster" and manifests.group(obj) == "postgresql.cnpg.io":
+    if mesh.kind(obj) == "Cluster" and manifests.group(obj) == "postgresql.cnpg.io":
         initdb = ((obj.get("spec") or {}).get("bootstrap") or {}).get("initdb") or {}
         secret = (initdb.get("secret") or {}).get("name")
         if secret:
             yield ("Secret", str(secret), "password")
         return
-    if manifests.kind(obj) != "DatadogAgent":
+    if mesh.kind(obj) != "DatadogAgent":
         return
     credentials = (((obj.get("spec") or {}).get("global")) or {}).get("credentials") or {}
     for field in ("apiSecret", "appSecret"):
@@ -82,7 +85,7 @@ def referenced_objects_exist(inventory: Inventory) -> list[str]:
         refs = [*_custom_resource_references(obj)]
         if workloads.is_workload(obj):
             refs.extend(_pod_references(obj))
-        ns = manifests.namespace(obj)
+        ns = mesh.namespace(obj)
         for kind, name, key in refs:
             target = inventory.find(kind, ns, name)
             if target is None:

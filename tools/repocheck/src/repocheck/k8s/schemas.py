@@ -23,8 +23,9 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
+from meshmodel.istio import describe, kind
 
-from repocheck.k8s.manifests import Obj, describe, group, kind
+from repocheck.k8s.manifests import Obj, group
 
 CRD_SCHEMA_ENV = "CRD_SCHEMA_LOCATION"
 DEFAULT_CRD_SCHEMA_LOCATION = "https://raw.githubusercontent.com/datreeio/CRDs-catalog/main"

@@ -10,11 +10,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from repocheck.k8s import apps, manifests, workloads
+from meshmodel import istio as mesh
+from meshmodel.istio import describe
+
+from repocheck.k8s import apps, workloads
 from repocheck.k8s.hostnames import find_service
 from repocheck.k8s.inventory import Inventory
 from repocheck.k8s.istio import http_destinations
-from repocheck.k8s.manifests import Obj, describe
+from repocheck.k8s.manifests import Obj
 
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 
@@ -157,11 +160,7 @@ def _workload_routes(
 ) -> list[apps.Route] | None:
     """Routes of the workloads ``selector`` picks in ``ns``; None when none is an HTTP app."""
     found: list[apps.Route] | None = None
-    for workload in workloads.workloads(inventory.objects):
-        if manifests.namespace(workload) != ns or not workloads.selects(
-            selector, workloads.pod_labels(workload)
-        ):
-            continue
+    for workload in workloads.selected(inventory.objects, selector, ns):
         for container in workloads.containers(workload):
             routes = container_routes(container)
             if routes is not None:
@@ -184,7 +183,7 @@ def mesh_paths_are_served(inventory: Inventory) -> list[str]:
     """
     problems: list[str] = []
     for vs in inventory.of_kind("VirtualService"):
-        ns = manifests.namespace(vs)
+        ns = mesh.namespace(vs)
         rules = (vs.get("spec") or {}).get("http") or []
         for index, destination in http_destinations(vs):
             service = find_service(inventory.everything, str(destination.get("host", "")), ns)
@@ -193,7 +192,7 @@ def mesh_paths_are_served(inventory: Inventory) -> list[str]:
             routes = _workload_routes(
                 inventory,
                 (service.get("spec") or {}).get("selector") or {},
-                manifests.namespace(service),
+                mesh.namespace(service),
             )
             if routes is None:
                 continue
@@ -209,9 +208,7 @@ def mesh_paths_are_served(inventory: Inventory) -> list[str]:
     for policy in inventory.of_kind("AuthorizationPolicy"):
         spec = policy.get("spec") or {}
         selector = (spec.get("selector") or {}).get("matchLabels") or {}
-        routes = (
-            _workload_routes(inventory, selector, manifests.namespace(policy)) if selector else None
-        )
+        routes = _workload_routes(inventory, selector, mesh.namespace(policy)) if selector else None
         if routes is None:
             continue
         for rule in spec.get("rules") or []:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from repocheck.k8s import manifests, workloads
+from meshmodel import istio as mesh
+from meshmodel.istio import describe
+
+from repocheck.k8s import workloads
 from repocheck.k8s.hostnames import find_service, parse_address, service_ports
 from repocheck.k8s.inventory import Inventory
-from repocheck.k8s.manifests import Obj, describe
+from repocheck.k8s.manifests import Obj
 
 
 def _selected(inventory: Inventory, service: Obj) -> list[Obj]:
     selector = (service.get("spec") or {}).get("selector") or {}
-    ns = manifests.namespace(service)
-    return [
-        w
-        for w in workloads.workloads(inventory.objects)
-        if manifests.namespace(w) == ns and workloads.selects(selector, workloads.pod_labels(w))
-    ]
+    return workloads.selected(inventory.objects, selector, mesh.namespace(service))
 
 
 def service_selectors_match_pods(inventory: Inventory) -> list[str]:
@@ -28,7 +26,7 @@ def service_selectors_match_pods(inventory: Inventory) -> list[str]:
         if not _selected(inventory, service):
             problems.append(
                 f"{describe(service)}: selector {selector} matches no pod template in "
-                f"namespace {manifests.namespace(service)}"
+                f"namespace {mesh.namespace(service)}"
             )
     return problems
 
@@ -55,7 +53,7 @@ def env_addresses_point_at_services(inventory: Inventory) -> list[str]:
     """Every URL or address in an env var names an existing Service and one of its ports."""
     problems: list[str] = []
     for workload in workloads.workloads(inventory.objects):
-        ns = manifests.namespace(workload)
+        ns = mesh.namespace(workload)
         for container in workloads.containers(workload):
             for var in container.get("env") or []:
                 value = var.get("value")

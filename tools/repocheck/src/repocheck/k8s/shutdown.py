@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from meshmodel import istio as mesh
+from meshmodel.istio import describe
 from servicekit.durations import parse_duration
 
-from repocheck.k8s import apps, manifests, workloads
+from repocheck.k8s import apps, workloads
 from repocheck.k8s.hostnames import find_service
 from repocheck.k8s.inventory import Inventory
 from repocheck.k8s.istio import http_destinations
-from repocheck.k8s.manifests import Obj, describe
+from repocheck.k8s.manifests import Obj
 from repocheck.k8s.served import literal_env
 
 KUBERNETES_DEFAULT_GRACE_S = 30
@@ -40,9 +42,9 @@ def _longest_route_timeout_s(inventory: Inventory, workload: Obj) -> float:
         rules = (vs.get("spec") or {}).get("http") or []
         for index, destination in http_destinations(vs):
             host = str(destination.get("host", ""))
-            service = find_service(inventory.everything, host, manifests.namespace(vs))
+            service = find_service(inventory.everything, host, mesh.namespace(vs))
             selector = ((service or {}).get("spec") or {}).get("selector") or {}
-            if service is None or manifests.namespace(service) != manifests.namespace(workload):
+            if service is None or mesh.namespace(service) != mesh.namespace(workload):
                 continue
             if workloads.selects(selector, labels) and rules[index].get("timeout"):
                 longest = max(longest, duration_s(str(rules[index]["timeout"])))

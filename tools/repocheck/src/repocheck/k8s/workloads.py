@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from repocheck.k8s.manifests import Obj, kind
+from meshmodel.istio import kind, namespace
+
+from repocheck.k8s.manifests import Obj
 
 WORKLOAD_KINDS = frozenset(
     {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
@@ -48,6 +50,13 @@ def workloads(objects: Iterable[Obj]) -> list[Obj]:
 def selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     """Does an equality selector (a Service's, or ``matchLabels``) select ``labels``?"""
     return bool(selector) and all(labels.get(str(k)) == str(v) for k, v in selector.items())
+
+
+def selected(objects: Iterable[Obj], selector: Mapping[str, Any], ns: str) -> list[Obj]:
+    """The workloads of namespace ``ns`` whose pods ``selector`` selects (none for no selector)."""
+    return [
+        w for w in workloads(objects) if namespace(w) == ns and selects(selector, pod_labels(w))
+    ]
 
 
 def container_ports(container: Mapping[str, Any]) -> list[Mapping[str, Any]]:

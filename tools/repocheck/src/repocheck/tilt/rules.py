@@ -57,13 +57,21 @@ def tilt_value(value: object) -> str | None:
     return None
 
 
-def go_type(value: object) -> str:
-    """The Go type name Tilt prints with %T for a Starlark value."""
+def _marked_types(value: object) -> tuple[str, str] | None:
+    """(Go type, Starlark type) of a value a Tilt builtin made; None for a plain value."""
     marker = tilt_value(value)
     if marker == STEP and isinstance(value, dict):
-        return f"tiltfile.liveUpdate{str(value[STEP]).title().replace('_', '')}Step"
-    if marker is not None:
-        return _MARKED_TYPES[marker][0]
+        step = str(value[STEP])
+        go_name = step.title().replace("_", "")
+        return (f"tiltfile.liveUpdate{go_name}Step", f"live_update_{step}_step")
+    return None if marker is None else _MARKED_TYPES[marker]
+
+
+def go_type(value: object) -> str:
+    """The Go type name Tilt prints with %T for a Starlark value."""
+    marked_types = _marked_types(value)
+    if marked_types is not None:
+        return marked_types[0]
     for kind, name in ((bool, "Bool"), (int, "Int"), (float, "Float"), (str, "String")):
         if isinstance(value, kind):
             return f"starlark.{name}"
@@ -76,11 +84,9 @@ def go_type(value: object) -> str:
 
 def starlark_type(value: object) -> str:
     """The Starlark type name (``Value.Type()``)."""
-    marker = tilt_value(value)
-    if marker == STEP and isinstance(value, dict):
-        return f"live_update_{value[STEP]}_step"
-    if marker is not None:
-        return _MARKED_TYPES[marker][1]
+    marked_types = _marked_types(value)
+    if marked_types is not None:
+        return marked_types[1]
     if value is None:
         return "NoneType"
     if isinstance(value, bool):
