@@ -1,4 +1,5 @@
-"""The code stays as the README promises: ruff-clean, ruff-formatted, mypy-clean, no dead code."""
+"""The code stays as the README promises: ruff-clean, ruff-formatted, mypy-clean, no dead code,
+and imports that follow the layers of DESIGN.md with no circle ([tool.importlinter])."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ BIN = Path(sys.executable).parent
         ["ruff", "format", "--check", "."],
         ["mypy", "libs", "services", "tools", "bench"],
         ["vulture"],
+        ["lint-imports", "--no-cache"],
     ],
-    ids=["ruff-check", "ruff-format", "mypy", "vulture"],
+    ids=["ruff-check", "ruff-format", "mypy", "vulture", "import-layers"],
 )
 def test_tool_is_clean(command: list[str]) -> None:
     result = subprocess.run(

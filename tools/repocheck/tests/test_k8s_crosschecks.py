@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from repocheck.k8s import suite
+from repocheck import suite
 from testkit.k8s import (
     broken_copy,
     container,

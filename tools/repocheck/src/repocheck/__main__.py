@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from repocheck.k8s import suite
+from repocheck import suite
 from repocheck.k8s.manifests import REPO_ROOT, RenderError
 from repocheck.k8s.schemas import CRD_SCHEMA_ENV, CrdSchemas
 

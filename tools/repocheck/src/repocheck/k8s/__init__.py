@@ -13,5 +13,5 @@
 - the cross-check modules (:mod:`.services`, :mod:`.istio`, :mod:`.references`,
   :mod:`.images`, :mod:`.pods`, :mod:`.shutdown`, :mod:`.served`): each check
   takes the inventory and returns messages naming the object at fault.
-- :mod:`.suite`: the list of checks and one call that runs them all.
+- the list of checks and one call that runs them all is :mod:`repocheck.suite`, above this package.
 """

@@ -1,4 +1,8 @@
-"""The Kubernetes checks, by name, and one call that runs them all."""
+"""Every check by name (k8s cross-checks, schemas, the Tiltfile) and one call that runs them.
+
+It sits above :mod:`repocheck.k8s` and :mod:`repocheck.tilt`: the Tiltfile check reads the
+k8s model, and the image check reads what the Tiltfile builds, so only this module imports both.
+"""
 
 from __future__ import annotations
 
@@ -83,7 +87,7 @@ def run(repo_root: Path, schemas: CrdSchemas | None = None, *, with_tilt: bool =
     tilt_problems: list[str] = []
     tilt_error: str | None = None
     if with_tilt:
-        from repocheck.tilt import built_images, check_tiltfile, evaluate_tiltfile
+        from repocheck.tilt import built_images, check_tiltfile, evaluate_tiltfile  # starlark: lazy
 
         try:
             evaluated = evaluate_tiltfile(repo_root)
