@@ -58,6 +58,7 @@ from testkit.process import ServiceProcess, free_port
 
 CONNECTIONS = 16
 SCENARIOS = ("direct_v1", "gateway_v1", "gateway_split", "untraced_v1")
+PACED = ("direct_v1", "gateway_v1", "untraced_v1")
 
 
 def wrk_percentiles_ms(url: str, seconds: int, headers: list[str]) -> dict[str, float]:
@@ -107,6 +108,26 @@ def paced_percentiles(
         "50": values[len(values) // 2],
         "99": values[min(len(values) - 1, int(len(values) * 0.99))],
     }
+
+
+def print_latencies(runs: dict[str, list[dict[str, float]]], prefix: str = "") -> None:
+    """Each scenario's median p50 and p99 over its rounds; then what the gateway adds.
+
+    ``gateway_added_*`` (``untraced_added_*``): the median over the rounds of
+    gateway_v1 (untraced_v1) minus direct_v1 of the same round.
+    """
+    for name, rounds in runs.items():
+        for percentile in ("50", "99"):
+            value = statistics.median(run[percentile] for run in rounds)
+            print(f"{prefix}{name}_p{percentile}_ms {value:.2f}", flush=True)
+    for label, scenario in (("gateway", "gateway_v1"), ("untraced", "untraced_v1")):
+        for percentile in ("50", "99"):
+            added = [
+                g[percentile] - d[percentile]
+                for g, d in zip(runs[scenario], runs["direct_v1"], strict=True)
+            ]
+            value = statistics.median(added)
+            print(f"{prefix}{label}_added_p{percentile}_ms {value:.2f}", flush=True)
 
 
 def rss_during(command: list[str], stack_pid: int, groups: set[int], after_s: float) -> float:
@@ -174,37 +195,17 @@ def main() -> None:
                         )
                         sampler.start()
                     runs[name].append(wrk_percentiles_ms(url, args.duration, headers))
-            for name in SCENARIOS:
-                for percentile in ("50", "99"):
-                    value = statistics.median(run[percentile] for run in runs[name])
-                    print(f"{name}_p{percentile}_ms {value:.2f}", flush=True)
-            for label, scenario in (("gateway", "gateway_v1"), ("untraced", "untraced_v1")):
-                for percentile in ("50", "99"):
-                    added = [
-                        g[percentile] - d[percentile]
-                        for g, d in zip(runs[scenario], runs["direct_v1"], strict=True)
-                    ]
-                    print(f"{label}_added_p{percentile}_ms {statistics.median(added):.2f}")
+            print_latencies(runs)
             print(f"rss_load_mb {max(load_rss):.1f}", flush=True)
-            paced: dict[str, list[dict[str, float]]] = {name: [] for name in SCENARIOS}
+            paced: dict[str, list[dict[str, float]]] = {name: [] for name in PACED}
             for _ in range(args.rounds):
-                for name in ("direct_v1", "gateway_v1", "untraced_v1"):
+                for name in PACED:
                     url, header_lines = targets[name]
                     paced_headers = dict(h.split(": ", 1) for h in header_lines)
                     paced[name].append(
                         paced_percentiles(url, paced_headers, args.paced_rate, args.duration)
                     )
-            for name in ("direct_v1", "gateway_v1", "untraced_v1"):
-                for percentile in ("50", "99"):
-                    value = statistics.median(run[percentile] for run in paced[name])
-                    print(f"paced_{name}_p{percentile}_ms {value:.2f}", flush=True)
-            for label, scenario in (("gateway", "gateway_v1"), ("untraced", "untraced_v1")):
-                for percentile in ("50", "99"):
-                    added = [
-                        g[percentile] - d[percentile]
-                        for g, d in zip(paced[scenario], paced["direct_v1"], strict=True)
-                    ]
-                    print(f"paced_{label}_added_p{percentile}_ms {statistics.median(added):.2f}")
+            print_latencies(paced, prefix="paced_")
             poll = [console_script("client"), "poll", "--gateway", gateway]
             poll += ["--duration", "8s", "--rate", "10"]
             print(f"rss_poll_mb {rss_during(poll, stack.pid, groups, after_s=5.0):.1f}")

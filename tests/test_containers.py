@@ -105,21 +105,21 @@ def volumes(tmp_path: Path) -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def start(
+def container(
     pod: PodContainer,
     volumes: Path,
     agent: ApmTestAgent,
     *,
     services: dict[str, int] | None = None,
 ) -> ContainerRun:
-    run = ContainerRun(
+    """The pod's container on a free port, traced to ``agent``: ``with`` starts and removes it."""
+    return ContainerRun(
         pod,
         volume_dir=volumes / pod.workload,
         port=free_port(),
         env=agent.tracer_env(),
         services=services or {},
     )
-    return run.start()
 
 
 # --------------------------------------------------------------------------- images
@@ -195,16 +195,14 @@ def dependencies(
 ) -> Iterator[dict[str, int]]:
     """books and tts-backend containers for the fronts: Service name -> loopback port."""
     folder = tmp_path_factory.mktemp("dependencies")
-    books = start(pods["books"], folder, agent)
-    backend = start(pods["tts-backend"], folder, agent)
-    try:
+    with (
+        container(pods["books"], folder, agent) as books,
+        container(pods["tts-backend"], folder, agent) as backend,
+    ):
         books.wait_probe("readinessProbe")
         backend.wait_probe("readinessProbe")
         assert books.port is not None and backend.port is not None
         yield {"books": books.port, "tts-backend": backend.port}
-    finally:
-        books.remove()
-        backend.remove()
 
 
 def check_runs_as_its_pod(run: ContainerRun) -> None:
@@ -230,11 +228,8 @@ def test_a_dependency_container_runs_as_its_pod(
     volumes: Path,
     workload: str,
 ) -> None:
-    run = start(pods[workload], volumes, agent)
-    try:
+    with container(pods[workload], volumes, agent) as run:
         check_runs_as_its_pod(run)
-    finally:
-        run.remove()
 
 
 @pytest.mark.parametrize("workload", ["text-to-speech-v1", "text-to-speech-v2"])
@@ -245,8 +240,7 @@ def test_a_front_container_runs_as_its_pod_and_speaks(
     volumes: Path,
     workload: str,
 ) -> None:
-    run = start(pods[workload], volumes, agent, services=dependencies)
-    try:
+    with container(pods[workload], volumes, agent, services=dependencies) as run:
         run.wait_probe("readinessProbe")
         created = httpx.post(
             f"http://127.0.0.1:{run.port}/speech",
@@ -256,8 +250,6 @@ def test_a_front_container_runs_as_its_pod_and_speaks(
         if created.status_code not in (200, 201, 202):
             raise run.fail("POST /speech", f"{created.status_code} {created.text[:200]}")
         check_runs_as_its_pod(run)
-    finally:
-        run.remove()
 
 
 def test_the_client_image_curls_and_polls_the_books_container(

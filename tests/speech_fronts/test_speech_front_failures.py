@@ -115,11 +115,11 @@ def test_backend_past_the_deadline_is_503_then_recovers(
 
 
 def test_synthesis_longer_than_the_deadline_is_503_and_leaves_no_file(
-    front: FrontServer, books: BooksServer, backend: TtsBackend, tmp_path: Path
+    front: FrontServer, tmp_path: Path
 ) -> None:
     env = {**PATIENT_ENV, "TTS_TIMEOUT_S": "0.02"}
     with (
-        running_front(front.version, books.url, backend.address, tmp_path, env=env) as hasty,
+        front.another(tmp_path, env=env) as hasty,
         httpx.Client(base_url=hasty.url, timeout=30.0) as http,
     ):
         reply = http.post("/speech", json={"text": LONG_TEXT})
@@ -127,16 +127,12 @@ def test_synthesis_longer_than_the_deadline_is_503_and_leaves_no_file(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_audio_dir_not_writable_is_503(
-    front: FrontServer, books: BooksServer, backend: TtsBackend, tmp_path: Path
-) -> None:
+def test_audio_dir_not_writable_is_503(front: FrontServer, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     audio = blocker / "audio"
     with (
-        running_front(
-            front.version, books.url, backend.address, audio, env=PATIENT_ENV, wait_ready=False
-        ) as broken,
+        front.another(audio, env=PATIENT_ENV, wait_ready=False) as broken,
         httpx.Client(base_url=broken.url, timeout=30.0) as http,
     ):
         reply = http.post("/speech", json=fresh())
@@ -147,18 +143,11 @@ def test_audio_dir_not_writable_is_503(
 
 
 def test_audio_volume_full_is_507_and_leaves_no_partial_file(
-    front: FrontServer, books: BooksServer, backend: TtsBackend, tmp_path: Path
+    front: FrontServer, tmp_path: Path
 ) -> None:
     # RLIMIT_FSIZE makes every write past 256 KiB fail (EFBIG), as a full volume would.
     with (
-        running_front(
-            front.version,
-            books.url,
-            backend.address,
-            tmp_path,
-            env=PATIENT_ENV,
-            prefix=("prlimit", "--fsize=262144"),
-        ) as cramped,
+        front.another(tmp_path, env=PATIENT_ENV, prefix=("prlimit", "--fsize=262144")) as cramped,
         httpx.Client(base_url=cramped.url, timeout=30.0) as http,
     ):
         reply = http.post("/speech", json={"text": LONG_TEXT})

@@ -5,24 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from testkit.books import BooksServer
-from testkit.fronts import FrontServer, running_front
-from testkit.tts_backend import TtsBackend
+from testkit.fronts import FrontServer
 
 
-def test_a_full_audio_volume_makes_the_front_not_ready(
-    front: FrontServer, books: BooksServer, backend: TtsBackend, tmp_path: Path
-) -> None:
+def test_a_full_audio_volume_makes_the_front_not_ready(front: FrontServer, tmp_path: Path) -> None:
     # RLIMIT_FSIZE of 16 KiB: no file can grow past 16 KiB, as on a full volume.
     with (
-        running_front(
-            front.version,
-            books.url,
-            backend.address,
-            tmp_path,
-            wait_ready=False,
-            prefix=("prlimit", "--fsize=16384"),
-        ) as full,
+        front.another(tmp_path, wait_ready=False, prefix=("prlimit", "--fsize=16384")) as full,
         httpx.Client(base_url=full.url, timeout=30.0) as http,
     ):
         speech = http.post("/speech", json={"text": "Nowhere to put this."})

@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 import pytest
 from devstack.pgbouncer import LocalPgBouncer
-from testkit.books import TestDatabases, running_books
+from testkit.books import TestDatabases, locked_book, running_books
 from testkit.process import ServiceProcess, free_port
 
 
@@ -104,10 +104,7 @@ async def test_behind_pgbouncer_the_statement_timeout_comes_from_the_role(
         }
         with running_books(through, env=env) as books:
             async with httpx.AsyncClient(base_url=books.url, timeout=60) as http:
-                created = await http.post("/books", json={"title": "T", "author": "A"})
-                book_id = created.json()["id"]
-                async with holder.transaction():
-                    await holder.execute("SELECT 1 FROM books WHERE id = $1 FOR UPDATE", book_id)
+                async with locked_book(http, holder) as book_id:
                     # Blocked on the row until the role's 300 ms cancel it on the server.
                     blocked = await http.put(
                         f"/books/{book_id}", json={"title": "N", "author": "A"}

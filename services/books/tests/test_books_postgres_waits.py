@@ -22,7 +22,7 @@ import asyncpg
 import httpx
 import pytest
 from books.migrations import ADVISORY_LOCK_KEY
-from testkit.books import TestDatabases, running_books
+from testkit.books import TestDatabases, locked_book, running_books
 from testkit.process import ServiceProcess, free_port
 
 
@@ -77,11 +77,8 @@ async def test_a_saturated_pool_answers_503_after_the_acquire_timeout_and_readyz
     }
     with running_books(url, env=env) as books:
         async with httpx.AsyncClient(base_url=books.url, timeout=60) as http:
-            created = await http.post("/books", json={"title": "T", "author": "A"})
-            book_id = created.json()["id"]
             # The test holds the row: books' PUT blocks on it, holding the only connection.
-            async with lock_holder.transaction():
-                await lock_holder.execute("SELECT 1 FROM books WHERE id = $1 FOR UPDATE", book_id)
+            async with locked_book(http, lock_holder) as book_id:
                 put = asyncio.create_task(
                     http.put(f"/books/{book_id}", json={"title": "New", "author": "A"})
                 )

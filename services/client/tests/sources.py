@@ -7,15 +7,13 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-import httpx
-from testkit.process import REPO_ROOT, ServiceProcess, console_script, free_port
+from client_runs import HERE, ScriptServer, run_client
+from testkit.process import REPO_ROOT
 from testkit.testagent import ApmTestAgent
 from traffic import Batch, dumps
 
-HERE = Path(__file__).parent
 EMITTER = HERE / "emit_traces.py"
 FAKE = HERE / "fake_datadog.py"
 KEYS = {"DD_API_KEY": "test-api-key", "DD_APP_KEY": "test-app-key"}
@@ -67,58 +65,24 @@ def count_entries(spans: list[Any]) -> int:
     return sum(1 for s in spans if s.get("name") == "litestar.request" and "version" in s["meta"])
 
 
-# What would point the client elsewhere than the test says.
-DROPPED = ("GATEWAY_URL", "AGENT_URL", "DD_API_KEY", "DD_APP_KEY", "DD_SITE", "DATADOG_API_URL")
-
-
 def run_compare(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return run_client("compare", *args, env=env)
 
 
-def run_client(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [console_script("client"), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO_ROOT,
-        env={
-            **{k: v for k, v in os.environ.items() if k not in DROPPED},
-            "DD_TRACE_ENABLED": "false",
-            **(env or {}),
-        },
-    )
-
-
-class FakeDatadog:
+class FakeDatadog(ScriptServer):
     def __init__(self, plan: list[Batch], *flags: str, t0: float | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = ServiceProcess(
-            [
-                sys.executable,
-                str(FAKE),
-                f"--port={self.port}",
-                f"--plan={dumps(plan)}",
-                f"--t0={plan_t0() if t0 is None else t0}",
-                f"--api-key={KEYS['DD_API_KEY']}",
-                f"--app-key={KEYS['DD_APP_KEY']}",
-                *flags,
-            ],
-            name="fake-datadog",
-            cwd=HERE,
+        super().__init__(
+            FAKE,
+            "/fake/requests",
+            f"--plan={dumps(plan)}",
+            f"--t0={plan_t0() if t0 is None else t0}",
+            f"--api-key={KEYS['DD_API_KEY']}",
+            f"--app-key={KEYS['DD_APP_KEY']}",
+            *flags,
         )
 
-    def __enter__(self) -> FakeDatadog:
-        self.process.start()
-        self.process.wait_http_ready(f"{self.url}/fake/requests")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.stop()
-
     def answers(self) -> list[dict[str, Any]]:
-        answers: list[dict[str, Any]] = httpx.get(f"{self.url}/fake/requests").json()
+        answers: list[dict[str, Any]] = self.get_json("/fake/requests")
         return answers
 
     def compare(self, *args: str, keys: dict[str, str] = KEYS) -> subprocess.CompletedProcess[str]:

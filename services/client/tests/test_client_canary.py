@@ -9,7 +9,6 @@ at start; bad input is one line and leaves the weights as they were.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -24,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from sources import DROPPED, run_client
+from client_runs import run_client, started_client
 from testkit.devstack import split_rule, virtual_service, wait_for_output, write_istio_dir
 from testkit.process import REPO_ROOT, ServiceProcess, console_script, free_port
 from testkit.testagent import ApmTestAgent
@@ -160,25 +159,15 @@ def test_ctrl_c_restores_the_weights_found_at_start(healthy: Stage) -> None:
     found = '{"weights": {"v1": 80, "v2": 20}}\n'
     healthy.weights.write_text(found)
     first_step = json.dumps({"weights": {"v1": 90, "v2": 10}}) + "\n"
-    process = subprocess.Popen(
-        [console_script("client"), "canary", *healthy.flags(), "--interval", "10m"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO_ROOT,
-        env={
-            **{k: v for k, v in os.environ.items() if k not in DROPPED},
-            "DD_TRACE_ENABLED": "false",
-        },
-    )
-    deadline = time.monotonic() + 60
-    while healthy.weights.read_text() != first_step:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the first step's weights never came"
-        time.sleep(0.05)
-    assert healthy.served() != Counter({"v1": 40})  # the step's weights are in force
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=60)
+    with started_client("canary", *healthy.flags(), "--interval", "10m") as process:
+        deadline = time.monotonic() + 60
+        while healthy.weights.read_text() != first_step:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the first step's weights never came"
+            time.sleep(0.05)
+        assert healthy.served() != Counter({"v1": 40})  # the step's weights are in force
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
 
     assert process.returncode == 130, out + err
     assert healthy.weights.read_text() == found

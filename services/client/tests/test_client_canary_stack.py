@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from client_runs import run_client
 from devstack.services import Ports
-from sources import run_client
 from testkit.devstack import copy_workspace, count_versions, free_stack_ports, wait_for_output
 from testkit.process import REPO_ROOT, ServiceProcess, console_script
 

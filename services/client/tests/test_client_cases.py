@@ -29,6 +29,11 @@ def same(resource: str, n: int, latency_ms: float) -> list[Batch]:
     return [Batch("v1", resource, n, latency_ms), Batch("v2", resource, n, latency_ms)]
 
 
+def ok(*resources: str) -> dict[str, tuple[str, list[str]]]:
+    """The expected statuses of resources where v2 is no worse than v1."""
+    return {resource: ("ok", []) for resource in resources}
+
+
 # v2's first 40 speech requests are ten times slower (cold caches), then as fast as v1.
 COLD_START = [
     *same(HOME, 100, 4.0),
@@ -62,7 +67,7 @@ CASES = [
             Batch("v2", AUDIO, 60, 4.8),
         ],
         "promote",
-        {HOME: ("ok", []), SPEECH: ("ok", []), AUDIO: ("ok", [])},
+        ok(HOME, SPEECH, AUDIO),
     ),
     Case(
         "a fast 404 to every audio request: roll back on 4xx",
@@ -73,7 +78,7 @@ CASES = [
             Batch("v2", AUDIO, 60, 1.0, rejected=60),
         ],
         "roll back",
-        {HOME: ("ok", []), SPEECH: ("ok", []), AUDIO: ("worse", ["4xx"])},
+        {**ok(HOME, SPEECH), AUDIO: ("worse", ["4xx"])},
         reason="GET /audio/{name}: v2 rejects (4xx) more than v1: 100.0% vs 0.0%",
     ),
     Case(
@@ -84,13 +89,13 @@ CASES = [
             Batch("v2", SPEECH, 60, 20.0, rejected=18, reject_status=429),
         ],
         "roll back",
-        {HOME: ("ok", []), SPEECH: ("worse", ["4xx"])},
+        {**ok(HOME), SPEECH: ("worse", ["4xx"])},
     ),
     Case(
         "20% of the speech requests fail with 500: roll back on 5xx",
         [*same(HOME, 60, 4.0), Batch("v1", SPEECH, 60, 20.0), Batch("v2", SPEECH, 60, 20.0, 12)],
         "roll back",
-        {HOME: ("ok", []), SPEECH: ("worse", ["5xx"])},
+        {**ok(HOME), SPEECH: ("worse", ["5xx"])},
     ),
     Case(
         "v2's audio requests fall to an unmatched route: roll back",
@@ -100,7 +105,7 @@ CASES = [
             Batch("v2", UNMATCHED, 60, 1.0, rejected=60),
         ],
         "roll back",
-        {HOME: ("ok", [])},
+        ok(HOME),
         only_in={AUDIO: "one version", UNMATCHED: "worse"},
         mix_significant=True,
         reason="GET <unmatched>: only v2 serves it, 100.0% of it failed or rejected",
@@ -109,7 +114,7 @@ CASES = [
         "v2 never serves a route v1 serves: hold",
         [*same(HOME, 60, 4.0), Batch("v1", AUDIO, 60, 6.0)],
         "hold",
-        {HOME: ("ok", [])},
+        ok(HOME),
         only_in={AUDIO: "one version"},
         mix_significant=True,
         reason="GET /audio/{name}: only v1 serves it (60 requests): v2 never did",
@@ -124,7 +129,7 @@ CASES = [
             Batch("v2", SPEECH, 40, 20.0),
         ],
         "hold",
-        {HOME: ("ok", []), SPEECH: ("ok", [])},
+        ok(HOME, SPEECH),
         mix_significant=True,
         reason="the resource mix differs",
     ),
@@ -136,19 +141,19 @@ CASES = [
             Batch("v2", SPEECH, 60, 20.0, retried=15),
         ],
         "promote",
-        {HOME: ("ok", []), SPEECH: ("ok", [])},
+        ok(HOME, SPEECH),
     ),
     Case(
         "a cold start of v2, without --warmup: not promoted",
         COLD_START,
         "roll back",
-        {HOME: ("ok", []), SPEECH: ("worse", ["latency"])},
+        {**ok(HOME), SPEECH: ("worse", ["latency"])},
     ),
     Case(
         "a cold start of v2, with --warmup past it: promote",
         COLD_START,
         "promote",
-        {HOME: ("ok", []), SPEECH: ("ok", [])},
+        ok(HOME, SPEECH),
         args=("--warmup", "395ms"),
     ),
     # Today's cases, kept.
@@ -161,7 +166,7 @@ CASES = [
             Batch("v2", SPEECH, 90, 16.0),
         ],
         "hold",
-        {HOME: ("ok", []), SPEECH: ("ok", [])},
+        ok(HOME, SPEECH),
         mix_significant=True,
         reason="the resource mix differs",
     ),
@@ -169,20 +174,20 @@ CASES = [
         "20 identical resources: promote (Holm over 61 tests finds no false alarm)",
         [batch for i in range(20) for batch in same(f"GET /r{i:02d}", 30, 5.0)],
         "promote",
-        {f"GET /r{i:02d}": ("ok", []) for i in range(20)},
+        ok(*(f"GET /r{i:02d}" for i in range(20))),
     ),
     Case(
         "one regression among improvements: roll back",
         REGRESSION,
         "roll back",
-        {HOME: ("ok", []), AUDIO: ("ok", []), SPEECH: ("worse", ["latency"])},
+        {**ok(HOME, AUDIO), SPEECH: ("worse", ["latency"])},
         only_in={"GET /new": "too few"},
     ),
     Case(
         "too few samples: hold",
         [*REGRESSION[:3], Batch("v2", SPEECH, 10, 20.0)],
         "hold",
-        {HOME: ("ok", []), SPEECH: ("too few", [])},
+        {**ok(HOME), SPEECH: ("too few", [])},
         mix_significant=True,
     ),
 ]

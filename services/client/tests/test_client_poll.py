@@ -8,60 +8,30 @@ reports can be checked exactly against what the server counted.
 from __future__ import annotations
 
 import json
-import os
 import selectors
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from client_runs import HERE, ScriptServer, run_client, started_client
 from polling_client.__main__ import main
-from testkit.process import REPO_ROOT, ServiceProcess, console_script, free_port
-
-SERVER = Path(__file__).with_name("contract_server.py")
-CLIENT_ENV_VARS = ("GATEWAY_URL", "POLL_BOOKS_URL", "POLL_RATE", "MAX_ERROR_RATE", "AGENT_URL")
+from testkit.process import free_port
 
 
-def client_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV_VARS}
-    return {**env, "DD_TRACE_ENABLED": "false"}
-
-
-def run_client(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [console_script("client"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO_ROOT,
-        env=client_env(),
-    )
-
-
-class ContractServer:
+class ContractServer(ScriptServer):
     def __init__(self, *flags: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = ServiceProcess(
-            [sys.executable, str(SERVER), "--port", str(self.port), *flags],
-            name="contract-server",
-        )
-
-    def __enter__(self) -> ContractServer:
-        self.process.start()
-        self.process.wait_http_ready(f"{self.url}/__stats")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.stop()
+        super().__init__(HERE / "contract_server.py", "/__stats", *flags)
 
     def stats(self) -> dict[str, int]:
-        stats: dict[str, int] = httpx.get(f"{self.url}/__stats").json()
+        stats: dict[str, int] = self.get_json("/__stats")
         return stats
+
+
+def run_poll(gateway: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_client("poll", "--gateway", gateway, *args, timeout=60.0)
 
 
 @pytest.fixture
@@ -71,9 +41,7 @@ def server() -> Iterator[ContractServer]:
 
 
 def test_poll_tallies_the_split_by_version_header(server: ContractServer) -> None:
-    result = run_client(
-        "poll", "--gateway", server.url, "--count", "200", "--rate", "0", "--format", "json"
-    )
+    result = run_poll(server.url, "--count=200", "--rate=0", "--format=json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     stats = server.stats()
@@ -89,7 +57,7 @@ def test_poll_tallies_the_split_by_version_header(server: ContractServer) -> Non
 
 
 def test_poll_prints_a_table_and_plain_progress_lines(server: ContractServer) -> None:
-    result = run_client("poll", "--gateway", server.url, "--count", "50", "--rate", "500")
+    result = run_poll(server.url, "--count=50", "--rate=500")
     assert result.returncode == 0, result.stderr
     header, *rows = result.stdout.splitlines()
     assert header.split()[:4] == ["version", "requests", "share", "errors"]
@@ -102,29 +70,9 @@ def test_poll_prints_a_table_and_plain_progress_lines(server: ContractServer) ->
 
 def test_poll_fails_when_the_error_rate_passes_the_threshold() -> None:
     with ContractServer("--fail-every", "5") as failing:
-        strict = run_client(
-            "poll",
-            "--gateway",
-            failing.url,
-            "--count",
-            "100",
-            "--rate",
-            "0",
-            "--max-error-rate",
-            "0.05",
-        )
-        lenient = run_client(
-            "poll",
-            "--gateway",
-            failing.url,
-            "--count",
-            "100",
-            "--rate",
-            "0",
-            "--max-error-rate",
-            "0.5",
-            "--format",
-            "json",
+        strict = run_poll(failing.url, "--count=100", "--rate=0", "--max-error-rate=0.05")
+        lenient = run_poll(
+            failing.url, "--count=100", "--rate=0", "--max-error-rate=0.5", "--format=json"
         )
     assert strict.returncode == 1, strict.stderr
     assert "FAILED" in strict.stdout and "HTTP 503" in strict.stdout
@@ -136,18 +84,8 @@ def test_poll_fails_when_the_error_rate_passes_the_threshold() -> None:
 
 def test_poll_sends_books_requests_to_their_own_url() -> None:
     with ContractServer("--role", "tts") as fronts, ContractServer("--role", "books") as books:
-        result = run_client(
-            "poll",
-            "--gateway",
-            fronts.url,
-            "--books",
-            books.url,
-            "--count",
-            "60",
-            "--rate",
-            "0",
-            "--format",
-            "json",
+        result = run_poll(
+            fronts.url, "--books", books.url, "--count=60", "--rate=0", "--format=json"
         )
         fronts_stats, books_stats = fronts.stats(), books.stats()
     assert result.returncode == 0, result.stdout + result.stderr
@@ -157,9 +95,7 @@ def test_poll_sends_books_requests_to_their_own_url() -> None:
 
 
 def test_poll_with_a_duration_stops_and_never_exceeds_the_rate(server: ContractServer) -> None:
-    result = run_client(
-        "poll", "--gateway", server.url, "--duration", "1s", "--rate", "40", "--format", "json"
-    )
+    result = run_poll(server.url, "--duration=1s", "--rate=40", "--format=json")
     assert result.returncode == 0, result.stderr
     requests = json.loads(result.stdout)["requests"]
     assert 0 < requests <= 40 * 1 + 5  # the pace plus at most one burst
@@ -174,22 +110,10 @@ def _wait_until_served(server: ContractServer, count: int) -> int:
 
 
 def test_sigint_stops_polling_and_prints_the_table(server: ContractServer) -> None:
-    process = subprocess.Popen(
-        [console_script("client"), "poll", "--gateway", server.url, "--rate", "100"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO_ROOT,
-        env=client_env(),
-    )
-    try:
+    with started_client("poll", "--gateway", server.url, "--rate", "100") as process:
         _wait_until_served(server, 20)
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert "error rate 0.00%" in stdout
@@ -197,28 +121,9 @@ def test_sigint_stops_polling_and_prints_the_table(server: ContractServer) -> No
 
 def test_wait_retries_until_the_gateway_answers() -> None:
     server = ContractServer()  # its port is chosen; nothing listens yet
-    process = subprocess.Popen(
-        [
-            console_script("client"),
-            "poll",
-            "--gateway",
-            server.url,
-            "--wait",
-            "60s",
-            "--count",
-            "20",
-            "--rate",
-            "0",
-            "--format",
-            "json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO_ROOT,
-        env=client_env(),
-    )
-    try:
+    with started_client(
+        *("poll", "--gateway", server.url, "--wait=60s", "--count=20", "--rate=0", "--format=json")
+    ) as process:
         assert process.stderr is not None
         with selectors.DefaultSelector() as selector:
             selector.register(process.stderr, selectors.EVENT_READ)
@@ -227,16 +132,12 @@ def test_wait_retries_until_the_gateway_answers() -> None:
         assert notice.startswith(f"waiting up to 60s for the gateway at {server.url}")
         with server:
             stdout, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 0, stderr
     assert json.loads(stdout)["requests"] == 20
 
 
 def test_an_unreachable_gateway_is_one_clear_line() -> None:
-    result = run_client("poll", "--gateway", f"http://127.0.0.1:{free_port()}", "--count", "5")
+    result = run_poll(f"http://127.0.0.1:{free_port()}", "--count=5")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         line for line in result.stderr.strip().splitlines() if "cannot reach the gateway" in line
@@ -293,15 +194,10 @@ def test_the_heartbeat_beats_while_waiting_and_while_polling(tmp_path: Path) -> 
     """What the pod's liveness probe reads: the file keeps getting newer while the loop runs."""
     heartbeat = tmp_path / "heartbeat"
     server = ContractServer()  # nothing listens yet: the client waits for it
-    process = subprocess.Popen(
-        [console_script("client"), "poll", "--gateway", server.url, "--rate", "5", "--wait", "60s"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO_ROOT,
-        env={**client_env(), "POLL_HEARTBEAT": str(heartbeat)},  # the container's form
-    )
-    try:
+    with started_client(
+        *("poll", "--gateway", server.url, "--rate=5", "--wait=60s"),
+        env={"POLL_HEARTBEAT": str(heartbeat)},  # the container's form
+    ) as process:
         waiting = _wait_for_a_newer_mtime(heartbeat, -1, process)
         _wait_for_a_newer_mtime(heartbeat, waiting, process)  # still waiting, still beating
         with server:
@@ -309,19 +205,13 @@ def test_the_heartbeat_beats_while_waiting_and_while_polling(tmp_path: Path) -> 
             polling = _wait_for_a_newer_mtime(heartbeat, heartbeat.stat().st_mtime_ns, process)
             process.send_signal(signal.SIGINT)
             _stdout, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 0, stderr
     assert heartbeat.stat().st_mtime_ns >= polling
 
 
 def test_an_unwritable_heartbeat_file_is_one_line_and_status_2(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-dir" / "heartbeat"
-    result = run_client(
-        "poll", "--gateway", f"http://127.0.0.1:{free_port()}", "--heartbeat", str(missing)
-    )
+    result = run_poll(f"http://127.0.0.1:{free_port()}", "--heartbeat", str(missing))
     assert result.returncode == 2, result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "heartbeat file" in lines[0] and str(missing) in lines[0], lines

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from client_runs import run_client
 from devstack.services import Ports
 from polling_client.traces import fetch_traces, select_entry_spans
-from sources import run_client
 from testkit.devstack import count_versions, free_stack_ports, stack_command, wait_for_output
 from testkit.process import REPO_ROOT, ServiceProcess
 

@@ -37,6 +37,11 @@ def stats(version: str, values: list[float], errors: int = 0) -> VersionStats:
     return VersionStats(version=version, latencies_ms=values[errors:], failed=errors)
 
 
+def lognormal(version: str, n: int, median_ms: float, seed: int, errors: int = 0) -> VersionStats:
+    """``n`` requests of ``version`` around ``median_ms``, the first ``errors`` failed."""
+    return stats(version, latencies(n, median_ms, seed), errors)
+
+
 class One:
     """The comparison of a single resource, as the old pooled tests read it."""
 
@@ -46,17 +51,15 @@ class One:
         self.tests = comparison.resources[0].tests if comparison.resources else Results()
 
 
-def compare(baseline: VersionStats, canary: VersionStats, thresholds: Thresholds) -> One:
+def compare(
+    baseline: VersionStats, canary: VersionStats, thresholds: Thresholds = THRESHOLDS
+) -> One:
     grouped = {"POST /speech": {s.version: s for s in (baseline, canary) if s.requests}}
     return One(compare_resources(grouped, "v1", "v2", thresholds))
 
 
 def test_a_clearly_slower_canary_is_rolled_back() -> None:
-    result = compare(
-        stats("v1", latencies(200, 20.0, seed=1)),
-        stats("v2", latencies(200, 40.0, seed=2)),
-        THRESHOLDS,
-    )
+    result = compare(lognormal("v1", 200, 20.0, seed=1), lognormal("v2", 200, 40.0, seed=2))
     assert result.verdict is Verdict.ROLL_BACK
     assert result.tests.latency_p < 1e-6
     assert 1.6 < result.tests.median_ratio < 2.4
@@ -64,11 +67,8 @@ def test_a_clearly_slower_canary_is_rolled_back() -> None:
 
 
 def test_a_canary_with_more_errors_is_rolled_back_even_at_equal_latency() -> None:
-    result = compare(
-        stats("v1", latencies(300, 20.0, seed=3), errors=1),
-        stats("v2", latencies(300, 20.0, seed=4), errors=30),
-        THRESHOLDS,
-    )
+    baseline = lognormal("v1", 300, 20.0, seed=3, errors=1)
+    result = compare(baseline, lognormal("v2", 300, 20.0, seed=4, errors=30))
     assert result.verdict is Verdict.ROLL_BACK
     assert result.tests.failed_p < 0.01
     assert result.tests.latency_p > 0.01
@@ -76,61 +76,39 @@ def test_a_canary_with_more_errors_is_rolled_back_even_at_equal_latency() -> Non
 
 
 def test_the_same_distribution_is_promoted() -> None:
-    result = compare(
-        stats("v1", latencies(300, 20.0, seed=5), errors=2),
-        stats("v2", latencies(300, 20.0, seed=6), errors=2),
-        THRESHOLDS,
-    )
+    baseline = lognormal("v1", 300, 20.0, seed=5, errors=2)
+    result = compare(baseline, lognormal("v2", 300, 20.0, seed=6, errors=2))
     assert result.verdict is Verdict.PROMOTE
     assert result.tests.latency_p > 0.01
     assert result.tests.failed_p > 0.01
 
 
 def test_a_faster_canary_is_promoted_because_the_tests_are_one_sided() -> None:
-    result = compare(
-        stats("v1", latencies(100, 40.0, seed=7)),
-        stats("v2", latencies(100, 20.0, seed=8)),
-        THRESHOLDS,
-    )
+    result = compare(lognormal("v1", 100, 40.0, seed=7), lognormal("v2", 100, 20.0, seed=8))
     assert result.verdict is Verdict.PROMOTE
     assert result.tests.latency_p > 0.99
 
 
 def test_too_few_requests_hold_even_when_they_look_the_same() -> None:
-    result = compare(
-        stats("v1", latencies(100, 20.0, seed=9)),
-        stats("v2", latencies(10, 20.0, seed=10)),
-        THRESHOLDS,
-    )
+    result = compare(lognormal("v1", 100, 20.0, seed=9), lognormal("v2", 10, 20.0, seed=10))
     assert result.verdict is Verdict.HOLD
     assert "not enough requests of v2" in result.reasons[0]
 
 
-def test_a_significant_but_small_slowdown_holds() -> None:
-    baseline = latencies(3000, 20.0, seed=11)
-    result = compare(
-        stats("v1", baseline),
-        stats("v2", [value * 1.05 for value in latencies(3000, 20.0, seed=12)]),
-        THRESHOLDS,
-    )
-    assert result.tests.latency_p < 0.01
-    assert result.tests.median_ratio < 1.10
-    assert result.verdict is Verdict.HOLD
-    assert "within the margin" in result.reasons[0]
-
-
-def test_a_slowdown_below_the_margin_is_rolled_back_with_a_tighter_margin() -> None:
-    tight = Thresholds(alpha=0.01, latency_margin=0.01, error_margin=0.01, min_samples=30)
-    result = compare(
-        stats("v1", latencies(3000, 20.0, seed=11)),
-        stats("v2", [value * 1.05 for value in latencies(3000, 20.0, seed=12)]),
-        tight,
-    )
-    assert result.verdict is Verdict.ROLL_BACK
+def test_a_significant_but_small_slowdown_holds_within_the_margin_and_rolls_back_past_it() -> None:
+    baseline = lognormal("v1", 3000, 20.0, seed=11)
+    slower = stats("v2", [value * 1.05 for value in latencies(3000, 20.0, seed=12)])
+    within = compare(baseline, slower)  # +5 % against a margin of 10 %
+    assert within.tests.latency_p < 0.01
+    assert within.tests.median_ratio < 1.10
+    assert within.verdict is Verdict.HOLD
+    assert "within the margin" in within.reasons[0]
+    tight = replace(THRESHOLDS, latency_margin=0.01)
+    assert compare(baseline, slower, tight).verdict is Verdict.ROLL_BACK
 
 
 def test_a_missing_version_holds() -> None:
-    result = compare(stats("v1", latencies(50, 20.0, seed=13)), stats("v2", []), THRESHOLDS)
+    result = compare(lognormal("v1", 50, 20.0, seed=13), stats("v2", []))
     assert result.verdict is Verdict.HOLD
     assert result.reasons == ["no requests of v2: nothing to compare"]
 
@@ -334,17 +312,11 @@ def test_a_regression_significant_alone_is_not_after_the_correction() -> None:
 def test_a_sub_millisecond_difference_is_not_material_whatever_the_ratio() -> None:
     """GET / answers in about 0.4 ms: +16 % is 0.07 ms, significant but under the absolute
     floor: no regression that matters (a healthy canary is promoted, not held)."""
-    fast = latencies(300, 0.40, seed=21)
-    noise = compare(
-        stats("v1", fast),
-        stats("v2", [value * 1.16 for value in latencies(300, 0.40, seed=22)]),
-        Thresholds(),
-    )
+    fast = lognormal("v1", 300, 0.40, seed=21)
+    noisy = stats("v2", [value * 1.16 for value in latencies(300, 0.40, seed=22)])
+    noise = compare(fast, noisy, Thresholds())
     assert noise.tests.latency_p_adjusted < 0.01 and noise.tests.median_ratio > 1.1
     assert noise.verdict is Verdict.PROMOTE, noise.reasons
-    slow = compare(
-        stats("v1", fast),
-        stats("v2", [value + 2.0 for value in latencies(300, 0.40, seed=23)]),
-        Thresholds(),
-    )
+    slower = stats("v2", [value + 2.0 for value in latencies(300, 0.40, seed=23)])
+    slow = compare(fast, slower, Thresholds())
     assert slow.verdict is Verdict.ROLL_BACK, slow.reasons

@@ -38,67 +38,68 @@ DEFAULT_RETRY_AFTER_S = 1
 
 
 class SpeechError(Exception):
+    """A failure the fronts expect; each kind states its status and code in its class line:
+    ``class TooLarge(SpeechError, status=413, error="too_large")``."""
+
     status_code = 500
     error = "internal_error"
+
+    def __init_subclass__(
+        cls, *, status: int | None = None, error: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status_code = status
+        if error is not None:
+            cls.error = error
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
-class BadRequest(SpeechError):
-    status_code = 400
-    error = "bad_request"
+class BadRequest(SpeechError, status=400, error="bad_request"):
+    """The body is not the expected JSON, or an id is malformed."""
 
 
-class BookNotFound(SpeechError):
-    status_code = 404
-    error = "book_not_found"
+class BookNotFound(SpeechError, status=404, error="book_not_found"):
+    """The books API says the book does not exist."""
 
 
-class AudioNotFound(SpeechError):
-    status_code = 404
-    error = "audio_not_found"
+class AudioNotFound(SpeechError, status=404, error="audio_not_found"):
+    """No stored audio with that id."""
 
 
-class TooLarge(SpeechError):
-    status_code = 413
-    error = "too_large"
+class TooLarge(SpeechError, status=413, error="too_large"):
+    """The body or the text is over the configured limits."""
 
 
-class BackendRejected(SpeechError):
-    status_code = 422
-    error = "backend_rejected"
+class BackendRejected(SpeechError, status=422, error="backend_rejected"):
+    """The backend said INVALID_ARGUMENT or NOT_FOUND; the message is its own."""
 
 
-class AudioTooLong(SpeechError):
+class AudioTooLong(SpeechError, status=422, error="audio_too_long"):
     """Permanent: the same request would fail the same way, so no Retry-After."""
 
-    status_code = 422
-    error = "audio_too_long"
 
-
-class Unavailable(SpeechError):
+class Unavailable(SpeechError, status=503):
     """A dependency the request needs is down or too slow: retry later (``Retry-After``)."""
 
-    status_code = 503
+
+class BooksUnavailable(Unavailable, error="books_unavailable"):
+    """The books API is unreachable, timing out or failing."""
 
 
-class BooksUnavailable(Unavailable):
-    error = "books_unavailable"
+class BackendUnavailable(Unavailable, error="backend_unavailable"):
+    """The backend is unreachable, timing out or failing."""
 
 
-class BackendUnavailable(Unavailable):
-    error = "backend_unavailable"
+class StorageUnavailable(Unavailable, error="storage_unavailable"):
+    """The audio directory is missing or not writable."""
 
 
-class StorageUnavailable(Unavailable):
-    error = "storage_unavailable"
-
-
-class StorageFull(SpeechError):
-    status_code = 507
-    error = "storage_full"
+class StorageFull(SpeechError, status=507, error="storage_full"):
+    """The audio volume is full (ENOSPC, EDQUOT, EFBIG)."""
 
 
 def speech_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

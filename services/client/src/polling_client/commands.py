@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import sys
+from functools import partial
 
 from polling_client.analysis import analyse
 from polling_client.cli import CanaryCommand, CompareCommand, PollCommand
@@ -59,22 +60,12 @@ def compare_versions(command: CompareCommand) -> int:
     analysis = analyse(command, query_window(command.since_s))
     comparison = analysis.comparison
     if command.output_format == "json":
-        text = compare_json(
-            comparison,
-            source=analysis.source,
-            service=command.service,
-            ignored=analysis.notes,
-            window=analysis.window_document(),
-        )
+        render = partial(compare_json, window=analysis.window_document())
     else:
-        text = compare_table(
-            comparison,
-            source=analysis.source,
-            service=command.service,
-            ignored=analysis.notes,
-            window=analysis.window_text(),
-        )
-    print(text)
+        render = partial(compare_table, window=analysis.window_text())
+    print(
+        render(comparison, source=analysis.source, service=command.service, ignored=analysis.notes)
+    )
     if command.plot is not None:
         # matplotlib takes seconds to import: only when a plot is asked for.
         from polling_client.plot import plot_latencies

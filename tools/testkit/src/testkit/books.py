@@ -16,7 +16,7 @@ import contextlib
 import itertools
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 from testkit.process import ServiceProcess, free_port
 
 if TYPE_CHECKING:
+    import asyncpg
+    import httpx
     from devstack.postgres import LocalPostgres
 
 BACKENDS = ("sqlite", "postgresql")
@@ -117,3 +119,16 @@ class TestDatabases:
             shutil.rmtree(self._postgres.base_dir, ignore_errors=True)
             self._postgres = None
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def locked_book(http: httpx.AsyncClient, holder: asyncpg.Connection) -> AsyncIterator[int]:
+    """A new book, created through ``http``, whose row ``holder`` keeps locked until the
+    block ends (``SELECT ... FOR UPDATE`` in an open transaction of the test's own
+    PostgreSQL connection): a write to the book waits on the lock meanwhile."""
+    created = await http.post("/books", json={"title": "T", "author": "A"})
+    assert created.status_code == 201, created.text
+    book_id: int = created.json()["id"]
+    async with holder.transaction():
+        await holder.execute("SELECT 1 FROM books WHERE id = $1 FOR UPDATE", book_id)
+        yield book_id

@@ -37,6 +37,27 @@ class FrontServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def another(
+        self,
+        audio_dir: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        wait_ready: bool = True,
+        prefix: tuple[str, ...] = (),
+    ) -> contextlib.AbstractContextManager[FrontServer]:
+        """Another front of this version on the same books and backend (:func:`running_front`):
+        its own port and ``audio_dir``, none of this one's other settings but ``env``."""
+        books_url, backend_addr = self.env["BOOKS_URL"], self.env["TTS_BACKEND_ADDR"]
+        return running_front(
+            self.version,
+            books_url,
+            backend_addr,
+            audio_dir,
+            env=env,
+            wait_ready=wait_ready,
+            prefix=prefix,
+        )
+
     def start_again(self, *, wait_ready: bool = True) -> None:
         self.process.stop()
         self.process = _front_process(self.version, self.env, self.prefix).start()
