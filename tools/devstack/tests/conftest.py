@@ -1,15 +1,36 @@
-"""Fixtures for the devstack tests: small real HTTP upstreams and an in-process gateway."""
+"""Fixtures for the devstack tests: small real HTTP upstreams, an in-process gateway, and
+`stack up` on a copy of the workspace (``stack``: one per test module that asks for it)."""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.devstack import InProcessGateway, Upstream, serving_gateway, write_istio_dir
+from testkit.devstack import (
+    InProcessGateway,
+    RunningStack,
+    Upstream,
+    serving_gateway,
+    stack_on_a_copy,
+    write_istio_dir,
+)
+
+
+@pytest.fixture(scope="module")
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningStack]:
+    """``stack up`` on a copy of the workspace, shared by the tests of one module; the
+    module's ``DEADLINE_S`` bounds each wait (the copy is edited, never the checkout)."""
+    module = request.module
+    with stack_on_a_copy(
+        tmp_path_factory.mktemp(module.__name__.rsplit(".", 1)[-1]), module.DEADLINE_S
+    ) as running:
+        yield running
 
 
 @pytest.fixture

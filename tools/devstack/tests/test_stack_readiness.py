@@ -31,7 +31,6 @@ from testkit.devstack import (
     RunningStack,
     binomial_interval,
     count_versions,
-    stack_on_a_copy,
     started_pids,
 )
 from testkit.process import console_script
@@ -41,12 +40,6 @@ pytestmark = pytest.mark.slow
 DEADLINE_S = 120.0
 GATEWAY_ROUTING = Path("tools/devstack/src/devstack/gateway/routing.py")
 V1_READY = r"^stack +\| tts-v1 is ready again$"
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    with stack_on_a_copy(tmp_path_factory.mktemp("readiness"), DEADLINE_S) as running:
-        yield running
 
 
 @dataclass

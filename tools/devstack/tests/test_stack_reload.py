@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -26,7 +26,6 @@ from testkit.devstack import (
     RunningStack,
     binomial_interval,
     count_versions,
-    stack_on_a_copy,
     started_pids,
 )
 
@@ -36,12 +35,6 @@ DEADLINE_S = 90.0
 N = 1000
 BOOKS_ROUTES = Path("services/books/src/books/routes.py")
 ROUTES_RELOADED = r"local-gateway +\| .*INFO routes reloaded"
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    with stack_on_a_copy(tmp_path_factory.mktemp("reload"), DEADLINE_S) as running:
-        yield running
 
 
 def _poll_until(check: Callable[[], bool], what: str) -> float:
