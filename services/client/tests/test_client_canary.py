@@ -24,7 +24,13 @@ import httpx
 import pytest
 import yaml
 from client_runs import run_client, started_client
-from testkit.devstack import split_rule, virtual_service, wait_for_output, write_istio_dir
+from testkit.devstack import (
+    split_rule,
+    virtual_service,
+    wait_for_output,
+    wait_for_weights,
+    write_istio_dir,
+)
 from testkit.process import REPO_ROOT, ServiceProcess, console_script, free_port
 from testkit.testagent import ApmTestAgent
 
@@ -37,6 +43,7 @@ class Stage:
     agent: ApmTestAgent
     gateway_url: str
     weights: Path
+    gateway: ServiceProcess
 
     def canary(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run_client("canary", *self.flags(), *args)
@@ -48,6 +55,8 @@ class Stage:
         ]
 
     def served(self, n: int = 40) -> Counter[str]:
+        """Who answers ``n`` requests, once the gateway has applied the weights file."""
+        wait_for_weights(self.gateway, json.loads(self.weights.read_text())["weights"])
         with httpx.Client(timeout=10.0) as client:
             return Counter(
                 client.get(f"{self.gateway_url}/").headers["x-tts-version"] for _ in range(n)
@@ -87,7 +96,7 @@ def start_stage(agent: ApmTestAgent, tmp_path: Path, delays_ms: dict[str, int]) 
         gateway.start()
         wait_for_output(gateway, r'"listening"', timeout=30)
         httpx.get(f"{agent.url}/test/session/clear", timeout=5.0).raise_for_status()
-        yield Stage(agent, f"http://127.0.0.1:{port}", weights)
+        yield Stage(agent, f"http://127.0.0.1:{port}", weights, gateway)
     finally:
         gateway.stop()
         for front in fronts:

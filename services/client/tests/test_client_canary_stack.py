@@ -19,7 +19,13 @@ from pathlib import Path
 import pytest
 from client_runs import run_client
 from devstack.services import Ports
-from testkit.devstack import copy_workspace, count_versions, free_stack_ports, wait_for_output
+from testkit.devstack import (
+    copy_workspace,
+    count_versions,
+    free_stack_ports,
+    wait_for_output,
+    wait_for_weights,
+)
 from testkit.process import REPO_ROOT, ServiceProcess, console_script
 
 pytestmark = pytest.mark.slow
@@ -42,6 +48,7 @@ async def banner(state: State) -> str:
 class SlowStack:
     ports: Ports
     data: Path
+    process: ServiceProcess
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +64,7 @@ def slow_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlowStack]:
     command = [console_script("stack"), "up", *ports.flags(), f"--data-dir={data}", "--no-reload"]
     with ServiceProcess(command, name="stack", cwd=root) as process:
         wait_for_output(process, r"Ctrl-C stops everything", timeout=120)
-        yield SlowStack(ports, data)
+        yield SlowStack(ports, data, process)
 
 
 def test_a_slow_v2_is_rolled_back_on_the_real_stack(slow_stack: SlowStack) -> None:
@@ -74,5 +81,6 @@ def test_a_slow_v2_is_rolled_back_on_the_real_stack(slow_stack: SlowStack) -> No
     assert [(s["weight"], s["verdict"]) for s in report["steps"]] == [(50, "roll back")], report
     assert report["final_weights"] == {"v1": 100, "v2": 0}
     assert json.loads(weights.read_text()) == {"weights": {"v1": 100, "v2": 0}}
+    wait_for_weights(slow_stack.process, {"v1": 100, "v2": 0})  # read every 0.2 s
     versions = asyncio.run(count_versions(ports.gateway_url, 40))
     assert versions == Counter({"v1": 40})  # the gateway's traffic confirms

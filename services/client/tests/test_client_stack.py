@@ -18,7 +18,13 @@ import pytest
 from client_runs import run_client
 from devstack.services import Ports
 from polling_client.traces import fetch_traces, select_entry_spans
-from testkit.devstack import count_versions, free_stack_ports, stack_command, wait_for_output
+from testkit.devstack import (
+    count_versions,
+    free_stack_ports,
+    stack_command,
+    wait_for_output,
+    wait_for_weights,
+)
 from testkit.process import REPO_ROOT, ServiceProcess
 
 
@@ -28,14 +34,19 @@ def stack_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stack(stack_data: Path) -> Iterator[Ports]:
+def stack_process(stack_data: Path) -> Iterator[tuple[Ports, ServiceProcess]]:
     ports = free_stack_ports()
     process = ServiceProcess(
         stack_command(*ports.flags(), f"--data-dir={stack_data}"), name="stack", cwd=REPO_ROOT
     )
     with process:
         wait_for_output(process, r"client poll --gateway", timeout=90)
-        yield ports
+        yield ports, process
+
+
+@pytest.fixture(scope="module")
+def stack(stack_process: tuple[Ports, ServiceProcess]) -> Ports:
+    return stack_process[0]
 
 
 def agent_entry_spans(agent_url: str) -> int:
@@ -127,12 +138,15 @@ def test_poll_then_compare_through_the_real_stack(stack: Ports, tmp_path: Path) 
     assert "verdict:" in speech.stdout
 
 
-def test_canary_promotes_a_healthy_v2_on_the_real_stack(stack: Ports, stack_data: Path) -> None:
+def test_canary_promotes_a_healthy_v2_on_the_real_stack(
+    stack_process: tuple[Ports, ServiceProcess], stack_data: Path
+) -> None:
     """`client canary` against `stack up`: its gateway follows DATA_DIR/.stack/weights.json.
 
     GET / only (the same handler in v1 and v2; the stack's own client sends a few
     requests of the other resources, too few to judge in a 10 s step).
     """
+    stack, process = stack_process
     weights = stack_data / ".stack" / "weights.json"
     try:
         result = run_client(
@@ -148,6 +162,7 @@ def test_canary_promotes_a_healthy_v2_on_the_real_stack(stack: Ports, stack_data
             (100, "set"),
         ]
         assert report["steps"][0]["requests"]["v2"] >= 30
+        wait_for_weights(process, {"v1": 0, "v2": 100})  # the gateway reads the file every 0.2 s
         versions = asyncio.run(count_versions(stack.gateway_url, 40))
         assert versions == Counter({"v2": 40})  # the gateway's traffic confirms
     finally:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import math
 import os
 import re
 import shutil
 import textwrap
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -322,6 +323,33 @@ def wait_for_output(proc: ServiceProcess, pattern: str, timeout: float = 60.0) -
             raise RuntimeError(f"{proc.name} exited before {pattern!r}:\n{proc.output()[-4000:]}")
         time.sleep(0.05)
     raise TimeoutError(f"no {pattern!r} after {timeout}s:\n{proc.output()[-4000:]}")
+
+
+# The gateway's line when it applies the canary weights file, as JSON (``"weights":{...}``)
+# or as the stack prints it (``weights={...}``).
+_WEIGHTS_APPLIED = re.compile(r'canary weights applied.*?\bweights"?[=:] ?(\{[^}]*\})')
+
+
+def wait_for_weights(
+    proc: ServiceProcess, weights: Mapping[str, int], timeout: float = 60.0
+) -> None:
+    """Wait until the gateway (or the stack running it) logged that ``weights`` are in force.
+
+    The gateway reads its weights file every ``POLL_S``: right after `client canary`
+    writes it, requests may still be routed by the weights before.
+    """
+    wanted = dict(weights)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        applied = [json.loads(m[1]) for m in _WEIGHTS_APPLIED.finditer(proc.output())]
+        if wanted in applied:
+            return
+        if not proc.is_running():
+            raise RuntimeError(f"{proc.name} exited before applying {wanted}")
+        time.sleep(0.05)
+    raise TimeoutError(
+        f"no 'canary weights applied' {wanted} after {timeout}s:\n{proc.output()[-4000:]}"
+    )
 
 
 @dataclass
