@@ -23,7 +23,9 @@ def run_front(
     defaults = load_settings(Env({}))  # no I/O: the version is the package's, not a setting
 
     def serve_front(settings: FrontSettings) -> None:
-        serve(create_app(settings), settings.host, settings.port)
+        from servicekit.telemetry import instrument_app  # configured by now (run_service)
+
+        serve(instrument_app(create_app(settings)), settings.host, settings.port)
 
     run_service(
         program,

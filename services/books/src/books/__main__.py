@@ -27,8 +27,10 @@ def _prepare(settings: Settings) -> None:
 
 
 def _serve(settings: Settings) -> None:
+    from servicekit.telemetry import instrument_app  # configured by now (run_service)
+
     serve(
-        create_app(settings),
+        instrument_app(create_app(settings)),
         settings.host,
         settings.port,
         access_log=settings.access_log,

@@ -25,7 +25,6 @@ from typing import Any
 from granian.constants import HTTPModes, Interfaces
 from granian.errors import FatalError
 from granian.server.embed import Server
-from litestar import Litestar
 from litestar.types import ASGIApp
 
 from servicekit.http.access_log import AccessLogMiddleware
@@ -68,12 +67,6 @@ def serve(
 async def _serve(app: ASGIApp, host: str, port: int, *, access_log: bool) -> None:
     _ensure_port_free(host, port)
     target = app
-    # Request spans, when configure_telemetry() turned tracing on. Not imported
-    # here: without a configure_telemetry() call (which imports it) there is
-    # nothing to instrument, and servicekit[http] does not need the telemetry extra.
-    telemetry = sys.modules.get("servicekit.telemetry")
-    if telemetry is not None and isinstance(target, Litestar):
-        telemetry.instrument_app(target)
     target = HeadAsGetMiddleware(target)  # outside Litestar's router, which has no HEAD routes
     if access_log:
         target = AccessLogMiddleware(target)

@@ -3,12 +3,13 @@
 :func:`configure_telemetry` runs once the settings are loaded and before the
 app or any client is built (:func:`servicekit.main.run_service` calls it in
 that order for every service); a Litestar app also goes through
-:func:`instrument_app` (``serve()`` does it)::
+:func:`instrument_app` before it is served (the service's own ``serve`` step
+does it, so :mod:`servicekit.http` needs no tracing)::
 
     settings = load_or_exit(load_settings, "books")
     configure_telemetry("books")
     configure_logging("books")
-    serve(create_app(settings), settings.host, settings.port)
+    serve(instrument_app(create_app(settings)), settings.host, settings.port)
 
 Modes (see :mod:`servicekit.telemetry_settings`): Datadog by default (ddtrace,
 to the agent at ``DD_TRACE_AGENT_URL`` / ``DD_AGENT_HOST``), OTLP when
