@@ -28,8 +28,7 @@ from devstack.cli import build_parser, config_from_args
 from devstack.reload import Reloader, SourceMap, run_from_sources
 from devstack.services import Ports, Probe, ServiceSpec, StackConfig, build_specs
 from devstack.supervisor import Output, Stack
-from devstack.workspace import load_workspace
-from servicekit.scripts import find_workspace_root
+from repomodel.workspace import find_workspace_root, load_workspace
 from testkit.devstack import save_file
 from testkit.process import REPO_ROOT, free_port
 
@@ -259,7 +258,7 @@ def test_the_repository_metadata_maps_each_service_to_its_sources() -> None:
         "tts-backend": {"services/tts_backend/src", kit, wav, "protos/src"},
         "tts-v1": {"services/tts_v1/src", *front},
         "tts-v2": {"services/tts_v2/src", *front},
-        "local-gateway": {"tools/devstack/src", "tools/meshmodel/src", kit},
+        "local-gateway": {"tools/devstack/src", "tools/repomodel/src", kit},
         "client": {"services/client/src", kit},
     }  # the APM test agent is not a workspace script: not watched
     plan = sources.plan(

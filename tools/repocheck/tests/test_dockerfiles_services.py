@@ -143,9 +143,9 @@ BROKEN_EDITS = [
     ),
     pytest.param("USER 10001:10001", "USER root", "must run as USER 10001:10001", id="root"),
     pytest.param(
-        "COPY tools/meshmodel/pyproject.toml tools/meshmodel/\n",
+        "COPY tools/repomodel/pyproject.toml tools/repomodel/\n",
         "",
-        "tools/meshmodel/pyproject.toml is not copied",
+        "tools/repomodel/pyproject.toml is not copied",
         id="member-missing-from-dependency-layer",
     ),
     pytest.param(

@@ -15,8 +15,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from repomodel.workspace import find_workspace_root, load_workspace
 from servicekit.durations import parse_duration
-from servicekit.scripts import find_workspace_root
 
 from devstack import images
 from devstack import status as status_view
@@ -27,7 +27,6 @@ from devstack.reload import Reloader, SourceMap, run_from_sources
 from devstack.services import Ports, Probe, ServiceSpec, StackConfig, build_specs
 from devstack.stackstate import StackState, read_state, runner_alive, state_path
 from devstack.supervisor import Output, Stack
-from devstack.workspace import load_workspace
 
 PROGRAM = "stack"
 DEFAULT_DATA_DIR = Path("data")

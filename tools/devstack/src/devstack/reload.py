@@ -3,7 +3,7 @@
 Each service started from a workspace console script is mapped to the source
 directories it imports: the ``src/`` of the member that provides the script
 and of every workspace member it depends on (from the workspace metadata, see
-:mod:`devstack.workspace`). ``watchfiles`` (inotify) reports changed ``.py``
+:mod:`repomodel.workspace`). ``watchfiles`` (inotify) reports changed ``.py``
 files; a burst of saves is one batch (:func:`_batches` waits until no file has
 changed for ``STEP_MS``, at most ``DEBOUNCE_MS``) and restarts each affected
 service once, with one line naming the file and the services.
@@ -35,10 +35,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from repomodel.workspace import METADATA_FILES, Workspace
 from watchfiles import Change, PythonFilter, awatch
 
 from devstack.services import GATEWAY, ServiceSpec
-from devstack.workspace import METADATA_FILES, Workspace
 
 if TYPE_CHECKING:
     from devstack.supervisor import Stack

@@ -42,6 +42,7 @@ import pathspec
 from dockerfile_parse import DockerfileParser
 from dockerfile_parse.parser import image_from
 from dockerfile_parse.util import WordSplitter
+from repomodel.workspace import load_workspace
 
 from repocheck.k8s.manifests import REPO_ROOT
 
@@ -231,14 +232,8 @@ def dockerignored(path: str, dockerignore: Path) -> bool:
 
 
 def workspace_members(repo_root: Path = REPO_ROOT) -> list[str]:
-    """Member folders of the uv workspace, relative to the root."""
-    root = tomllib.loads((repo_root / "pyproject.toml").read_text())
-    members: list[str] = []
-    for pattern in root["tool"]["uv"]["workspace"]["members"]:
-        for path in sorted(repo_root.glob(pattern)):
-            if (path / "pyproject.toml").is_file():
-                members.append(path.relative_to(repo_root).as_posix())
-    return members
+    """Member folders of the uv workspace, relative to the root (:mod:`repomodel.workspace`)."""
+    return sorted(member.folder for member in load_workspace(repo_root).members.values())
 
 
 def service_folders(repo_root: Path = REPO_ROOT) -> list[str]:

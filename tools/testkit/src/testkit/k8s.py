@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-from meshmodel import istio as mesh
 from repocheck.k8s import manifests
 from repocheck.k8s.inventory import Inventory, load_inventory, render_all
 from repocheck.k8s.manifests import K8S_DIR, REPO_ROOT, Obj
+from repomodel import istio as mesh
 
 Mutation = Callable[[list[Obj]], None]
 

@@ -24,11 +24,12 @@ from typing import Self
 import httpx
 
 # The one console-script lookup, shared with the stack runner (re-exported for tests).
-from servicekit.scripts import console_script, find_workspace_root
+from repomodel.workspace import find_workspace_root
+from servicekit.scripts import console_script
 
 
 def find_repo_root() -> Path:
-    """The uv workspace root (:func:`servicekit.scripts.find_workspace_root`, the one lookup).
+    """The uv workspace root (:func:`repomodel.workspace.find_workspace_root`, the one lookup).
 
     Searched upwards from the working directory, then from this file, so it
     holds whether ``testkit`` is installed editable, as a wheel, or imported

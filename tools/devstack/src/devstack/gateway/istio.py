@@ -10,7 +10,7 @@ to them, and the DestinationRules' subsets. Every field is classified:
   refuses to start, so a route is never silently different from the cluster's.
 
 The resource model under it (the documents, names, hosts, which Gateway is the
-ingress gateway and what a VirtualService is bound to) is :mod:`meshmodel.istio`,
+ingress gateway and what a VirtualService is bound to) is :mod:`repomodel.istio`,
 which the static checks (repocheck) read the same files with.
 """
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meshmodel.istio import (
+from repomodel.istio import (
     DocumentError,
     binds,
     bound_gateways,

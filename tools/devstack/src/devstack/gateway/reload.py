@@ -14,7 +14,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from meshmodel.istio import YAML_SUFFIXES, DocumentError, describe, parse_documents, yaml_files
+from repomodel.istio import YAML_SUFFIXES, DocumentError, describe, parse_documents, yaml_files
 from watchfiles import awatch
 
 from devstack.gateway.istio import GatewayConfig, IstioConfigError, load_gateway_config

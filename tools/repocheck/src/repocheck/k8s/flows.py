@@ -25,8 +25,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from meshmodel import istio as mesh
-from meshmodel.istio import describe
+from repomodel import istio as mesh
+from repomodel.istio import describe
 
 from repocheck.k8s import workloads
 from repocheck.k8s.inventory import Inventory

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from meshmodel import istio as mesh
-from meshmodel.istio import service_key
+from repomodel import istio as mesh
+from repomodel.istio import service_key
 
 from repocheck.k8s.manifests import Obj
 

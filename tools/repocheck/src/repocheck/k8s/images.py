@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshmodel.istio import describe
+from repomodel.istio import describe
 
 from repocheck.k8s import workloads
 from repocheck.k8s.apps import image_name

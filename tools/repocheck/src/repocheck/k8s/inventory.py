@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meshmodel import istio as mesh
+from repomodel import istio as mesh
 
 from repocheck.k8s import manifests
 from repocheck.k8s.manifests import Obj

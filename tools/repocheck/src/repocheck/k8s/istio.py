@@ -6,8 +6,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from meshmodel import istio as mesh
-from meshmodel.istio import MESH, bound_gateways, describe, gateway_references, service_key
+from repomodel import istio as mesh
+from repomodel.istio import MESH, bound_gateways, describe, gateway_references, service_key
 
 from repocheck.k8s import workloads
 from repocheck.k8s.hostnames import find_service, service_ports

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from meshmodel import istio as mesh
-from servicekit.scripts import find_workspace_root
+from repomodel import istio as mesh
+from repomodel.workspace import find_workspace_root
 
 Obj = mesh.Document
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from meshmodel.istio import describe
+from repomodel.istio import describe
 
 from repocheck.k8s import workloads
 from repocheck.k8s.inventory import Inventory

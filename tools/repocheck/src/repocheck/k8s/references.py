@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from meshmodel import istio as mesh
-from meshmodel.istio import describe
+from repomodel import istio as mesh
+from repomodel.istio import describe
 
 from repocheck.k8s import manifests, workloads
 from repocheck.k8s.inventory import Inventory

@@ -23,7 +23,7 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
-from meshmodel.istio import describe, kind
+from repomodel.istio import describe, kind
 
 from repocheck.k8s.manifests import Obj, group
 

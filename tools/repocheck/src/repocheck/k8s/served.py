@@ -10,8 +10,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from meshmodel import istio as mesh
-from meshmodel.istio import describe
+from repomodel import istio as mesh
+from repomodel.istio import describe
 
 from repocheck.k8s import apps, workloads
 from repocheck.k8s.hostnames import find_service

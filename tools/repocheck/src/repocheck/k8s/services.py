@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from meshmodel import istio as mesh
-from meshmodel.istio import describe
+from repomodel import istio as mesh
+from repomodel.istio import describe
 
 from repocheck.k8s import workloads
 from repocheck.k8s.hostnames import find_service, parse_address, service_ports

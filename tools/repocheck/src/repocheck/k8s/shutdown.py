@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from meshmodel import istio as mesh
-from meshmodel.istio import describe
+from repomodel import istio as mesh
+from repomodel.istio import describe
 from servicekit.durations import parse_duration
 
 from repocheck.k8s import apps, workloads

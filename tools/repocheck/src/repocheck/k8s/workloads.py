@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from meshmodel.istio import kind, namespace
+from repomodel.istio import kind, namespace
 
 from repocheck.k8s.manifests import Obj
 

@@ -1,11 +1,11 @@
-"""meshmodel.istio: the documents, names, hosts and gateway binding both tools read."""
+"""repomodel.istio: the documents, names, hosts and gateway binding both tools read."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from meshmodel.istio import (
+from repomodel.istio import (
     MESH,
     DocumentError,
     binds,

@@ -1,8 +1,11 @@
-"""The uv workspace the stack runs from: its members, their sources and what each one imports.
+"""The uv workspace: where its root is, its members, their sources and what each one imports.
 
-Read from the workspace's own metadata (the root ``[tool.uv.workspace]``
-members, each member's ``[project]`` dependencies and scripts), so a new
-member or dependency needs no change here. The stack uses it to
+The one reading of the workspace for the tools that run from a checkout.
+:func:`find_workspace_root` finds the root above a directory (the stack, the
+test harness and the static checks find the repository's files from it).
+:func:`load_workspace` reads the workspace's own metadata (the root
+``[tool.uv.workspace]`` members, each member's ``[project]`` dependencies and
+scripts), so a new member or dependency needs no change here. The stack uses it to
 
 - run every service from the sources of the workspace it was started in
   (``PYTHONPATH`` lists each member's ``src/``, ahead of the editable installs
@@ -14,10 +17,10 @@ member or dependency needs no change here. The stack uses it to
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-
-from servicekit.scripts import read_toml
+from typing import Any
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 # Files that change the installed environment: not reloaded, a stack restart is needed.
@@ -32,7 +35,8 @@ def normalize(name: str) -> str:
 @dataclass(frozen=True)
 class Member:
     name: str
-    path: Path
+    path: Path  # resolved
+    folder: str  # relative to the workspace root, as its members pattern names it
     dependencies: frozenset[str]  # normalized names, workspace members or not
     scripts: frozenset[str]
 
@@ -95,6 +99,7 @@ def load_workspace(root: Path) -> Workspace:
             members[name] = Member(
                 name=name,
                 path=path.resolve(),
+                folder=path.relative_to(root).as_posix(),
                 dependencies=frozenset(_requirement_names(project.get("dependencies", []))),
                 scripts=frozenset(project.get("scripts", {})),
             )
@@ -108,3 +113,21 @@ def _requirement_names(requirements: list[str]) -> list[str]:
         if found:
             names.append(normalize(found.group(1)))
     return names
+
+
+def find_workspace_root(start: Path) -> Path | None:
+    """The nearest directory at or above ``start`` whose pyproject.toml declares a uv workspace."""
+    for directory in (start.resolve(), *start.resolve().parents):
+        tables = read_toml(directory / "pyproject.toml")
+        if "workspace" in tables.get("tool", {}).get("uv", {}):
+            return directory
+    return None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The tables of a TOML file (a pyproject.toml); empty when it is missing or not TOML."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}

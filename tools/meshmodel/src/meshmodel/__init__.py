@@ -1,1 +1,0 @@
-"""The Istio resource model that the local gateway and the static checks share."""
