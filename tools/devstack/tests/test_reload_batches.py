@@ -2,7 +2,7 @@
 
 watchfiles ends a group as soon as a step adds no new (change, path) pair, so
 an editor saving one file every 20 ms yields a group every step or two;
-``devstack.reload._batches`` merges them until the files are quiet.
+``devstack.watching`` merges them until the files are quiet.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from devstack.reload import STEP_MS, WATCH_STEP_MS, FileChange, _batches, _StopWith
+from devstack.reload import STEP_MS
+from devstack.watching import FileChange, merge_groups, watch_batches
 from testkit.devstack import save_file
-from watchfiles import Change, awatch
+from watchfiles import Change
 
 
 async def _groups(queue: asyncio.Queue[set[FileChange] | None]) -> AsyncIterator[set[FileChange]]:
@@ -28,7 +29,7 @@ async def test_groups_that_arrive_together_are_one_batch_and_a_later_one_the_nex
     second = {(Change.added, "/src/b.py")}
     for group in (first, first, second):
         queue.put_nowait(group)
-    batches = _batches(_groups(queue), quiet_s=0.05)
+    batches = merge_groups(_groups(queue), quiet_s=0.05, longest_s=10.0)
     assert await anext(batches) == first | second  # yielded once the queue was quiet
     third = {(Change.deleted, "/src/c.py")}
     queue.put_nowait(third)
@@ -46,13 +47,19 @@ async def test_a_burst_of_saves_of_one_file_is_one_batch(tmp_path: Path) -> None
     source = tmp_path / "app.py"
     source.write_text("x = 0\n")
     stopping = asyncio.Event()
-    watch = awatch(tmp_path, step=WATCH_STEP_MS, stop_event=_StopWith(stopping))
+    watch = watch_batches(
+        tmp_path,
+        watch_filter=lambda _change, _path: True,
+        stop=stopping,
+        quiet_ms=STEP_MS,
+        longest_ms=10_000,
+    )
     sentinel = tmp_path / "sentinel.txt"
     batches: list[set[FileChange]] = []
     sentinel_seen = asyncio.Event()
 
     async def collect() -> None:
-        async for batch in _batches(watch):
+        async for batch in watch:
             batches.append(batch)
             if any(path == str(sentinel) for _, path in batch):
                 sentinel_seen.set()

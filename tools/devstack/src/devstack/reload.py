@@ -4,7 +4,7 @@ Each service started from a workspace console script is mapped to the source
 directories it imports: the ``src/`` of the member that provides the script
 and of every workspace member it depends on (from the workspace metadata, see
 :mod:`repomodel.workspace`). ``watchfiles`` (inotify) reports changed ``.py``
-files; a burst of saves is one batch (:func:`_batches` waits until no file has
+files; a burst of saves is one batch (:mod:`devstack.watching` waits until no file has
 changed for ``STEP_MS``, at most ``DEBOUNCE_MS``) and restarts each affected
 service once, with one line naming the file and the services.
 
@@ -30,15 +30,16 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from repomodel.workspace import METADATA_FILES, Workspace
-from watchfiles import Change, PythonFilter, awatch
+from watchfiles import Change, PythonFilter
 
 from devstack.services import GATEWAY, ServiceSpec
+from devstack.watching import FileChange, watch_batches
 
 if TYPE_CHECKING:
     from devstack.supervisor import Stack
@@ -47,13 +48,7 @@ if TYPE_CHECKING:
 STEP_MS = 300
 # ... unless saves keep coming for longer than this (then one restart per this long).
 DEBOUNCE_MS = 10_000
-# How often watchfiles hands over what it saw. Its own grouping cannot be the
-# burst rule: it ends a group as soon as a step adds no *new* (change, path)
-# pair, so an editor saving the same file every 20 ms gets a group per step or
-# two however long the burst lasts. _batches merges those groups instead.
-WATCH_STEP_MS = 50
 GENERATOR = Path("protos/generate.py")
-FileChange = tuple[Change, str]
 
 
 def script_name(spec: ServiceSpec) -> str:
@@ -255,74 +250,15 @@ async def _watch(
     stops or it returns True (done); a watch that fails, or fails to act, is one line:
     ``cannot watch {what} ({error}){then}``."""
     try:
-        async for changes in _batches(
-            awatch(
-                *directories,
-                watch_filter=watch_filter,
-                recursive=recursive,
-                step=WATCH_STEP_MS,
-                debounce=WATCH_STEP_MS * 4,
-                stop_event=_StopWith(stack.stopping),
-            )
+        async for changes in watch_batches(
+            *directories,
+            watch_filter=watch_filter,
+            stop=stack.stopping,
+            quiet_ms=STEP_MS,
+            longest_ms=DEBOUNCE_MS,
+            recursive=recursive,
         ):
             if await on_changes(changes):
                 return
     except (OSError, RuntimeError) as error:
         stack.output.stack(f"cannot watch {what} ({error}){then}")
-
-
-class _StopWith:
-    """The watch's stop event: set when the stack stops, or by awatch itself.
-
-    awatch sets the event it is given when its read is cancelled (as
-    :func:`_batches` does when a watch ends): that must stop this watch only,
-    never the stack.
-    """
-
-    def __init__(self, stack_stopping: asyncio.Event) -> None:
-        self._stack_stopping = stack_stopping
-        self._own = False
-
-    def is_set(self) -> bool:
-        return self._own or self._stack_stopping.is_set()
-
-    def set(self) -> None:
-        self._own = True
-
-
-async def _batches(
-    groups: AsyncIterator[set[FileChange]],
-    quiet_s: float = STEP_MS / 1000,
-    longest_s: float = DEBOUNCE_MS / 1000,
-) -> AsyncIterator[set[FileChange]]:
-    """The watcher's groups merged until none arrives for ``quiet_s`` (at most ``longest_s``).
-
-    The pending read of the next group survives a quiet period: it becomes the
-    start of the next batch, so no change is lost between batches.
-    """
-    loop = asyncio.get_running_loop()
-    pending: asyncio.Future[set[FileChange]] | None = None
-    try:
-        while True:
-            pending = pending or asyncio.ensure_future(anext(groups))
-            try:
-                batch = set(await pending)
-            except StopAsyncIteration:
-                return
-            pending = None
-            deadline = loop.time() + longest_s
-            while (left := deadline - loop.time()) > 0:
-                pending = asyncio.ensure_future(anext(groups))
-                done, _ = await asyncio.wait({pending}, timeout=min(quiet_s, left))
-                if not done:
-                    break  # quiet: ``pending`` starts the next batch
-                try:
-                    batch |= pending.result()
-                except StopAsyncIteration:
-                    yield batch
-                    return
-                pending = None
-            yield batch
-    finally:
-        if pending is not None:
-            pending.cancel()

@@ -1,9 +1,10 @@
 """Follow edits to the Istio directory while serving (``GATEWAY_RELOAD``, on by default).
 
 When a ``*.yaml``/``*.yml`` file under ``GATEWAY_ISTIO_DIR`` changes (watched
-with ``watchfiles``; a burst of writes is one reload), the whole directory is
-read again. New requests get the new routes; a request already in flight keeps
-the route it matched, its destinations' addresses and the outlier state.
+with ``watchfiles``; a burst of writes is one reload, see :mod:`devstack.watching`),
+the whole directory is read again. New requests get the new routes; a request
+already in flight keeps the route it matched, its destinations' addresses and
+the outlier state.
 An edit that does not parse, or that uses a field the gateway cannot apply,
 keeps the previous routes and logs one line naming the file and the field.
 """
@@ -15,18 +16,20 @@ import logging
 from pathlib import Path
 
 from repomodel.istio import YAML_SUFFIXES, DocumentError, describe, parse_documents, yaml_files
-from watchfiles import awatch
 
 from devstack.gateway.istio import GatewayConfig, IstioConfigError, load_gateway_config
 from devstack.gateway.proxy import Proxy
 from devstack.gateway.server import MissingUpstreamError, resolve_upstreams
 from devstack.gateway.settings import GatewaySettings
+from devstack.watching import watch_batches
 
 log = logging.getLogger("devstack.gateway")
 # Its INFO line per batch ("1 change detected") says less than ours.
 logging.getLogger("watchfiles").setLevel(logging.WARNING)
 
-STEP_MS = 50
+# Writes closer together than this are one reload (watchfiles hands over a group
+# every 50-100 ms during a burst), unless they go on for longer than DEBOUNCE_MS.
+QUIET_MS = 150
 DEBOUNCE_MS = 1000
 
 
@@ -43,12 +46,12 @@ class RouteReloader:
     async def watch(self, stop: asyncio.Event) -> None:
         directory = self.settings.istio_dir
         try:
-            async for changes in awatch(
+            async for changes in watch_batches(
                 directory,
                 watch_filter=is_istio_file,
-                step=STEP_MS,
-                debounce=DEBOUNCE_MS,
-                stop_event=stop,
+                stop=stop,
+                quiet_ms=QUIET_MS,
+                longest_ms=DEBOUNCE_MS,
             ):
                 self.reload(sorted({path for _, path in changes}))
         except (OSError, RuntimeError) as error:
