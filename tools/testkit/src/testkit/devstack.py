@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from aiohttp import web
@@ -34,6 +34,8 @@ from devstack.services import Ports
 from servicekit.scripts import console_script
 
 from testkit.process import REPO_ROOT, ServiceProcess, free_port
+
+_T = TypeVar("_T")
 
 GATEWAY_YAML = """
 apiVersion: networking.istio.io/v1
@@ -314,15 +316,7 @@ def free_stack_ports() -> Ports:
 def wait_for_output(proc: ServiceProcess, pattern: str, timeout: float = 60.0) -> re.Match[str]:
     """Wait until the process has printed a line matching ``pattern``; fail if it exits."""
     regex = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = regex.search(proc.output())
-        if found:
-            return found
-        if not proc.is_running():
-            raise RuntimeError(f"{proc.name} exited before {pattern!r}:\n{proc.output()[-4000:]}")
-        time.sleep(0.05)
-    raise TimeoutError(f"no {pattern!r} after {timeout}s:\n{proc.output()[-4000:]}")
+    return _wait_for(proc, regex.search, repr(pattern), timeout)
 
 
 # The gateway's line when it applies the canary weights file, as JSON (``"weights":{...}``)
@@ -339,17 +333,26 @@ def wait_for_weights(
     writes it, requests may still be routed by the weights before.
     """
     wanted = dict(weights)
+
+    def applied(output: str) -> bool:
+        return wanted in (json.loads(m[1]) for m in _WEIGHTS_APPLIED.finditer(output))
+
+    _wait_for(proc, applied, f"'canary weights applied' {wanted}", timeout)
+
+
+def _wait_for(
+    proc: ServiceProcess, found: Callable[[str], _T | None], what: str, timeout: float
+) -> _T:
+    """Poll the process's output until ``found`` returns something; fail if it exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        applied = [json.loads(m[1]) for m in _WEIGHTS_APPLIED.finditer(proc.output())]
-        if wanted in applied:
-            return
+        result = found(proc.output())
+        if result:
+            return result
         if not proc.is_running():
-            raise RuntimeError(f"{proc.name} exited before applying {wanted}")
+            raise RuntimeError(f"{proc.name} exited before {what}:\n{proc.output()[-4000:]}")
         time.sleep(0.05)
-    raise TimeoutError(
-        f"no 'canary weights applied' {wanted} after {timeout}s:\n{proc.output()[-4000:]}"
-    )
+    raise TimeoutError(f"no {what} after {timeout}s:\n{proc.output()[-4000:]}")
 
 
 @dataclass
