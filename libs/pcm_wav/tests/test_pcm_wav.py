@@ -47,12 +47,7 @@ def test_the_header_is_44_bytes_and_reads_back() -> None:
     assert (info.fmt, info.data_size) == (stereo, 600)
     assert stereo.byte_rate == 288000 and stereo.block_align == 6
     audio = read_wav(header + bytes(600))
-    assert (audio.sample_rate, audio.channels, audio.bits_per_sample, audio.frames) == (
-        48000,
-        2,
-        24,
-        100,
-    )
+    assert (audio.fmt, audio.frames) == (PcmFormat(48000, 2, 24), 100)
 
 
 def test_parse_wav_skips_other_chunks_and_their_padding() -> None:
@@ -95,12 +90,7 @@ def test_a_zero_byte_rate_has_no_duration() -> None:
 def test_wav_reader_accepts_consistent_files_only() -> None:
     good = wav_header(MONO_22K, 4) + b"\x01\x00\xff\x7f"
     audio = read_wav(good)
-    assert (audio.sample_rate, audio.channels, audio.bits_per_sample, audio.frames) == (
-        22050,
-        1,
-        16,
-        2,
-    )
+    assert (audio.fmt, audio.frames) == (PcmFormat(22050, 1, 16), 2)
     assert audio.duration_seconds == pytest.approx(2 / 22050)
     for bad in (good[:-1], good + b"\x00\x00", b"RIFX" + good[4:], good[:40]):
         with pytest.raises(WavError):

@@ -159,7 +159,7 @@ def test_unary_and_stream_through_google(
     )
     response = stub.Synthesize(request)
     audio = read_wav(response.audio)
-    assert (audio.sample_rate, audio.channels, audio.bits_per_sample) == (16000, 1, 16)
+    assert audio.fmt == PcmFormat(16000, 1, 16)
     assert (response.engine, response.voice) == ("google", "en-US-Standard-C")
     sentences = ["Hello from the fake.", "It speaks in tones!", "Three sentences?"]
     assert audio.pcm == b"".join(tone(s, 16000) for s in sentences)
@@ -179,7 +179,7 @@ def test_unary_and_stream_through_google(
 
 def test_default_sample_rate_is_24000(stub: tts_pb2_grpc.TextToSpeechStub) -> None:
     response = stub.Synthesize(tts_pb2.SynthesizeRequest(text="Hi.", language_code="de-DE"))
-    assert read_wav(response.audio).sample_rate == response.sample_rate_hertz == 24000
+    assert read_wav(response.audio).fmt.sample_rate_hz == response.sample_rate_hertz == 24000
 
 
 def test_google_invalid_argument_is_passed_on(stub: tts_pb2_grpc.TextToSpeechStub) -> None:

@@ -29,10 +29,10 @@ def peak(pcm: bytes) -> int:
 
 def assert_valid_wav(response: tts_pb2.SynthesizeResponse) -> bytes:
     audio = read_wav(response.audio)  # checks RIFF and data sizes against the file
-    assert (audio.channels, audio.bits_per_sample) == (1, 16)
-    assert audio.sample_rate == response.sample_rate_hertz == 22050
+    assert (audio.fmt.channels, audio.fmt.bits_per_sample) == (1, 16)
+    assert audio.fmt.sample_rate_hz == response.sample_rate_hertz == 22050
     assert response.audio_encoding == tts_pb2.LINEAR16
-    assert response.duration_seconds == pytest.approx(audio.frames / audio.sample_rate)
+    assert response.duration_seconds == pytest.approx(audio.duration_seconds)
     assert audio.frames > 0
     assert peak(audio.pcm) > 1000, "silent audio"
     return audio.pcm

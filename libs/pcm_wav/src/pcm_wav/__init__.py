@@ -121,18 +121,16 @@ class WavError(ValueError):
 
 @dataclass(frozen=True)
 class WavAudio:
-    sample_rate: int
-    channels: int
-    bits_per_sample: int
+    fmt: PcmFormat
     pcm: bytes
 
     @property
     def frames(self) -> int:
-        return len(self.pcm) // (self.channels * self.bits_per_sample // 8)
+        return len(self.pcm) // self.fmt.block_align
 
     @property
     def duration_seconds(self) -> float:
-        return self.frames / self.sample_rate
+        return self.frames / self.fmt.sample_rate_hz
 
 
 def read_wav(blob: bytes) -> WavAudio:
@@ -157,6 +155,4 @@ def read_wav(blob: bytes) -> WavAudio:
         raise WavError("bad fmt values")
     if chunks.data_size % fmt.block_align:
         raise WavError("data is not a whole number of frames")
-    return WavAudio(
-        fmt.sample_rate_hz, fmt.channels, fmt.bits_per_sample, blob[chunks.data_start :]
-    )
+    return WavAudio(fmt, blob[chunks.data_start :])

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
-from pcm_wav import WavError, read_wav
+from pcm_wav import PcmFormat, WavError, read_wav
 from tts_backend.engines.base import (
     EngineError,
     Gender,
@@ -205,15 +205,12 @@ class GoogleEngine:
             audio = read_wav(response.audio_content)
         except WavError as error:
             raise EngineError("UNAVAILABLE", f"google returned bad audio: {error}") from error
-        if (audio.sample_rate, audio.channels, audio.bits_per_sample) != (
-            prepared.sample_rate_hertz,
-            1,
-            16,
-        ):
+        fmt = audio.fmt
+        if fmt != PcmFormat(prepared.sample_rate_hertz):  # mono, 16 bits
             raise EngineError(
                 "UNAVAILABLE",
-                f"google returned {audio.sample_rate} Hz, {audio.channels} channel(s), "
-                f"{audio.bits_per_sample} bits; expected {prepared.sample_rate_hertz} Hz mono 16",
+                f"google returned {fmt.sample_rate_hz} Hz, {fmt.channels} channel(s), "
+                f"{fmt.bits_per_sample} bits; expected {prepared.sample_rate_hertz} Hz mono 16",
             )
         return audio.pcm
 
