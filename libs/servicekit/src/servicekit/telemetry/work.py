@@ -12,6 +12,7 @@ in :mod:`speech_front.spans`); this module only opens them::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -19,17 +20,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
-_tracers: dict[str, Tracer] = {}
 
-
+@functools.cache
 def tracer() -> Tracer:
     """The OpenTelemetry tracer, looked up on first use (after telemetry set-up)."""
-    found = _tracers.get("speech-mesh")
-    if found is None:
-        from opentelemetry import trace
+    from opentelemetry import trace
 
-        found = _tracers["speech-mesh"] = trace.get_tracer("speech-mesh")
-    return found
+    return trace.get_tracer("speech-mesh")
 
 
 @contextmanager
